@@ -1,0 +1,488 @@
+"""The `folio` command line: parse, call one use case or read model, render. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import getpass
+from decimal import Decimal
+from pathlib import Path
+
+import click
+
+from commands import render, service
+from commands.imports import (cash_event, export_lines, looks_like_jsonl, read_csv, read_jsonl, read_prices,
+                              trade_event)
+from commands.service import Context, Pending, Refused, account_stream
+from domain import events as ev
+from domain import values as v
+from domain.errors import DomainError
+from ledger.errors import LedgerError
+from ledger.prices import add_prices, price_on
+from ledger.store import EventStore, NewEvent
+from projections import views
+from projections.replay import Point, build_snapshots, known_at_timestamp, load_books, resolve_point
+from projections.tax_views import lot_value
+
+
+# -- parameter types ------------------------------------------------------------
+class DecimalType(click.ParamType):
+    """A Decimal from the command line; floats never enter, NaN and infinity are refused."""
+
+    name = "decimal"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Decimal):
+            return value
+        try:
+            return v.to_decimal(str(value), param.human_readable_name if param else "value")
+        except DomainError as e:
+            self.fail(str(e), param, ctx)
+
+
+class DateType(click.ParamType):
+    name = "date"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return v.parse_date(value)
+        except DomainError as e:
+            self.fail(str(e), param, ctx)
+
+
+DECIMAL = DecimalType()
+DATE = DateType()
+
+
+# -- shared state -----------------------------------------------------------------
+class App:
+    def __init__(self, db: str, actor: str):
+        self.db = db
+        self.actor = actor
+        self._store: EventStore | None = None
+
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            self._store = EventStore.open(self.db)
+        return self._store
+
+    @property
+    def ctx(self) -> Context:
+        return Context(actor=self.actor)
+
+    def today(self) -> dt.date:
+        return dt.datetime.now(dt.timezone.utc).date()
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def fail_on_errors(fn):
+    """Turn the one domain error and the ledger's errors into a clean message and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (DomainError, LedgerError) as e:
+            raise click.ClickException(str(e)) from None
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def point_options(fn):
+    fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable output, every number a string.")(fn)
+    fn = click.option("--known-at-seq", type=click.IntRange(min=0), help="Fold only events recorded up to this seq.")(fn)
+    fn = click.option("--known-at", help="Fold only events recorded by this UTC time (a date means its end).")(fn)
+    fn = click.option("--as-of", type=DATE, help="Fold only events effective on or before this date.")(fn)
+    return fn
+
+
+@click.group()
+@click.option("--db", envvar="FOLIO_DB", default="folio.db", show_default=True, help="The ledger file (FOLIO_DB).")
+@click.option("--actor", envvar="FOLIO_ACTOR", default=None, help="Who is acting (FOLIO_ACTOR; default: your login).")
+@click.version_option(package_name="folio")
+@click.pass_context
+def cli(ctx: click.Context, db: str, actor: str | None):
+    """Folio: an event-sourced portfolio ledger."""
+    ctx.obj = App(db=db, actor=actor or default_actor())
+
+
+def main():
+    cli(prog_name="folio")
+
+
+@cli.command()
+@pass_app
+@fail_on_errors
+def init(app: App):
+    """Create an empty ledger."""
+    existed = Path(app.db).exists() and Path(app.db).stat().st_size > 0
+    EventStore.create(app.db).close()
+    click.echo(f"{'Ledger already exists' if existed else 'Created ledger'} at {app.db}")
+
+
+# -- accounts ---------------------------------------------------------------------
+@cli.group()
+def account():
+    """Open accounts."""
+
+
+@account.command("open")
+@click.argument("account_id")
+@click.option("--date", "day", type=DATE, help="Date the account opens (default: today, UTC).")
+@click.option("--owner", help="Owner (default: the account id).")
+@click.option("--tax-status", type=click.Choice(ev.TAX_STATUSES), default="taxable", show_default=True)
+@click.option("--lot-method", type=click.Choice(ev.LOT_METHODS), default="fifo", show_default=True)
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--overdraft/--no-overdraft", default=False, show_default=True, help="Allow cash below zero.")
+@pass_app
+@fail_on_errors
+def account_open(app: App, account_id, day, owner, tax_status, lot_method, currency, overdraft):
+    """Open ACCOUNT_ID."""
+    event = ev.AccountOpened(account=v.account_id(account_id), owner=v.account_id(owner or account_id),
+                             tax_status=tax_status, currency=v.currency(currency.upper()), lot_method=lot_method,
+                             overdraft=overdraft)
+    out = service.open_account(app.store, app.ctx, event, day or app.today())
+    row = out.result.rows[0]
+    click.echo(f"Opened {account_id} on {row.effective} (seq {row.seq})")
+
+
+# -- recording ----------------------------------------------------------------------
+@cli.group()
+def record():
+    """Record deposits, withdrawals, fees, interest, buys and sells."""
+
+
+def _record_one(app: App, account_id: str, event: ev.Event, day: dt.date, idem_key: str | None = None) -> None:
+    new = NewEvent(account_stream(account_id), event, day, app.ctx.meta(), idem_key=idem_key)
+    out = service.record(app.store, [Pending(new)])
+    if out.result.duplicates:
+        key, seq = out.result.duplicates[0]
+        click.echo(f"Already recorded as seq {seq} (ref {key}); nothing new written")
+        return
+    row = out.result.rows[0]
+    click.echo(f"Recorded seq {row.seq}: {row.effective} {account_id} {views.summarize(row)}")
+
+
+def _cash_command(action: str, help_text: str):
+    @record.command(action, help=help_text)
+    @click.argument("account_id")
+    @click.argument("amount", type=DECIMAL)
+    @click.option("--date", "day", type=DATE, required=True)
+    @pass_app
+    @fail_on_errors
+    def command(app: App, account_id, amount, day):
+        _record_one(app, account_id, cash_event(action, account_id, amount), day)
+
+    return command
+
+
+_cash_command("deposit", "Record a cash deposit of AMOUNT into ACCOUNT_ID.")
+_cash_command("withdraw", "Record a cash withdrawal of AMOUNT from ACCOUNT_ID.")
+_cash_command("fee", "Record a fee of AMOUNT charged to ACCOUNT_ID.")
+_cash_command("interest", "Record interest of AMOUNT received by ACCOUNT_ID.")
+
+
+def _trade_command(side: str):
+    @record.command(side, help=f"Record a {side} of QUANTITY SYMBOL in ACCOUNT_ID.")
+    @click.argument("account_id")
+    @click.argument("symbol")
+    @click.argument("quantity", type=DECIMAL)
+    @click.option("--price", type=DECIMAL, required=True, help="Price per share.")
+    @click.option("--fees", type=DECIMAL, default=Decimal("0"), show_default=True, help="Commission and fees.")
+    @click.option("--date", "day", type=DATE, required=True, help="Trade date.")
+    @click.option("--lots", "method", type=click.Choice(ev.LOT_METHODS), help="Relief method for a sell (default: the account's).")
+    @click.option("--lot", "picks", multiple=True, metavar="ID:QTY", help="Specific lot to sell from (repeatable).")
+    @click.option("--ref", help="Your reference; recording the same reference twice is a no-op.")
+    @pass_app
+    @fail_on_errors
+    def command(app: App, account_id, symbol, quantity, price, fees, day, method, picks, ref):
+        if method and picks:
+            raise click.UsageError("give --lots or --lot, not both")
+        lots = method or ";".join(picks)
+        event = trade_event(account_id, side, symbol.upper(), quantity, price, str(fees), lots, ref)
+        _record_one(app, account_id, event, day, idem_key=ref)
+
+    return command
+
+
+_trade_command("buy")
+_trade_command("sell")
+
+
+@cli.command()
+@click.argument("seq", type=int)
+@click.option("--reason", required=True, help="Why the event should never have been recorded.")
+@pass_app
+@fail_on_errors
+def void(app: App, seq, reason):
+    """Void the event at SEQ (it stays in the log; folds skip it from now on)."""
+    out = service.void(app.store, app.ctx, seq, reason)
+    click.echo(f"Voided seq {seq} (void recorded as seq {out.result.rows[0].seq})")
+
+
+# -- import / export ------------------------------------------------------------------
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def import_(app: App, file, as_json):
+    """Import FILE: broker CSV (date,account,action,...) or a JSONL export. All or nothing."""
+    text = Path(file).read_text(encoding="utf-8-sig")
+    name = Path(file).name
+    if looks_like_jsonl(file, text):
+        rows = read_jsonl(text)
+        added, skipped = app.store.restore(rows)
+        build_snapshots(app.store)
+        summary = {"format": "jsonl", "recorded": added, "already_recorded": skipped}
+    else:
+        pending, problems = read_csv(text, Context(actor=app.actor, source="import"), name)
+        out = service.record(app.store, pending, problems=problems)
+        summary = {"format": "csv", "recorded": len(out.result.rows), "already_recorded": len(out.result.duplicates)}
+    if as_json:
+        click.echo(render.dumps({k: str(x) if isinstance(x, int) else x for k, x in summary.items()}))
+    elif summary["recorded"] == 0 and summary["already_recorded"]:
+        click.echo(f"Nothing recorded: all {summary['already_recorded']} rows of {name} were already recorded")
+    else:
+        tail = f" ({summary['already_recorded']} already recorded, skipped)" if summary["already_recorded"] else ""
+        click.echo(f"Recorded {summary['recorded']} events from {name}{tail}")
+
+
+@cli.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
+@pass_app
+@fail_on_errors
+def export(app: App, output):
+    """Export the whole log as JSONL, one event per line with every column."""
+    lines = export_lines(app.store.rows())
+    if output:
+        tmp = Path(output + ".part")
+        with tmp.open("w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(line + "\n")
+        tmp.replace(output)
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+# -- read models ----------------------------------------------------------------------
+def _books(app: App, account_id: str, as_of, known_at, known_at_seq):
+    point = resolve_point(app.store, as_of, known_at, known_at_seq)
+    books = load_books(app.store, point, accounts=[account_id])
+    return point, views.account_of(books, account_id, as_of)
+
+
+def prices_known_at(app: App, known_at: str | None, known_at_seq: int | None) -> str | None:
+    """The price table as it was known at the same point as the events: a timestamp, or the time seq N was recorded."""
+    if known_at is not None:
+        return known_at_timestamp(known_at)
+    if known_at_seq is not None:
+        row = app.store.row(known_at_seq) if known_at_seq > 0 else None
+        return row.recorded_at if row else "0000"
+    return None
+
+
+def _heading(what: str, account_id: str, point: Point) -> str:
+    parts = [f"{what} of {account_id}"]
+    parts.append(f"as of {point.as_of}" if point.as_of else "as of today")
+    parts.append(f"known at seq {point.known_seq}")
+    return " ".join(parts[:2]) + f" ({parts[2]})"
+
+
+@cli.command()
+@click.argument("account_id")
+@point_options
+@pass_app
+@fail_on_errors
+def positions(app: App, account_id, as_of, known_at, known_at_seq, as_json):
+    """Holdings of ACCOUNT_ID, valued at the latest price on or before the as-of date."""
+    point, acct = _books(app, account_id, as_of, known_at, known_at_seq)
+    day = point.as_of or app.today()
+    known = prices_known_at(app, known_at, known_at_seq)
+    rows = views.positions(acct, lambda s: price_on(app.store, s, day, known))
+    if as_json:
+        out = []
+        for r in rows:
+            d = {"symbol": r.symbol, "quantity": render.qty(r.quantity), "cost_basis": render.amount(r.cost_basis)}
+            if r.price is not None:
+                d.update(price=render.price(r.price.close), price_date=r.price.date.isoformat(),
+                         market_value=render.amount(r.market_value))
+            if r.weight is not None:
+                d["weight"] = str(r.weight)
+            out.append(d)
+        click.echo(render.dumps(out))
+        return
+    click.echo(_heading("Positions", account_id, point))
+    body = [[r.symbol, render.qty_short(r.quantity), render.amount(r.cost_basis),
+             render.price(r.price.close) if r.price else "-", r.price.date.isoformat() if r.price else "-",
+             render.amount(r.market_value) if r.market_value is not None else "-",
+             f"{r.weight * 100:.2f}%" if r.weight is not None else "-"] for r in rows]
+    click.echo(render.table(["symbol", "quantity", "cost_basis", "price", "price_date", "market_value", "weight"], body,
+                            right=("quantity", "cost_basis", "price", "market_value", "weight")))
+    click.echo(f"cash {render.amount(acct.cash)} {acct.currency}")
+
+
+@cli.command()
+@click.argument("account_id")
+@point_options
+@pass_app
+@fail_on_errors
+def lots(app: App, account_id, as_of, known_at, known_at_seq, as_json):
+    """Open tax lots of ACCOUNT_ID, with the unrealized gain and term of each at the latest price."""
+    point, acct = _books(app, account_id, as_of, known_at, known_at_seq)
+    day = point.as_of or app.today()
+    rows = views.lots(acct)
+    known = prices_known_at(app, known_at, known_at_seq)
+    valued = {l.lot_id: lot_value(l.quantity, l.cost_basis, l.hp_start, p, day)
+              for l in rows if (p := price_on(app.store, l.symbol, day, known)) is not None}
+    if as_json:
+        out = []
+        for l in rows:
+            d = {"lot_id": l.lot_id, "symbol": l.symbol, "quantity": render.qty(l.quantity),
+                 "cost_basis": render.amount(l.cost_basis), "acquired": l.acquired.isoformat(),
+                 "holding_period_start": l.hp_start.isoformat(),
+                 "origin": [{"seq": str(seq), "what": what} for seq, what in l.origin]}
+            if l.lot_id in valued:
+                val = valued[l.lot_id]
+                d.update(price=render.price(val.price.close), price_date=val.price.date.isoformat(),
+                         market_value=render.amount(val.market_value), unrealized_gain=render.amount(val.unrealized),
+                         term=val.term)
+            out.append(d)
+        click.echo(render.dumps(out))
+        return
+    click.echo(_heading("Lots", account_id, point))
+    body = []
+    for l in rows:
+        val = valued.get(l.lot_id)
+        body.append([l.lot_id, l.symbol, render.qty_short(l.quantity), render.amount(l.cost_basis), l.acquired.isoformat(),
+                     render.price(val.price.close) if val else "-", render.amount(val.unrealized) if val else "-",
+                     val.term if val else "-"])
+    click.echo(render.table(["lot_id", "symbol", "quantity", "cost_basis", "acquired", "price", "unrealized", "term"], body,
+                            right=("lot_id", "quantity", "cost_basis", "price", "unrealized")))
+
+
+@cli.command()
+@click.argument("account_id")
+@point_options
+@pass_app
+@fail_on_errors
+def cash(app: App, account_id, as_of, known_at, known_at_seq, as_json):
+    """Cash balance of ACCOUNT_ID."""
+    point, acct = _books(app, account_id, as_of, known_at, known_at_seq)
+    rows = views.cash(acct)
+    if as_json:
+        click.echo(render.dumps([{"currency": c.currency, "balance": render.amount(c.balance)} for c in rows]))
+        return
+    click.echo(_heading("Cash", account_id, point))
+    click.echo(render.table(["currency", "balance"], [[c.currency, render.amount(c.balance)] for c in rows], right=("balance",)))
+
+
+@cli.command()
+@click.option("--account", "account_id", help="Only this account's events.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def log(app: App, account_id, as_json):
+    """The event log in recording order; voided events are marked."""
+    entries = views.log(app.store, account=account_id)
+    if as_json:
+        out = []
+        for e in entries:
+            d = e.row.as_dict()
+            d["seq"], d["version"], d["schema"] = str(d["seq"]), str(d["version"]), str(d["schema"])
+            d["voided_by"] = str(e.voided_by) if e.voided_by else None
+            out.append(d)
+        click.echo(render.dumps(out))
+        return
+    body = [[str(e.row.seq), e.row.recorded_at[:19] + "Z", e.row.effective, e.row.stream, e.row.type,
+             views.summarize(e.row) + (f"  [voided by seq {e.voided_by}]" if e.voided_by else "")] for e in entries]
+    click.echo(render.table(["seq", "recorded_at", "effective", "stream", "type", "what"], body, right=("seq",)))
+
+
+# -- audit --------------------------------------------------------------------------------
+@cli.group()
+def audit():
+    """Prove the log was never altered."""
+
+
+@audit.command()
+@pass_app
+@fail_on_errors
+def verify(app: App):
+    """Walk the hash chain; name the first row that does not match."""
+    checked, bad, reason = app.store.verify()
+    if bad is not None:
+        raise click.ClickException(f"hash chain broken at seq {bad}: {reason} ({checked} rows before it verified)")
+    seq, head = app.store.head()
+    click.echo(f"OK: {checked} events verified, head seq {seq} hash {head}")
+
+
+@audit.command()
+@pass_app
+@fail_on_errors
+def head(app: App):
+    """Print the head seq and hash (keep it outside the file)."""
+    seq, digest = app.store.head()
+    click.echo(f"{seq} {digest}")
+
+
+# -- prices and snapshots ----------------------------------------------------------------------
+@cli.group()
+def prices():
+    """Market prices (append-only; a later row corrects an earlier one)."""
+
+
+@prices.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--currency", default="USD", show_default=True)
+@pass_app
+@fail_on_errors
+def prices_import(app: App, file, currency):
+    """Import FILE: long `date,symbol,close` or wide `date,SYM1,SYM2,...`."""
+    rows = read_prices(Path(file).read_text(encoding="utf-8-sig"), Path(file).name, v.currency(currency.upper()))
+    added, same = add_prices(app.store, rows)
+    click.echo(f"Recorded {added} prices from {Path(file).name}" + (f" ({same} already known, skipped)" if same else ""))
+
+
+@cli.command()
+@pass_app
+@fail_on_errors
+def snapshot(app: App):
+    """Rebuild the snapshots that make as-of queries fast (a cache; safe at any time)."""
+    app.store.clear_snapshots()
+    made = build_snapshots(app.store)
+    for stream in app.store.streams("account:"):
+        made += build_snapshots(app.store, [stream.partition(":")[2]])
+    click.echo(f"Built {made} snapshots")
+
+
+@cli.command()
+@click.option("--db", "demo_db", type=click.Path(dir_okay=False), help="Build the demo in this file (default: a temporary one).")
+@pass_app
+@fail_on_errors
+def demo(app: App, demo_db):
+    """Build a realistic demo ledger from fixtures/ and show what Folio does."""
+    from commands.demo import run_demo
+
+    run_demo(demo_db, actor=app.actor, echo=click.echo)
+
+
+
+
+# the other command families register themselves on the groups above
+from commands import cli_actions, cli_rebalance, cli_risk, cli_tax  # noqa: E402,F401

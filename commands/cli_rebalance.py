@@ -1,0 +1,491 @@
+"""CLI commands of the rebalancer: models, policies, drift, checks, proposals, review, orders and fills."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import click
+
+from commands import rebalance as rb
+from commands import render, service
+from commands.cli import DATE, DECIMAL, App, account, cli, fail_on_errors, pass_app
+from domain import events as ev
+from domain import values as v
+from domain.errors import DomainError, InvalidValue
+from domain.rebalancing.drift import pct
+from ledger.codec import converter
+from projections import rebalance as prb
+from projections.replay import load_books, resolve_point
+
+
+def parse_target(text: str) -> ev.Target:
+    """`SYM=WEIGHT[:ABS_BAND][:REL_BAND%]`, e.g. `VTI=0.40:0.03:25%` (either band may be empty)."""
+    sym, sep, rest = text.partition("=")
+    if not sep:
+        raise InvalidValue(f"target {text!r}: use SYMBOL=WEIGHT[:ABSOLUTE_BAND][:RELATIVE_BAND%], e.g. VTI=0.40:0.03:25%")
+    parts = rest.split(":")
+    if len(parts) > 3:
+        raise InvalidValue(f"target {text!r}: at most a weight and two bands")
+    weight = v.to_decimal(parts[0], f"weight of {sym}")
+    band_abs = v.to_decimal(parts[1], f"absolute band of {sym}") if len(parts) > 1 and parts[1] else None
+    band_rel = None
+    if len(parts) > 2 and parts[2]:
+        r = parts[2]
+        band_rel = v.to_decimal(r[:-1], f"relative band of {sym}") / 100 if r.endswith("%") else v.to_decimal(r, f"relative band of {sym}")
+    return ev.Target(symbol=v.symbol(sym.strip().upper()), weight=weight, band_abs=band_abs, band_rel=band_rel)
+
+
+# -- models --------------------------------------------------------------------------------------
+@cli.group()
+def model():
+    """Target models: weights and bands, versioned."""
+
+
+@model.command("set")
+@click.argument("model_id")
+@click.option("--target", "targets", multiple=True, required=True, metavar="SYM=W[:ABS][:REL%]",
+              help="A target weight with optional absolute and relative bands (repeatable).")
+@click.option("--cash", type=DECIMAL, help="Cash target (default: 1 minus the weights).")
+@click.option("--date", "day", type=DATE, required=True, help="From when this version applies.")
+@click.option("--note")
+@pass_app
+@fail_on_errors
+def model_set(app: App, model_id, targets, cash, day, note):
+    """Record a new version of MODEL_ID."""
+    parsed = tuple(parse_target(t) for t in targets)
+    cash = cash if cash is not None else Decimal(1) - sum((t.weight for t in parsed), Decimal(0))
+    if cash < 0:
+        raise InvalidValue(f"model {model_id}: weights add up to {1 - cash}, more than 1")
+    event = ev.ModelSet(model=v.account_id(model_id), targets=parsed, cash=cash, note=note)
+    version = rb.set_model(app.store, app.ctx, event, day)
+    click.echo(f"Model {model_id} version {version} from {day}: " +
+               ", ".join(f"{t.symbol} {pct(t.weight)}" for t in parsed) + f", cash {pct(cash)}")
+
+
+def model_json(m: prb.ModelVersion) -> dict:
+    return {"model": m.model, "version": str(m.version), "effective": m.effective.isoformat(), "seq": str(m.seq),
+            "cash": str(m.event.cash), "note": m.event.note,
+            "targets": [{k: (None if x is None else str(x)) for k, x in converter.unstructure(t).items()} for t in m.event.targets],
+            "optimization": m.event.optimization}
+
+
+@model.command("show")
+@click.argument("model_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def model_show(app: App, model_id, as_json):
+    """The latest version of MODEL_ID."""
+    versions = prb.model_versions(app.store).get(model_id)
+    if not versions:
+        raise DomainError(f"no model {model_id}")
+    m = versions[-1]
+    if as_json:
+        click.echo(render.dumps(model_json(m)))
+        return
+    click.echo(f"Model {m.model} version {m.version}, from {m.effective} (seq {m.seq})" + (f": {m.event.note}" if m.event.note else ""))
+    rows = [[t.symbol, pct(t.weight), pct(t.band_abs) if t.band_abs is not None else "-",
+             f"{t.band_rel * 100:.0f}%" if t.band_rel is not None else "-"] for t in m.event.targets]
+    rows.append(["CASH", pct(m.event.cash), "-", "-"])
+    click.echo(render.table(["symbol", "target", "abs band", "rel band"], rows, right=("target", "abs band", "rel band")))
+    if m.event.optimization:
+        o = m.event.optimization
+        click.echo(f"optimized: {o.get('objective')} ({o.get('status')}), inputs digest {o.get('inputs_digest', '')[:16]}")
+
+
+@model.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def model_list(app: App, as_json):
+    """Every model and its latest version."""
+    latest = [vs[-1] for _, vs in sorted(prb.model_versions(app.store).items())]
+    if as_json:
+        click.echo(render.dumps([model_json(m) for m in latest]))
+        return
+    click.echo(render.table(["model", "version", "effective", "assets", "cash"],
+                            [[m.model, str(m.version), m.effective.isoformat(), str(len(m.event.targets)), pct(m.event.cash)]
+                             for m in latest], right=("version", "assets", "cash")))
+
+
+@account.command("assign")
+@click.argument("account_id")
+@click.argument("model_id")
+@click.option("--date", "day", type=DATE, required=True)
+@pass_app
+@fail_on_errors
+def account_assign(app: App, account_id, model_id, day):
+    """Assign MODEL_ID to ACCOUNT_ID."""
+    row = rb.assign(app.store, app.ctx, account_id, model_id, day).result.rows[0]
+    click.echo(f"Recorded seq {row.seq}: {day} {account_id} follows model {model_id}")
+
+
+# -- policy ----------------------------------------------------------------------------------------
+@cli.group()
+def policy():
+    """Rebalancing policies: triggers, calendar, cash buffers, limits, costs, tax preferences."""
+
+
+@policy.command("set")
+@click.argument("account_id")
+@click.option("--triggers", default="drift,cash", show_default=True,
+              help=f"Comma-separated, from: {', '.join(ev.TRIGGERS)}.")
+@click.option("--calendar", type=click.Choice(ev.CALENDARS), default="none", show_default=True)
+@click.option("--dates", help="Rebalance dates for --calendar dates (comma-separated).")
+@click.option("--min-cash", type=DECIMAL, default=Decimal(0), show_default=True, help="Minimum cash buffer (weight).")
+@click.option("--max-cash", type=DECIMAL, help="Maximum cash buffer (weight; default: the model's cash target).")
+@click.option("--min-trade", type=DECIMAL, default=Decimal(0), show_default=True, help="Smallest trade value worth making.")
+@click.option("--turnover-cap", type=DECIMAL, help="Most traded value per rebalance, as a fraction of the account.")
+@click.option("--whole-shares/--fractional", default=True, show_default=True)
+@click.option("--cost-bps", type=DECIMAL, default=Decimal(0), show_default=True, help="Transaction cost in basis points.")
+@click.option("--cost-per-share", type=DECIMAL, default=Decimal(0), show_default=True)
+@click.option("--rebalance-to", type=click.Choice(ev.REBALANCE_TO), default="target", show_default=True)
+@click.option("--avoid-short-term", is_flag=True, help="Never sell lots at a short-term gain.")
+@click.option("--tax-budget", type=DECIMAL, help="Most estimated tax per rebalance.")
+@click.option("--expiry-days", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--harvest-min-loss", type=DECIMAL, default=Decimal(0), show_default=True)
+@click.option("--risk-measure", type=click.Choice(["volatility", "var"]), default="volatility", show_default=True)
+@click.option("--risk-threshold", type=DECIMAL, help="Relative risk deviation from the model that triggers (0.2 = 20%).")
+@click.option("--tracking-error-cap", type=DECIMAL, help="Optimizer: most ex-ante tracking error to the model (annual).")
+@click.option("--date", "day", type=DATE, required=True)
+@pass_app
+@fail_on_errors
+def policy_set(app: App, account_id, triggers, calendar, dates, min_cash, max_cash, min_trade, turnover_cap,
+               whole_shares, cost_bps, cost_per_share, rebalance_to, avoid_short_term, tax_budget, expiry_days,
+               harvest_min_loss, risk_measure, risk_threshold, tracking_error_cap, day):
+    """Set ACCOUNT_ID's rebalancing policy."""
+    event = ev.PolicySet(
+        account=v.account_id(account_id), triggers=tuple(t.strip() for t in triggers.split(",") if t.strip()),
+        calendar=calendar, calendar_dates=tuple(v.parse_date(d) for d in (dates or "").split(",") if d.strip()),
+        min_cash=min_cash, max_cash=max_cash, min_trade=min_trade, turnover_cap=turnover_cap, whole_shares=whole_shares,
+        cost_bps=cost_bps, cost_per_share=cost_per_share, rebalance_to=rebalance_to, avoid_short_term=avoid_short_term,
+        tax_budget=tax_budget, expiry_days=expiry_days, harvest_min_loss=harvest_min_loss, risk_measure=risk_measure,
+        risk_threshold=risk_threshold, tracking_error_cap=tracking_error_cap)
+    row = rb.set_policy(app.store, app.ctx, event, day).result.rows[0]
+    click.echo(f"Recorded seq {row.seq}: {day} policy of {account_id}")
+
+
+@policy.command("show")
+@click.argument("account_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def policy_show(app: App, account_id, as_json):
+    """ACCOUNT_ID's policy in force."""
+    books = load_books(app.store, resolve_point(app.store), accounts=[account_id])
+    acct = books.accounts.get(account_id)
+    if acct is None or acct.policy is None:
+        raise DomainError(f"account {account_id} has no policy: `folio policy set {account_id} ...`")
+    data = {k: (None if x is None else x if isinstance(x, (bool, list)) else str(x))
+            for k, x in converter.unstructure(acct.policy).items()}
+    data["model"] = acct.model
+    if as_json:
+        click.echo(render.dumps(data))
+        return
+    for k, x in data.items():
+        click.echo(f"{k:20} {x}")
+
+
+# -- drift and triggers ---------------------------------------------------------------------------------
+def _assess(app: App, account_id: str, as_of):
+    point = resolve_point(app.store, as_of or app.today())
+    books = load_books(app.store, point, accounts=[account_id])
+    inputs = prb.build_inputs(app.store, books, account_id, point)
+    d, fired = prb.assess(app.store, books, inputs)
+    return point, inputs, d, fired
+
+
+@cli.command()
+@click.argument("account_id")
+@click.option("--as-of", type=DATE)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def drift(app: App, account_id, as_of, as_json):
+    """Current against target weights of ACCOUNT_ID, with bands and the price dates used."""
+    point, inputs, d, _ = _assess(app, account_id, as_of)
+    if as_json:
+        click.echo(render.dumps({
+            "account": account_id, "as_of": point.as_of.isoformat(), "total": render.amount(d.total),
+            "cash": render.amount(d.cash), "cash_weight": str(d.cash_weight), "cash_target": str(d.cash_target),
+            "assets": [{"symbol": r.symbol, "quantity": render.qty(r.quantity),
+                        "price": None if r.price is None else render.price(r.price),
+                        "price_date": None if r.price_date is None else r.price_date.isoformat(),
+                        "value": render.amount(r.value), "weight": str(r.weight), "target": str(r.target),
+                        "drift": str(r.drift), "relative_drift": None if r.relative is None else str(r.relative),
+                        "band_low": str(r.band.low), "band_high": str(r.band.high),
+                        "status": "in" if r.in_band else "out"} for r in d.rows]}))
+        return
+    click.echo(f"Drift of {account_id} as of {point.as_of} (model {inputs.model.model} v{inputs.model_version}), "
+               f"total {render.amount(d.total)}")
+    click.echo(render.table(
+        ["symbol", "price", "price_date", "weight", "target", "drift", "relative", "band", "status"],
+        [[r.symbol, render.price(r.price) if r.price is not None else "-",
+          r.price_date.isoformat() if r.price_date else "-", pct(r.weight), pct(r.target), pct(r.drift),
+          f"{r.relative * 100:.1f}%" if r.relative is not None else "-", f"{pct(r.band.low)}-{pct(r.band.high)}",
+          "in" if r.in_band else "OUT"] for r in d.rows]
+        + [["CASH", "", "", pct(d.cash_weight), pct(d.cash_target), pct(d.cash_weight - d.cash_target), "", "", ""]],
+        right=("price", "weight", "target", "drift", "relative")))
+
+
+def _targets(app: App, account_id: str | None, all_accounts: bool) -> list[str]:
+    if bool(account_id) == bool(all_accounts):
+        raise click.UsageError("give an ACCOUNT or --all")
+    if account_id:
+        return [account_id]
+    books = load_books(app.store, resolve_point(app.store))
+    return sorted(a for a, acct in books.accounts.items() if acct.model and acct.policy)
+
+
+@cli.command()
+@click.argument("account_id", required=False)
+@click.option("--all", "all_accounts", is_flag=True, help="Every account with a model and a policy.")
+@click.option("--as-of", type=DATE)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def check(app: App, account_id, all_accounts, as_of, as_json):
+    """Which rebalancing triggers fire, and why."""
+    results = []
+    for acct in _targets(app, account_id, all_accounts):
+        try:
+            point, inputs, d, fired = _assess(app, acct, as_of)
+            results.append({"account": acct, "as_of": point.as_of.isoformat(), "actionable": bool(fired),
+                            "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired]})
+        except DomainError as e:
+            if not all_accounts:
+                raise
+            results.append({"account": acct, "error": str(e)})
+    if as_json:
+        click.echo(render.dumps(results))
+        return
+    for r in results:
+        if "error" in r:
+            click.echo(f"{r['account']}: cannot check: {r['error']}")
+        elif not r["triggers"]:
+            click.echo(f"{r['account']}: nothing to do as of {r['as_of']}")
+        else:
+            click.echo(f"{r['account']}: needs attention as of {r['as_of']}")
+            for t in r["triggers"]:
+                click.echo(f"  [{t['kind']}] {t['reason']}")
+
+
+# -- proposals ----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("account_id", required=False)
+@click.option("--all", "all_accounts", is_flag=True)
+@click.option("--mode", type=click.Choice(ev.MODES), default="full", show_default=True)
+@click.option("--amount", type=DECIMAL, help="Cash to raise (withdrawal mode).")
+@click.option("--as-of", type=DATE)
+@click.option("--dry-run", is_flag=True, help="Show the proposal without recording it.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def propose(app: App, account_id, all_accounts, mode, amount, as_of, dry_run, as_json):
+    """Propose trades for ACCOUNT_ID (or --all), recorded for review unless --dry-run."""
+    if mode == "withdrawal" and amount is None:
+        raise click.UsageError("withdrawal mode needs --amount")
+    out = []
+    for acct in _targets(app, account_id, all_accounts):
+        point = resolve_point(app.store, as_of or app.today())
+        try:
+            if all_accounts and not _assess(app, acct, point.as_of)[3]:
+                out.append({"account": acct, "error": f"no trigger fires as of {point.as_of}: nothing proposed"})
+                continue
+            event, seq = rb.propose(app.store, app.ctx, acct, point, mode, today=app.today(), amount=amount, dry_run=dry_run)
+        except DomainError as e:
+            if not all_accounts:
+                raise
+            out.append({"account": acct, "error": str(e)})
+            continue
+        out.append({"account": acct, "event": event, "seq": seq})
+    if as_json:
+        click.echo(render.dumps([{"account": o["account"], "error": o["error"]} if "error" in o else
+                                 {"proposal": o["event"].proposal, "recorded": o["seq"] is not None,
+                                  "digest": o["event"].digest, **o["event"].content} for o in out]))
+        return
+    for o in out:
+        if "error" in o:
+            click.echo(f"{o['account']}: {o['error']}")
+            continue
+        e = o["event"]
+        head = f"Dry run for {e.account} (not recorded)" if o["seq"] is None else f"Proposal {e.proposal} recorded as seq {o['seq']}"
+        click.echo(head)
+        click.echo(describe(e.content, e.digest))
+
+
+def describe(c: dict, digest: str) -> str:
+    """A proposal for a reviewer: why, what, what it costs in money and tax, and where it leaves the account."""
+    lines = [f"account {c['account']}, as of {c['as_of']} (seq {c['as_of_seq']}), mode {c['mode']}, "
+             f"model {c['model']['id']} v{c['model']['version']}"]
+    for t in c["triggers"]:
+        lines.append(f"  trigger [{t['kind']}] {t['reason']}")
+    rows = []
+    for o in c["orders"]:
+        lots = ", ".join(f"{l['lot_id']}:{l['quantity']} ({l['term']} {l['gain']})" for l in o["lots"])
+        rows.append([o["side"], o["symbol"], o["quantity"], o["price"], o["value"], o["cost"], lots or o["note"]])
+    lines.append(render.table(["side", "symbol", "quantity", "price", "value", "cost", "lots (term gain) / note"], rows,
+                              right=("quantity", "price", "value", "cost")))
+    for s in c["skipped"]:
+        lines.append(f"  skipped {s['symbol']}: {s['reason']}")
+    for n in c["notes"]:
+        lines.append(f"  note: {n}")
+    t = c["taxes"]
+    tax = (f"estimated tax {t['short_term_tax']} short-term, {t['long_term_tax']} long-term"
+           if t["short_term_tax"] is not None else "no tax rates for the owner")
+    lines.append(f"realized gains {t['short_term_gain']} short-term, {t['long_term_gain']} long-term; {tax}")
+    lines.append(f"costs {c['costs']}, turnover {pct(Decimal(c['turnover']))}, cash {c['cash_before']} -> {c['cash_after']}")
+    wb, wa = c["weights_before"], c["weights_after"]
+    lines.append("weights: " + ", ".join(f"{k} {pct(Decimal(wb.get(k, '0')))}->{pct(Decimal(wa.get(k, '0')))}"
+                                         for k in sorted(set(wb) | set(wa), key=lambda k: (k == "CASH", k))))
+    if "optimizer" in c:
+        o = c["optimizer"]
+        lines.append(f"optimizer: {o.get('solver')} {o.get('status')}, objective {o.get('objective')} "
+                     f"(drift {o.get('drift')}, cost {o.get('cost')}, tax {o.get('tax')}); heuristic {o.get('heuristic_objective')}")
+    lines.append(f"digest {digest}")
+    return "\n".join(lines)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--status", help="Only proposals with this status.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_on_errors
+def proposals(ctx: click.Context, status, as_json):
+    """List proposals (or show, verify one)."""
+    if ctx.invoked_subcommand:
+        return
+    app: App = ctx.obj
+    rows = [p for p in prb.proposals(app.store, today=app.today()) if status is None or p.status == status]
+    if as_json:
+        click.echo(render.dumps([{"proposal": p.proposal, "account": p.account, "status": p.status, "mode": p.mode,
+                                  "as_of": p.as_of.isoformat(), "proposer": p.proposer, "reviewer": p.reviewer,
+                                  "orders": str(len(p.content["orders"])), "expires": p.expires.isoformat(),
+                                  "digest": p.digest} for p in rows]))
+        return
+    click.echo(render.table(["proposal", "account", "status", "mode", "as_of", "orders", "proposer", "reviewer", "expires"],
+                            [[p.proposal, p.account, p.status, p.mode, p.as_of.isoformat(), str(len(p.content["orders"])),
+                              p.proposer, p.reviewer or "-", p.expires.isoformat()] for p in rows], right=("orders",)))
+
+
+@proposals.command("show")
+@click.argument("proposal_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@fail_on_errors
+def proposals_show(app: App, proposal_id, as_json):
+    """A proposal in full, with fills against orders and the slippage."""
+    p = prb.proposal(app.store, proposal_id, app.today())
+    fills = []
+    for o in p.content["orders"]:
+        mine = [f for f in p.fills if f.symbol == o["symbol"] and f.side == o["side"]]
+        qty = sum((f.quantity for f in mine), Decimal(0))
+        avg = (sum((f.quantity * f.price for f in mine), Decimal(0)) / qty) if qty else None
+        est = Decimal(o["price"])
+        sign = 1 if o["side"] == "buy" else -1
+        slip = None if avg is None else ((avg - est) / est * 10000 * sign).quantize(Decimal("0.1"))
+        cost = None if avg is None else render.amount((avg - est) * qty * sign)
+        fills.append({"symbol": o["symbol"], "side": o["side"], "ordered": o["quantity"], "filled": render.qty(qty),
+                      "estimated_price": o["price"], "average_price": None if avg is None else render.price(avg.quantize(Decimal("0.0001"))),
+                      "slippage_bps": None if slip is None else str(slip), "slippage_cost": cost})
+    if as_json:
+        click.echo(render.dumps({"proposal": p.proposal, "status": p.status, "proposer": p.proposer, "reviewer": p.reviewer,
+                                 "review_note": p.review_note, "expires": p.expires.isoformat(), "digest": p.digest,
+                                 "fills": fills, "content": p.content}))
+        return
+    click.echo(f"Proposal {p.proposal}: {p.status}, proposed by {p.proposer}"
+               + (f", reviewed by {p.reviewer}" + (f" ({p.review_note})" if p.review_note else "") if p.reviewer else "")
+               + f", expires {p.expires}")
+    if p.moved_by:
+        click.echo(f"stale: the account moved at seq {', '.join(map(str, p.moved_by))}")
+    click.echo(describe(p.content, p.digest))
+    if p.fills:
+        click.echo("fills:")
+        click.echo(render.table(["side", "symbol", "ordered", "filled", "est. price", "avg price", "slippage bps", "slippage"],
+                                [[f["side"], f["symbol"], f["ordered"], f["filled"], f["estimated_price"],
+                                  f["average_price"] or "-", f["slippage_bps"] or "-", f["slippage_cost"] or "-"]
+                                 for f in fills], right=("ordered", "filled", "est. price", "avg price", "slippage bps", "slippage")))
+
+
+@proposals.command("verify")
+@click.argument("proposal_id")
+@pass_app
+@fail_on_errors
+def proposals_verify(app: App, proposal_id):
+    """Recompute a proposal from the log at its recorded point: identical, or the first difference."""
+    same, text = rb.verify(app.store, proposal_id)
+    if not same:
+        raise click.ClickException(text)
+    click.echo(text)
+
+
+@cli.command()
+@click.argument("proposal_id")
+@click.option("--comment")
+@pass_app
+@fail_on_errors
+def approve(app: App, proposal_id, comment):
+    """Approve a proposal (not your own; not stale or expired)."""
+    row = rb.approve(app.store, app.ctx, proposal_id, comment, app.today()).result.rows[0]
+    click.echo(f"Approved {proposal_id} (seq {row.seq}) by {app.actor}")
+
+
+@cli.command()
+@click.argument("proposal_id")
+@click.option("--reason", required=True)
+@pass_app
+@fail_on_errors
+def reject(app: App, proposal_id, reason):
+    """Reject a proposal, saying why."""
+    row = rb.reject(app.store, app.ctx, proposal_id, reason, app.today()).result.rows[0]
+    click.echo(f"Rejected {proposal_id} (seq {row.seq}) by {app.actor}: {reason}")
+
+
+@cli.command()
+@click.argument("proposal_id")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False))
+@pass_app
+@fail_on_errors
+def orders(app: App, proposal_id, fmt, output):
+    """Export an approved proposal's orders for a broker."""
+    rows = rb.orders(app.store, proposal_id)
+    if fmt == "json":
+        text = render.dumps(rows) + "\n"
+    else:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=rb.ORDER_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
+    if output:
+        from commands.cli_tax import write_atomically
+        write_atomically(output, text)
+        click.echo(f"Wrote {len(rows)} orders to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.group()
+def fills():
+    """Fills from the broker, recorded as trades that reference their proposal."""
+
+
+@fills.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@pass_app
+@fail_on_errors
+def fills_import(app: App, file):
+    """Import FILE: `proposal,symbol,side,quantity,price,fees,date,fill_id`. Idempotent; all or nothing."""
+    name = Path(file).name
+    pending, dup = rb.read_fills(app.store, app.ctx, Path(file).read_text(encoding="utf-8-sig"), name)
+    out = service.record(app.store, pending) if pending else None
+    new = len(out.result.rows) if out else 0
+    if new == 0 and dup:
+        click.echo(f"Nothing recorded: all {dup} fills of {name} were already recorded")
+    else:
+        click.echo(f"Recorded {new} fills from {name}" + (f" ({dup} already recorded, skipped)" if dup else ""))

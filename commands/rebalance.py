@@ -1,0 +1,265 @@
+"""Rebalancing use cases: models, assignments, policies, proposals, review, orders and fills."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+from commands.service import Context, Pending, Refused, account_stream, record
+from domain import events as ev
+from domain import values as v
+from domain.errors import DomainError
+from domain.rebalancing.model import Inputs, check_model
+from domain.rebalancing.trades import Plan, cost_of, plan
+from ledger.store import EventStore, NewEvent
+from projections.rebalance import assess, build_inputs, digest_of, first_difference, model_versions, proposal
+from projections.replay import Point, load_books
+
+
+class ReviewError(DomainError):
+    """A proposal cannot be approved, rejected or filled as asked."""
+
+
+def set_model(store: EventStore, ctx: Context, event: ev.ModelSet, day: dt.date) -> int:
+    check_model(event)
+    unpriced = [t.symbol for t in event.targets
+                if store.conn.execute("SELECT 1 FROM prices WHERE symbol = ? LIMIT 1", (t.symbol,)).fetchone() is None]
+    if unpriced:
+        raise DomainError(f"model {event.model}: no price known for {', '.join(unpriced)}; "
+                          "import prices first (`folio prices import`), so the symbols are known")
+    out = record(store, [Pending(NewEvent(f"model:{event.model}", event, day, ctx.meta()))])
+    return out.result.rows[0].version
+
+
+def assign(store: EventStore, ctx: Context, account: str, model: str, day: dt.date):
+    if model not in model_versions(store):
+        raise DomainError(f"no model {model}: create it with `folio model set {model} ...`")
+    return record(store, [Pending(NewEvent(account_stream(account), ev.ModelAssigned(account=account, model=model), day,
+                                           ctx.meta()))])
+
+
+def set_policy(store: EventStore, ctx: Context, event: ev.PolicySet, day: dt.date):
+    return record(store, [Pending(NewEvent(account_stream(event.account), event, day, ctx.meta()))])
+
+
+# -- proposals ---------------------------------------------------------------------------------
+def compute(store: EventStore, account: str, point: Point, mode: str, amount: Decimal | None = None,
+            prices_known_at: str | None = None) -> tuple[Inputs, Plan, list, dict]:
+    """The proposal's content for an account at a point: pure given the log and the prices known."""
+    books = load_books(store, point, accounts=[account])
+    inputs = build_inputs(store, books, account, point, prices_known_at=prices_known_at, amount=amount)
+    _, fired = assess(store, books, inputs)
+    if mode == "optimal":
+        from commands.optimal import optimal_plan
+        result, extra = optimal_plan(store, books, inputs, prices_known_at)
+    else:
+        result, extra = plan(inputs, mode), {}
+    return inputs, result, fired, content_of(inputs, result, fired, mode, extra)
+
+
+def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
+    s = str
+    pol = inputs.policy
+    from ledger.codec import converter
+
+    content = {
+        "account": inputs.account, "as_of": inputs.as_of.isoformat(), "as_of_seq": inputs.as_of_seq, "mode": mode,
+        "amount": None if inputs.amount is None else s(inputs.amount),
+        "model": {"id": inputs.model.model, "version": inputs.model_version, "cash": s(inputs.model.cash),
+                  "targets": [converter.unstructure(t) for t in inputs.model.targets]},
+        "policy": {"seq": inputs.policy_seq, **converter.unstructure(pol)},
+        "lot_method": inputs.lot_method,
+        "rates": None if inputs.rates is None else {"short_term": s(inputs.rates[0]), "long_term": s(inputs.rates[1])},
+        "prices": {k: {"price": s(q.price), "date": q.date.isoformat()} for k, q in sorted(inputs.prices.items())},
+        "holdings": [{"symbol": h.symbol, "quantity": s(h.quantity),
+                      "lots": [{"lot_id": l.lot_id, "quantity": s(l.quantity), "basis": s(l.basis),
+                                "acquired": l.acquired.isoformat(), "holding_period_start": l.hp_start.isoformat()}
+                               for l in h.lots]} for h in inputs.holdings],
+        "restricted": {k: d.isoformat() for k, d in sorted(inputs.restricted.items())},
+        "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired],
+        "orders": [{"symbol": o.symbol, "side": o.side, "quantity": s(o.quantity), "price": s(o.price),
+                    "value": s(o.value), "cost": s(cost_of(inputs, o.quantity, o.price)), "note": o.note,
+                    "lots": [{"lot_id": l.lot_id, "quantity": s(l.quantity), "basis": s(l.basis),
+                              "proceeds": s(l.proceeds), "gain": s(l.gain), "term": l.term} for l in o.lots]}
+                   for o in p.orders],
+        "skipped": [{"symbol": sym, "reason": why} for sym, why in p.skipped],
+        "notes": list(p.notes),
+        "weights_before": {k: s(w) for k, w in p.weights_before.items()},
+        "weights_after": {k: s(w) for k, w in p.weights_after.items()},
+        "costs": s(p.costs), "turnover": s(p.turnover),
+        "taxes": {"short_term_gain": s(p.gain_short), "long_term_gain": s(p.gain_long),
+                  "short_term_tax": None if p.tax_short is None else s(p.tax_short),
+                  "long_term_tax": None if p.tax_long is None else s(p.tax_long)},
+        "cash_before": s(p.cash_before), "cash_after": s(p.cash_after),
+        "total_before": s(p.total_before), "total_after": s(p.total_after),
+    }
+    if extra:
+        content["optimizer"] = extra
+    return content
+
+
+def next_proposal_id(store: EventStore) -> str:
+    n = len(store.streams("proposal:"))
+    return f"P{n + 1:04d}"
+
+
+def propose(store: EventStore, ctx: Context, account: str, point: Point, mode: str, *, today: dt.date,
+            amount: Decimal | None = None, dry_run: bool = False) -> tuple[ev.RebalanceProposed, int | None]:
+    """Compute a proposal and (unless a dry run) record it on its own stream, all under the write lock."""
+    with store.transaction():
+        inputs, result, fired, content = compute(store, account, point, mode, amount)
+        if not result.orders and not dry_run:
+            why = "; ".join(f"{s}: {r}" for s, r in result.skipped) or "the account is at its model"
+            raise DomainError(f"nothing to propose for {account} as of {point.as_of}: {why}")
+        pid = next_proposal_id(store)
+        event = ev.RebalanceProposed(
+            proposal=pid, account=account, proposer=ctx.actor, mode=mode, as_of_seq=point.known_seq,
+            expires=today + dt.timedelta(days=inputs.policy.expiry_days), content=content, digest=digest_of(content))
+        if dry_run:
+            return event, None
+        out = record(store, [Pending(NewEvent(f"proposal:{pid}", event, point.as_of, ctx.meta()))],
+                     expected={f"proposal:{pid}": 0})
+        return event, out.result.rows[0].seq
+
+
+def verify(store: EventStore, pid: str) -> tuple[bool, str]:
+    """Recompute a proposal from the log at its recorded point, with the prices known when it was made."""
+    view = proposal(store, pid)
+    point = Point(as_of=view.as_of, known_seq=view.as_of_seq)
+    amount = view.content.get("amount")
+    _, _, _, content = compute(store, view.account, point, view.mode, Decimal(amount) if amount else None,
+                               prices_known_at=view.recorded_at)
+    if digest_of(content) == view.digest and content == view.content:
+        return True, f"{pid}: identical (digest {view.digest})"
+    where = first_difference(view.content, content)
+    return False, f"{pid}: differs at {where}"
+
+
+def approve(store: EventStore, ctx: Context, pid: str, comment: str | None, today: dt.date):
+    with store.transaction():
+        view = proposal(store, pid, today)
+        _reviewable(view, ctx.actor, "approve")
+        if view.proposer == ctx.actor:
+            raise ReviewError(f"{ctx.actor} proposed {pid} and cannot approve it: a second person must (four eyes)")
+        event = ev.ProposalApproved(proposal=pid, approver=ctx.actor, comment=comment)
+        return record(store, [Pending(NewEvent(f"proposal:{pid}", event, today, ctx.meta()))])
+
+
+def reject(store: EventStore, ctx: Context, pid: str, reason: str, today: dt.date):
+    with store.transaction():
+        view = proposal(store, pid, today)
+        if view.status not in ("proposed", "stale", "expired"):
+            raise ReviewError(f"cannot reject {pid}: it is {view.status}")
+        event = ev.ProposalRejected(proposal=pid, reviewer=ctx.actor, reason=reason)
+        return record(store, [Pending(NewEvent(f"proposal:{pid}", event, today, ctx.meta()))])
+
+
+def _reviewable(view, actor: str, verb: str) -> None:
+    if view.status == "stale":
+        seqs = ", ".join(str(s) for s in view.moved_by[:5]) + (" ..." if len(view.moved_by) > 5 else "")
+        raise ReviewError(f"cannot {verb} {view.proposal}: it is stale, its account moved after seq {view.as_of_seq} "
+                          f"(seq {seqs}); make a new proposal")
+    if view.status == "expired":
+        raise ReviewError(f"cannot {verb} {view.proposal}: it expired on {view.expires}; make a new proposal")
+    if view.status != "proposed":
+        raise ReviewError(f"cannot {verb} {view.proposal}: it is {view.status}"
+                          + (f" by {view.reviewer}" if view.reviewer else ""))
+
+
+# -- orders and fills -----------------------------------------------------------------------------
+ORDER_COLUMNS = ["proposal", "account", "symbol", "side", "quantity", "limit_price", "estimated_value", "lots"]
+
+
+def orders(store: EventStore, pid: str) -> list[dict]:
+    view = proposal(store, pid)
+    if view.status not in ("approved", "partially-filled", "filled"):
+        raise ReviewError(f"{pid} is {view.status}: only an approved proposal's orders can be exported")
+    return [{"proposal": pid, "account": view.account, "symbol": o["symbol"], "side": o["side"], "quantity": o["quantity"],
+             "limit_price": o["price"], "estimated_value": o["value"],
+             "lots": ";".join(f"{l['lot_id']}:{l['quantity']}" for l in o["lots"])} for o in view.content["orders"]]
+
+
+FILL_COLUMNS = ("proposal", "symbol", "side", "quantity", "price", "fees", "date", "fill_id")
+
+
+def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple[list[Pending], int]:
+    """Fills CSV (`proposal,symbol,side,quantity,price,fees,date,fill_id`) as TradeExecuted events of the proposals.
+
+    Every row is checked against its proposal's orders (symbol, side, cumulative quantity); all problems are reported."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    missing = [c for c in FILL_COLUMNS if c not in header and c != "fees"]
+    if missing:
+        raise Refused([(f"{source} line 1", f"missing column(s) {', '.join(missing)}; expected {','.join(FILL_COLUMNS)}")])
+    reader.fieldnames = header
+    problems, pending, duplicates = [], [], 0
+    views: dict[str, object] = {}
+    filled: dict[tuple[str, str, str], Decimal] = {}
+    for row in reader:
+        label = f"{source} line {reader.line_num}"
+        c = {k: (row.get(k) or "").strip() for k in FILL_COLUMNS}
+        try:
+            pid = c["proposal"]
+            if pid not in views:
+                views[pid] = proposal(store, pid)
+            view = views[pid]
+            if view.status not in ("approved", "partially-filled", "filled"):
+                raise ReviewError(f"{pid} is {view.status}: fills are taken only for approved proposals")
+            sym, side = c["symbol"].upper(), c["side"].lower()
+            order = next((o for o in view.content["orders"] if o["symbol"] == sym and o["side"] == side), None)
+            if order is None:
+                raise ReviewError(f"{pid} has no {side} order for {sym}")
+            qty = v.positive(c["quantity"], "quantity")
+            price = v.positive(c["price"], "price")
+            fees = v.non_negative(v.money(c["fees"] or "0", "fees"), "fees")
+            day = v.parse_date(c["date"])
+            if not c["fill_id"]:
+                raise ReviewError("every fill needs a fill_id (it makes importing the same file twice harmless)")
+            idem = f"fill:{pid}:{c['fill_id']}"
+            already = store.find_idem(idem)
+            if already is not None:
+                recorded = ev_from_row(store, already[0])
+                if (recorded.symbol, recorded.side, recorded.quantity, recorded.price, recorded.fees, already[3]) != (
+                        sym, side, qty, price, fees, day.isoformat()):
+                    raise ReviewError(f"fill {c['fill_id']} of {pid} was already recorded as seq {already[0]} with other terms")
+                duplicates += 1
+                continue
+            key = (pid, sym, side)
+            before = filled.get(key, view.filled(sym, side))
+            if before + qty > Decimal(order["quantity"]):
+                raise ReviewError(f"{side} of {qty} {sym} would fill {before + qty} of {order['quantity']} ordered in {pid}")
+            filled[key] = before + qty
+            lots = _fill_lots(order, before, qty) if side == "sell" else ()
+            event = ev.TradeExecuted(account=view.account, symbol=sym, side=side, quantity=qty, price=price, fees=fees,
+                                     lots=lots, lot_method=None, ref=c["fill_id"], proposal=pid)
+            pending.append(Pending(NewEvent(account_stream(view.account), event, day,
+                                            ctx.meta(source=f"{source}:{reader.line_num}"), idem_key=idem), label))
+        except (DomainError, ValueError) as e:
+            problems.append((label, str(e)))
+    if problems:
+        raise Refused(problems)
+    return pending, duplicates
+
+
+def ev_from_row(store: EventStore, seq: int) -> ev.TradeExecuted:
+    return store.row(seq).decode()
+
+
+def _fill_lots(order: dict, already: Decimal, qty: Decimal) -> tuple[ev.LotPick, ...]:
+    """The proposal's lots for this part of the order, in the order the proposal listed them."""
+    picks, skip, need = [], already, qty
+    for l in order["lots"]:
+        q = Decimal(l["quantity"])
+        if skip >= q:
+            skip -= q
+            continue
+        take = min(q - skip, need)
+        skip = Decimal(0)
+        if take > 0:
+            picks.append(ev.LotPick(lot=l["lot_id"], quantity=take))
+            need -= take
+        if need <= 0:
+            break
+    return tuple(picks)

@@ -1,0 +1,48 @@
+"""Turning read models into aligned tables and JSON (every number a string)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Sequence
+
+from domain.values import CENT, normalize
+
+
+def qty(d: Decimal) -> str:
+    """A quantity, exact (JSON uses this)."""
+    return format(normalize(d), "f")
+
+
+def qty_short(d: Decimal) -> str:
+    """A quantity for a table: at most nine decimal places (1/3 of a share shows as 0.333333333)."""
+    n = normalize(d)
+    if n.as_tuple().exponent < -9:
+        n = normalize(n.quantize(Decimal("0.000000001")))
+    return format(n, "f")
+
+
+def amount(d: Decimal) -> str:
+    return format(d.quantize(CENT), "f")
+
+
+def price(d: Decimal) -> str:
+    n = normalize(d)
+    return format(n if n.as_tuple().exponent <= -2 else d.quantize(CENT), "f")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()) -> str:
+    """An aligned text table; columns named in `right` align right (numbers)."""
+    cells = [list(headers)] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, r in enumerate(cells):
+        parts = [c.rjust(w) if headers[i] in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)

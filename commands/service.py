@@ -1,0 +1,215 @@
+"""Use cases: each builds events, checks them against the whole timeline they land in, and appends them.
+
+The check and the append happen under one write lock (`BEGIN IMMEDIATE`), so
+nothing can slip in between. A refused command writes nothing and raises
+`Refused` with every problem found (an import reports all its bad rows at once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import uuid
+from typing import Mapping, Sequence
+
+import attrs
+
+from domain.books import Books, check_timeline
+from domain.errors import AccountExists, DomainError, InvalidVoid
+from domain.events import AccountOpened, EventVoided, Recorded
+from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message
+from ledger.errors import IdempotencyConflict
+from ledger import codec
+from projections.replay import SNAPSHOT_EVERY, Point, load_books, owner_scope, save_snapshot, scope_of
+from projections.views import summarize
+
+
+class Refused(DomainError):
+    """One or more events were refused; nothing was written. `problems` lists (where, why)."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]):
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            where, why = self.problems[0]
+            message = f"{where}: {why}" if where else why
+        else:
+            message = f"{len(self.problems)} problems, nothing was recorded:\n" + "\n".join(
+                f"  {where}: {why}" if where else f"  {why}" for where, why in self.problems)
+        super().__init__(message)
+
+
+@attrs.frozen
+class Pending:
+    """An event to record and how to name it in an error (a CSV line, or empty for a CLI command)."""
+
+    new: NewEvent
+    label: str = ""
+
+
+@attrs.frozen
+class Context:
+    """Who is acting and through what; stamped into each event's meta."""
+
+    actor: str
+    source: str = "cli"
+
+    def meta(self, source: str | None = None, **extra) -> dict:
+        return {"actor": self.actor, "source": source or self.source, "command_id": uuid.uuid4().hex, **extra}
+
+
+@attrs.frozen
+class Outcome:
+    result: AppendResult
+    books: Books
+
+
+def accounts_touched(store: EventStore, pending: Sequence[Pending]) -> list[str] | None:
+    """The accounts a set of events needs checked, with every account of their owners (wash sales cross
+    accounts); None (everything) when a security event is among them."""
+    accounts: set[str] = set()
+    owners = store.account_owners()
+    for p in pending:
+        kind, _, name = p.new.stream.partition(":")
+        if kind == "account":
+            accounts.add(name)
+        elif kind == "owner":
+            accounts |= {a for a, o in owners.items() if o == name}
+        else:
+            return None
+    return owner_scope(store, sorted(accounts))
+
+
+def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[str, int] | None = None,
+           problems: Sequence[tuple[str, str]] = ()) -> Outcome:
+    """Check new events against the timeline and append them, all or nothing.
+
+    `problems` found earlier (rows that did not even parse) are reported together with every problem the
+    check finds, so a file's author sees them all at once.
+    """
+    with store.transaction():
+        problems = list(problems)
+        pending, duplicates = _drop_duplicates(store, pending, problems)
+        head = store.head()[0]
+        if not pending:
+            if problems:
+                raise Refused(_by_line(problems))
+            return Outcome(AppendResult(rows=(), duplicates=tuple(duplicates)), Books())
+        accounts = accounts_touched(store, pending)
+        earliest = min(p.new.effective for p in pending)
+        day_before = earliest - dt.timedelta(days=1)
+        voided = set(store.voided(head))
+        new_recs, labels = [], {}
+        for i, p in enumerate(pending, start=1):
+            rec = Recorded(seq=head + i, effective=p.new.effective, stream=p.new.stream, event=p.new.event)
+            labels[rec.seq] = p.label
+            new_recs.append(rec)
+            if isinstance(p.new.event, EventVoided):
+                voided.add(p.new.event.seq)
+        new_recs.sort(key=Recorded.sort_key)
+        base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts)
+        existing = store.fold_records(known_seq=head, after=day_before, accounts=accounts)
+        timeline = heapq.merge(existing, new_recs, key=Recorded.sort_key)
+        books, refusals = check_timeline(timeline, set(labels), base, voided=voided)
+        if refusals or problems:
+            raise Refused(_by_line(problems + _explain(refusals, labels, new_recs)))
+        result = store.append([p.new for p in pending], expected)
+        result = attrs.evolve(result, duplicates=tuple(duplicates) + result.duplicates)
+        new_head = store.head()[0]
+        if new_head - store.latest_snapshot_seq(scope_of(accounts)) >= SNAPSHOT_EVERY:
+            save_snapshot(store, books, new_head, accounts)
+        return Outcome(result, books)
+
+
+def _by_line(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Problems of a file in line order (those without a line last, in the order found)."""
+    def key(p):
+        where = p[0]
+        tail = where.rsplit("line ", 1)
+        return (0, int(tail[1])) if len(tail) == 2 and tail[1].isdigit() else (1, 0)
+    return sorted(problems, key=key)
+
+
+def _drop_duplicates(store: EventStore, pending: Sequence[Pending],
+                     problems: list[tuple[str, str]]) -> tuple[list[Pending], list[tuple[str, int]]]:
+    """Leave out events whose idempotency key is already recorded for the same event; a reused key is a problem."""
+    keep, duplicates, seen = [], [], {}
+    for p in pending:
+        key = p.new.idem_key
+        if key is None:
+            keep.append(p)
+            continue
+        type_, _, payload = codec.encode(p.new.event)
+        mine = (p.new.stream, type_, p.new.effective.isoformat(), payload)
+        found = store.find_idem(key)
+        if found is not None:
+            if tuple(found[1:]) != mine:
+                problems.append((p.label, idem_conflict_message(key, found[0])))
+            duplicates.append((key, found[0]))
+            continue
+        if key in seen:
+            if seen[key] != mine:
+                problems.append((p.label, f"reference {key!r} is used twice in this input for different events"))
+            duplicates.append((key, 0))
+            continue
+        seen[key] = mine
+        keep.append(p)
+    return keep, duplicates
+
+
+def _explain(refusals, labels: dict[int, str], new_recs: list[Recorded]) -> list[tuple[str, str]]:
+    """Problems for a person: each refused new event by its label; of the recorded events a new one would
+    break, the first per stream (later ones usually fail only because it did), with how many follow."""
+    problems = []
+    broken: dict[str, list] = {}
+    for r in refusals:
+        if r.is_new:
+            problems.append((labels[r.record.seq], str(r.error)))
+        else:
+            broken.setdefault(r.record.stream, []).append(r)
+    for stream, rs in broken.items():
+        r = rs[0]
+        culprits = [labels[n.seq] or describe(n) for n in new_recs
+                    if n.sort_key() < r.record.sort_key() and (n.stream == stream or n.stream.startswith("security:"))]
+        by = f" by {', '.join(culprits)}" if culprits else ""
+        more = f" ({len(rs) - 1} later recorded event(s) of {stream} would fail in turn)" if len(rs) > 1 else ""
+        problems.append(("", (
+            f"this would make recorded seq {r.record.seq} ({r.record.effective}, {describe(r.record)}) impossible{by}: "
+            f"{r.error}. Record it differently, or void seq {r.record.seq} first{more}")))
+    return problems
+
+
+def describe(rec: Recorded) -> str:
+    type_, schema, payload = codec.encode(rec.event)
+    from ledger.store import StoredRow
+    return summarize(StoredRow(rec.seq, rec.stream, 0, type_, schema, rec.effective.isoformat(), "", payload, "{}", None, ""))
+
+
+# -- use cases --------------------------------------------------------------------
+def account_stream(account: str) -> str:
+    return f"account:{account}"
+
+
+def open_account(store: EventStore, ctx: Context, event: AccountOpened, day: dt.date) -> Outcome:
+    with store.transaction():
+        opened = next(store.rows(stream=account_stream(event.account), type_="AccountOpened"), None)
+        if opened is not None:
+            raise AccountExists(f"account {event.account} is already open (since {opened.effective}, seq {opened.seq})")
+        return record(store, [Pending(NewEvent(account_stream(event.account), event, day, ctx.meta()))])
+
+
+def void(store: EventStore, ctx: Context, seq: int, reason: str) -> Outcome:
+    """Void a recorded event: it leaves every fold from now on; the void itself is recorded on its stream."""
+    with store.transaction():
+        target = store.row(seq)
+        if target is None:
+            raise InvalidVoid(f"cannot void seq {seq}: no such event (the log ends at seq {store.head()[0]})")
+        voids = store.voided()
+        if seq in voids:
+            raise InvalidVoid(f"cannot void seq {seq}: already voided by seq {voids[seq]}")
+        if target.type == "EventVoided":
+            raise InvalidVoid(f"cannot void seq {seq}: it is itself a void; record the voided event again instead")
+        if target.type == "AccountOpened":
+            raise InvalidVoid(f"cannot void seq {seq}: an account opening cannot be voided; void the account's events instead")
+        event = EventVoided(seq=seq, reason=reason)
+        effective = dt.date.fromisoformat(target.effective)
+        return record(store, [Pending(NewEvent(target.stream, event, effective, ctx.meta()))])

@@ -1,0 +1,422 @@
+"""The books: the state every projection reads, and the one fold that builds it.
+
+`Books.apply(recorded)` checks an event against the state it lands in and then
+changes the state; it raises a `DomainError` *before* changing anything, so a
+refused event leaves the books as they were. Folding events in order
+(effective date, phase, seq) with `fold` is the whole read side; checking a
+backdated event is the same fold with the event in its place (`check_timeline`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from decimal import Decimal
+from typing import Callable, Iterable
+
+import attrs
+
+from domain import events as ev
+from domain import tax
+from domain.errors import DomainError, InsufficientCash, InsufficientShares, UnknownAccount, AccountExists
+from domain.lots import Lot, allocate, relieve, select
+from decimal import ROUND_DOWN
+
+from domain.values import ZERO, is_long_term, round_cents
+
+#: reinvested shares are bought to a millionth of a share, rounded down so cash never goes negative
+REINVEST_QUANTUM = Decimal("0.000001")
+
+
+@attrs.frozen
+class RealizedGain:
+    """One lot's share of a disposal: what was sold, for how much, against what basis."""
+
+    lot_id: str
+    symbol: str
+    quantity: Decimal
+    acquired: dt.date
+    sold: dt.date
+    proceeds: Decimal
+    cost_basis: Decimal
+    term: str
+    reason: str
+    seq: int
+    #: a wash sale's disallowed loss, as a positive adjustment (Form 8949 column g), with code "W"
+    adjustment: Decimal = ZERO
+    code: str = ""
+
+    @property
+    def gain(self) -> Decimal:
+        return self.proceeds - self.cost_basis + self.adjustment
+
+
+@attrs.frozen
+class Income:
+    """A dividend or distribution paid to an account (on its pay date)."""
+
+    symbol: str
+    kind: str
+    ex_date: dt.date
+    pay_date: dt.date
+    gross: Decimal
+    withheld: Decimal
+    reinvested: bool
+    seq: int
+
+    @property
+    def net(self) -> Decimal:
+        return self.gross - self.withheld
+
+
+@attrs.frozen(order=True)
+class Payment:
+    """Cash owed to an account on a future date (a dividend between its ex-date and pay date)."""
+
+    pay_date: dt.date
+    seq: int
+    account: str
+    symbol: str
+    kind: str
+    ex_date: dt.date
+    gross: Decimal
+    withheld: Decimal
+    reinvest_price: Decimal | None
+
+
+@attrs.define(slots=True)
+class Account:
+    """One account's books. Mutable inside the fold only."""
+
+    account: str
+    owner: str
+    tax_status: str
+    currency: str
+    lot_method: str
+    overdraft: bool
+    opened: dt.date
+    cash: Decimal = ZERO
+    #: symbol -> open lots, in the order they were created
+    lots: dict[str, list[Lot]] = attrs.Factory(dict)
+    gains: list[RealizedGain] = attrs.Factory(list)
+    income: list[Income] = attrs.Factory(list)
+    #: symbols whose dividends this account reinvests
+    reinvest: set[str] = attrs.Factory(set)
+    #: the model assigned to the account, and its rebalancing policy (the event, with its seq)
+    model: str | None = None
+    policy: "ev.PolicySet | None" = None
+    policy_seq: int = 0
+    #: running totals for conservation checks: basis that came in, basis that went out
+    basis_in: Decimal = ZERO
+    basis_out: Decimal = ZERO
+
+    def held(self, symbol: str) -> Decimal:
+        return sum((lot.quantity for lot in self.lots.get(symbol, ())), ZERO)
+
+    def open_lots(self) -> list[Lot]:
+        return [lot for lots in self.lots.values() for lot in lots]
+
+
+class Books:
+    """All accounts, as folded so far. `keep_gains=False` drops gain records (a replay that needs only holdings)."""
+
+    def __init__(self, *, keep_gains: bool = True):
+        self.accounts: dict[str, Account] = {}
+        self.keep_gains = keep_gains
+        self.last_seq = 0
+        self.as_of: dt.date | None = None
+        #: payments owed, ordered by pay date (a heap)
+        self.due: list[Payment] = []
+        #: what each security event did: seq -> {account: a line saying how it was affected}
+        self.effects: dict[int, dict[str, str]] = {}
+        #: wash-sale state per owner; substantially identical groups; declared substitutes
+        self.owners: dict[str, tax.OwnerTax] = {}
+        self.identical: dict[str, str] = {}
+        self.substitutes: dict[str, set[str]] = {}
+
+    # -- the fold ---------------------------------------------------------
+    def apply(self, rec: ev.Recorded) -> None:
+        if self.due and self.due[0].pay_date <= rec.effective:
+            self.settle(rec.effective)
+        handler = _HANDLERS.get(type(rec.event))
+        if handler is not None:
+            handler(self, rec)
+        if rec.seq > self.last_seq:
+            self.last_seq = rec.seq
+        self.as_of = rec.effective
+        if self.due and self.due[0].pay_date <= rec.effective:
+            self.settle(rec.effective)
+
+    def settle(self, until: dt.date | None = None) -> None:
+        """Pay every payment due on or before `until` (all of them when None)."""
+        while self.due and (until is None or self.due[0].pay_date <= until):
+            pay_dividend(self, heapq.heappop(self.due))
+
+    def account(self, account_id: str, when: dt.date, doing: str) -> Account:
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            raise UnknownAccount(f"cannot {doing}: account {account_id} is not open on {when} (open it with `folio account open`)")
+        if when < acct.opened:
+            raise UnknownAccount(f"cannot {doing}: account {account_id} opens on {acct.opened}, after {when}")
+        return acct
+
+
+def _opened(books: Books, rec: ev.Recorded) -> None:
+    e: ev.AccountOpened = rec.event
+    if e.account in books.accounts:
+        raise AccountExists(f"account {e.account} is already open (since {books.accounts[e.account].opened})")
+    books.accounts[e.account] = Account(
+        account=e.account, owner=e.owner, tax_status=e.tax_status, currency=e.currency,
+        lot_method=e.lot_method, overdraft=e.overdraft, opened=rec.effective,
+    )
+
+
+def _spend(acct: Account, amount: Decimal, doing: str) -> None:
+    """Take cash out, refusing to go below zero where the account allows no overdraft."""
+    if not acct.overdraft and acct.cash - amount < 0:
+        raise InsufficientCash(f"cannot {doing}: needs {amount} {acct.currency}, cash is {acct.cash}")
+    acct.cash -= amount
+
+
+def _deposit(books: Books, rec: ev.Recorded) -> None:
+    e = rec.event
+    acct = books.account(e.account, rec.effective, f"deposit {e.amount} in {e.account} on {rec.effective}")
+    acct.cash += e.amount
+
+
+def _interest(books: Books, rec: ev.Recorded) -> None:
+    e = rec.event
+    acct = books.account(e.account, rec.effective, f"record interest {e.amount} in {e.account} on {rec.effective}")
+    acct.cash += e.amount
+    acct.income.append(Income(symbol="", kind="interest", ex_date=rec.effective, pay_date=rec.effective, gross=e.amount,
+                              withheld=ZERO, reinvested=False, seq=rec.seq))
+
+
+def _identical(books: Books, rec: ev.Recorded) -> None:
+    e: ev.IdenticalDeclared = rec.event
+    a, b = tax.group_of(books, e.symbol), tax.group_of(books, e.identical_to)
+    if a == b:
+        return
+    keep, drop = min(a, b), max(a, b)
+    for sym, group in list(books.identical.items()):
+        if group == drop:
+            books.identical[sym] = keep
+    books.identical[e.symbol] = books.identical[e.identical_to] = keep
+    books.identical.setdefault(keep, keep)
+    for sym, subs in books.substitutes.items():  # a substitute that is now identical is one no longer
+        subs.difference_update({x for x in subs if tax.group_of(books, x) == tax.group_of(books, sym)})
+
+
+def _substitute(books: Books, rec: ev.Recorded) -> None:
+    e: ev.SubstituteDeclared = rec.event
+    if tax.group_of(books, e.symbol) == tax.group_of(books, e.substitute):
+        raise DomainError(f"{e.substitute} cannot be a substitute for {e.symbol}: they are declared substantially identical")
+    books.substitutes.setdefault(e.symbol, set()).add(e.substitute)
+
+
+def _tax_rates(books: Books, rec: ev.Recorded) -> None:
+    e: ev.TaxRatesSet = rec.event
+    if not any(a.owner == e.owner for a in books.accounts.values()):
+        raise DomainError(f"unknown owner {e.owner}: no account open on {rec.effective} names {e.owner} as its owner")
+    tax.owner_tax(books, e.owner).rates = (e.short_term, e.long_term)
+
+
+def _withdraw(books: Books, rec: ev.Recorded) -> None:
+    e = rec.event
+    doing = f"withdraw {e.amount} from {e.account} on {rec.effective}"
+    _spend(books.account(e.account, rec.effective, doing), e.amount, doing)
+
+
+def _fee(books: Books, rec: ev.Recorded) -> None:
+    e = rec.event
+    doing = f"charge a fee of {e.amount} to {e.account} on {rec.effective}"
+    _spend(books.account(e.account, rec.effective, doing), e.amount, doing)
+
+
+def _trade(books: Books, rec: ev.Recorded) -> None:
+    e: ev.TradeExecuted = rec.event
+    where = f"{e.quantity} {e.symbol} in {e.account} on {rec.effective}"
+    acct = books.account(e.account, rec.effective, f"{e.side} {where}")
+    gross = e.quantity * e.price
+    if e.side == "buy":
+        cost = round_cents(gross + e.fees)
+        _spend(acct, cost, f"buy {where}")
+        lot = Lot(lot_id=str(rec.seq), symbol=e.symbol, quantity=e.quantity, basis=cost, acquired=rec.effective,
+                  order=rec.seq, origin=((rec.seq, f"bought {e.quantity} at {e.price}"),))
+        add_lot(acct, lot)
+        acct.basis_in += cost
+        tax.on_acquisition(books, acct, lot, rec.effective)
+        return
+    lots = acct.lots.get(e.symbol, [])
+    if not lots:
+        raise InsufficientShares(f"cannot sell {where}: none held")
+    proceeds = round_cents(gross - e.fees)
+    if proceeds < 0:
+        raise DomainError(f"cannot sell {where}: fees {e.fees} exceed the sale's value {round_cents(gross)}")
+    owner = books.owners.get(acct.owner)
+    # min-tax ranks lots by what each share nets after the sale's fees
+    chosen = select(lots, e.quantity, e.lot_method or acct.lot_method, e.lots, where=where,
+                    price=e.price - e.fees / e.quantity, day=rec.effective, rates=owner.rates if owner else None)
+    shares = allocate(proceeds, [q for _, q in chosen])
+    losses: list = []
+    for (lot, quantity), lot_proceeds in zip(chosen, shares):
+        dispose(books, acct, lot, quantity, lot_proceeds, rec, "sale", losses)
+    drop_empty(acct, e.symbol)
+    acct.cash += proceeds
+    # only now, with every lot of this sale relieved, may the losses look for replacement shares:
+    # a lot sold in the same sale is not held, so it cannot replace another of its lots
+    for args in losses:
+        tax.on_loss_sale(books, acct, *args)
+
+
+def dispose(books: Books, acct: Account, lot: Lot, quantity: Decimal, proceeds: Decimal, rec: ev.Recorded, reason: str,
+            losses: list | None = None) -> Decimal:
+    """Take `quantity` out of a lot for `proceeds` and book the realized gain. Returns the basis relieved.
+
+    A sale at a loss goes to the wash-sale rule, which may disallow it now or when a purchase comes
+    (the caller collects the losses in `losses` to match them once the whole sale is done).
+    """
+    basis = relieve(lot, quantity)
+    acct.basis_out += basis
+    record_gain(books, acct, lot, quantity, proceeds, basis, rec, reason)
+    if reason == "sale" and proceeds < basis and acct.tax_status == "taxable":  # no loss is recognized elsewhere
+        args = (lot, len(acct.gains) - 1, quantity, basis - proceeds, rec.effective, rec.seq, lot.hp_start)
+        if losses is None:
+            tax.on_loss_sale(books, acct, *args)
+        else:
+            losses.append(args)
+    return basis
+
+
+def record_gain(books: Books, acct: Account, lot: Lot, quantity: Decimal, proceeds: Decimal, basis: Decimal,
+                rec: ev.Recorded, reason: str) -> None:
+    if books.keep_gains:
+        acct.gains.append(RealizedGain(
+            lot_id=lot.lot_id, symbol=lot.symbol, quantity=quantity, acquired=lot.acquired, sold=rec.effective,
+            proceeds=proceeds, cost_basis=basis,
+            term="long" if is_long_term(lot.hp_start, rec.effective) else "short", reason=reason, seq=rec.seq,
+        ))
+
+
+def drop_empty(acct: Account, symbol: str) -> None:
+    """Forget closed lots of a symbol (and the symbol, once nothing is left)."""
+    lots = acct.lots.get(symbol)
+    if lots is None:
+        return
+    remaining = [lot for lot in lots if lot.quantity > 0]
+    if remaining:
+        acct.lots[symbol] = remaining
+    else:
+        del acct.lots[symbol]
+
+
+def add_lot(acct: Account, lot: Lot) -> None:
+    acct.lots.setdefault(lot.symbol, []).append(lot)
+
+
+def pay_dividend(books: Books, p: Payment) -> None:
+    """Pay a dividend on its pay date; an account that reinvests buys new shares with the net amount."""
+    acct = books.accounts[p.account]
+    net = p.gross - p.withheld
+    acct.cash += net
+    reinvested = p.symbol in acct.reinvest and p.reinvest_price is not None and net > 0
+    acct.income.append(Income(symbol=p.symbol, kind=p.kind, ex_date=p.ex_date, pay_date=p.pay_date,
+                              gross=p.gross, withheld=p.withheld, reinvested=reinvested, seq=p.seq))
+    if reinvested:
+        quantity = (net / p.reinvest_price).quantize(REINVEST_QUANTUM, rounding=ROUND_DOWN)
+        if quantity > 0:
+            acct.cash -= net
+            acct.basis_in += net
+            lot = Lot(lot_id=f"{p.seq}r", symbol=p.symbol, quantity=quantity, basis=net, acquired=p.pay_date,
+                      order=p.seq, origin=((p.seq, f"reinvested dividend of {p.ex_date} at {p.reinvest_price}"),))
+            add_lot(acct, lot)
+            tax.on_acquisition(books, acct, lot, p.pay_date)
+
+
+def _assigned(books: Books, rec: ev.Recorded) -> None:
+    e: ev.ModelAssigned = rec.event
+    books.account(e.account, rec.effective, f"assign model {e.model} to {e.account}").model = e.model
+
+
+def _policy(books: Books, rec: ev.Recorded) -> None:
+    e: ev.PolicySet = rec.event
+    acct = books.account(e.account, rec.effective, f"set the policy of {e.account}")
+    acct.policy, acct.policy_seq = e, rec.seq
+
+
+def _reinvestment(books: Books, rec: ev.Recorded) -> None:
+    e: ev.ReinvestmentSet = rec.event
+    acct = books.account(e.account, rec.effective, f"set dividend reinvestment of {e.symbol} in {e.account}")
+    (acct.reinvest.add if e.enabled else acct.reinvest.discard)(e.symbol)
+
+
+_HANDLERS: dict[type, Callable[[Books, ev.Recorded], None]] = {
+    ev.IdenticalDeclared: _identical,
+    ev.SubstituteDeclared: _substitute,
+    ev.TaxRatesSet: _tax_rates,
+    ev.ReinvestmentSet: _reinvestment,
+    ev.ModelAssigned: _assigned,
+    ev.PolicySet: _policy,
+    ev.AccountOpened: _opened,
+    ev.CashDeposited: _deposit,
+    ev.CashWithdrawn: _withdraw,
+    ev.FeeCharged: _fee,
+    ev.InterestReceived: _interest,
+    ev.TradeExecuted: _trade,
+}
+
+
+def fold(records: Iterable[ev.Recorded], books: Books | None = None, *, voided: frozenset[int] | set[int] = frozenset(),
+         until: dt.date | None = None) -> Books:
+    """Fold records, already in fold order, into books (new ones unless given). Voided seqs are skipped.
+
+    Payments due by `until` (every one when None) are settled at the end.
+    """
+    books = books if books is not None else Books()
+    apply = books.apply
+    if voided:
+        for rec in records:
+            if rec.seq not in voided:
+                apply(rec)
+    else:
+        for rec in records:
+            apply(rec)
+    books.settle(until)
+    return books
+
+
+@attrs.frozen
+class Refusal:
+    """A new event the timeline cannot take, or an existing one a new event would break."""
+
+    record: ev.Recorded
+    error: DomainError
+    is_new: bool
+
+
+def check_timeline(
+    records: Iterable[ev.Recorded],
+    new_seqs: set[int],
+    books: Books | None = None,
+    *,
+    voided: frozenset[int] | set[int] = frozenset(),
+) -> tuple[Books, list[Refusal]]:
+    """Fold a timeline that holds new events among recorded ones, collecting every refusal.
+
+    A refused new event is skipped and the fold goes on, so one pass reports every
+    bad row of an import. A recorded event that fails is one the new events made
+    impossible (a backdated sale, a void of a buy); it is skipped too and reported.
+    """
+    books = books if books is not None else Books()
+    refusals: list[Refusal] = []
+    for rec in records:
+        if rec.seq in voided:
+            continue
+        try:
+            books.apply(rec)
+        except DomainError as error:
+            refusals.append(Refusal(record=rec, error=error, is_new=rec.seq in new_seqs))
+    return books, refusals
+
+
+from domain import corporate  # noqa: E402  (registers the security-event handlers in _HANDLERS)

@@ -1,0 +1,138 @@
+"""Tax lots and their relief: FIFO, LIFO, HIFO and specific identification.
+
+A lot's basis is held in cents. Whenever a basis is divided (a partial sale),
+the relieved part is rounded to the cent and the lot keeps the exact remainder,
+so basis paid = basis in open lots + basis relieved, to the cent, always.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import attrs
+
+from domain.errors import InsufficientShares, UnknownLot
+from domain.events import LotPick
+from domain.values import ZERO, is_long_term, round_cents
+
+
+@attrs.define(slots=True)
+class Lot:
+    """An open tax lot. Mutable only inside the fold; read models copy it out."""
+
+    lot_id: str
+    symbol: str
+    quantity: Decimal
+    basis: Decimal
+    acquired: dt.date
+    #: fold position of the creating event, the tie-breaker of FIFO among lots of one date
+    order: int = 0
+    #: the events that shaped the lot: (seq, what happened), oldest first
+    origin: tuple[tuple[int, str], ...] = ()
+    #: start of the holding period: the acquisition date, moved back by a wash sale
+    hp_start: dt.date | None = None
+    #: shares of this lot that may still serve as replacement shares in a wash sale (purchases only)
+    repl: Decimal = Decimal(0)
+
+    def __attrs_post_init__(self):
+        if self.hp_start is None:
+            self.hp_start = self.acquired
+
+    @property
+    def unit_basis(self) -> Decimal:
+        return self.basis / self.quantity
+
+
+def tax_per_share(lot: Lot, price: Decimal, day: dt.date, rates: tuple[Decimal, Decimal]) -> Decimal:
+    """The tax (negative: a saving) that selling one share of the lot at `price` on `day` costs, at (short, long) rates."""
+    rate = rates[1] if is_long_term(lot.hp_start, day) else rates[0]
+    return rate * (price - lot.unit_basis)
+
+
+def _min_tax_key(lot: Lot, price: Decimal, day: dt.date):
+    """Short-term losses (largest first), long-term losses, long-term gains (smallest first), short-term gains."""
+    gain = price - lot.unit_basis
+    long_term = is_long_term(lot.hp_start, day)
+    if gain < 0:
+        return (1 if long_term else 0, gain, lot.acquired, lot.order)
+    return (2 if long_term else 3, gain, lot.acquired, lot.order)
+
+
+def relief_order(lots: list[Lot], method: str, price: Decimal | None = None, day: dt.date | None = None,
+                 rates: tuple[Decimal, Decimal] | None = None) -> list[Lot]:
+    """The order in which a method relieves lots. One function, picked by name.
+
+    `min-tax` needs the sale's price and date. With the owner's (short, long) tax rates it orders by the
+    tax each share would cost, so no other choice of lots realizes less tax; without rates it follows
+    the categories: short-term losses, long-term losses, long-term gains (smallest first), short-term gains.
+    """
+    if method == "min-tax":
+        if price is None or day is None:
+            raise ValueError("min-tax relief needs the sale's price and date")
+        if rates is not None:
+            return sorted(lots, key=lambda lot: (tax_per_share(lot, price, day, rates), _min_tax_key(lot, price, day)))
+        return sorted(lots, key=lambda lot: _min_tax_key(lot, price, day))
+    if method == "fifo":
+        return sorted(lots, key=lambda lot: (lot.acquired, lot.order))
+    if method == "lifo":
+        return sorted(lots, key=lambda lot: (lot.acquired, lot.order), reverse=True)
+    if method == "hifo":
+        return sorted(lots, key=lambda lot: (-lot.unit_basis, lot.acquired, lot.order))
+    raise ValueError(f"unknown lot method {method!r}")
+
+
+def select(lots: list[Lot], quantity: Decimal, method: str | None, picks: tuple[LotPick, ...], *, where: str,
+           price: Decimal | None = None, day: dt.date | None = None,
+           rates: tuple[Decimal, Decimal] | None = None) -> list[tuple[Lot, Decimal]]:
+    """Which lots, and how many shares of each, a sale of `quantity` relieves. Changes nothing.
+
+    `where` names the sale for error messages ("cannot sell 50 AAPL in IRA-1 on 2024-03-01").
+    """
+    held = sum((lot.quantity for lot in lots), ZERO)
+    if quantity > held:
+        raise InsufficientShares(f"cannot sell {where}: {held} held")
+    if picks:
+        by_id = {lot.lot_id: lot for lot in lots}
+        chosen = []
+        for pick in picks:
+            lot = by_id.get(pick.lot)
+            if lot is None:
+                open_ids = ", ".join(lot.lot_id for lot in lots) or "none"
+                raise UnknownLot(f"cannot sell {where}: lot {pick.lot} is not an open lot of this symbol (open: {open_ids})")
+            if pick.quantity > lot.quantity:
+                raise InsufficientShares(
+                    f"cannot sell {where}: lot {pick.lot} holds {lot.quantity}, {pick.quantity} asked"
+                )
+            chosen.append((lot, pick.quantity))
+        return chosen
+    chosen = []
+    remaining = quantity
+    for lot in relief_order(lots, method or "fifo", price, day, rates):
+        if remaining <= 0:
+            break
+        take = min(lot.quantity, remaining)
+        chosen.append((lot, take))
+        remaining -= take
+    return chosen
+
+
+def relieve(lot: Lot, quantity: Decimal) -> Decimal:
+    """Take `quantity` shares out of `lot` and return the basis they carry (in cents)."""
+    if quantity == lot.quantity:
+        relieved = lot.basis
+        lot.quantity = ZERO
+        lot.basis = ZERO
+        return relieved
+    relieved = round_cents(lot.basis * quantity / lot.quantity)
+    lot.quantity -= quantity
+    lot.basis -= relieved
+    return relieved
+
+
+def allocate(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
+    """Split a cent amount in proportion to weights; the last share takes the rounding remainder."""
+    whole = sum(weights, ZERO)
+    parts = [round_cents(total * w / whole) for w in weights[:-1]]
+    parts.append(total - sum(parts, ZERO))
+    return parts

@@ -1,0 +1,158 @@
+"""Drift from the model and the triggers that make an account need attention."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import attrs
+
+from domain import events as ev
+from domain.rebalancing.model import Inputs
+from domain.values import ZERO
+
+WEIGHT = Decimal("0.000001")
+
+
+@attrs.frozen
+class Band:
+    low: Decimal
+    high: Decimal
+
+    def contains(self, weight: Decimal) -> bool:
+        return self.low <= weight <= self.high
+
+    def nearest_edge(self, weight: Decimal) -> Decimal:
+        return self.low if weight < self.low else self.high if weight > self.high else weight
+
+
+def band_of(target: ev.Target | None) -> Band:
+    """The band an asset must stay in: outside either band (absolute or relative) is outside."""
+    if target is None:
+        return Band(ZERO, ZERO)
+    low, high = ZERO, Decimal(1)
+    if target.band_abs is None and target.band_rel is None:
+        return Band(target.weight, target.weight)
+    if target.band_abs is not None:
+        low, high = max(low, target.weight - target.band_abs), min(high, target.weight + target.band_abs)
+    if target.band_rel is not None:
+        low = max(low, target.weight * (1 - target.band_rel))
+        high = min(high, target.weight * (1 + target.band_rel))
+    return Band(low, high)
+
+
+@attrs.frozen
+class DriftRow:
+    symbol: str
+    quantity: Decimal
+    price: Decimal | None
+    price_date: dt.date | None
+    value: Decimal
+    weight: Decimal
+    target: Decimal
+    band: Band
+
+    @property
+    def drift(self) -> Decimal:
+        return self.weight - self.target
+
+    @property
+    def relative(self) -> Decimal | None:
+        return None if self.target == 0 else (self.drift / self.target).quantize(WEIGHT)
+
+    @property
+    def in_band(self) -> bool:
+        return self.band.contains(self.weight)
+
+
+@attrs.frozen
+class Drift:
+    total: Decimal
+    rows: tuple[DriftRow, ...]
+    cash: Decimal
+    cash_weight: Decimal
+    cash_target: Decimal
+
+    def out_of_band(self) -> list[DriftRow]:
+        return [r for r in self.rows if not r.in_band]
+
+
+def drift(inputs: Inputs) -> Drift:
+    """Weights of every model asset and every holding, from prices on or before the as-of date."""
+    total = inputs.total_value()
+    held = inputs.held()
+    targets = {t.symbol: t for t in inputs.model.targets}
+    rows = []
+    for symbol in sorted(set(held) | set(targets)):
+        h = held.get(symbol)
+        qty = h.quantity if h else ZERO
+        quote = inputs.prices.get(symbol)
+        value = qty * quote.price if quote else ZERO
+        weight = (value / total).quantize(WEIGHT) if total > 0 else ZERO
+        t = targets.get(symbol)
+        rows.append(DriftRow(symbol=symbol, quantity=qty, price=quote.price if quote else None,
+                             price_date=quote.date if quote else None, value=value, weight=weight,
+                             target=t.weight if t else ZERO, band=band_of(t)))
+    cash_weight = (inputs.cash / total).quantize(WEIGHT) if total > 0 else ZERO
+    return Drift(total=total, rows=tuple(rows), cash=inputs.cash, cash_weight=cash_weight, cash_target=inputs.model.cash)
+
+
+# -- triggers ------------------------------------------------------------------------------
+@attrs.frozen
+class Trigger:
+    kind: str
+    reason: str
+
+
+def calendar_dates(policy: ev.PolicySet, start: dt.date, end: dt.date) -> list[dt.date]:
+    """Scheduled rebalance dates in (start, end]: month, quarter, half-year or year ends, or listed dates."""
+    if policy.calendar == "dates":
+        return sorted(d for d in policy.calendar_dates if start < d <= end)
+    months = {"monthly": range(1, 13), "quarterly": (3, 6, 9, 12), "semi-annual": (6, 12), "annual": (12,)}.get(policy.calendar)
+    if not months:
+        return []
+    out = []
+    for year in range(start.year, end.year + 1):
+        for month in months:
+            last = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1))
+            if start < last <= end:
+                out.append(last)
+    return out
+
+
+def triggers(inputs: Inputs, d: Drift, *, last_rebalance: dt.date, corporate_actions: list[str],
+             harvestable: list[str]) -> list[Trigger]:
+    """Which triggers in force fire, and why. Cash outside its buffers always counts: idle cash is actionable."""
+    policy = inputs.policy
+    in_force = set(policy.triggers)
+    fired = []
+    out = d.out_of_band()
+    if "drift" in in_force:
+        for r in out:
+            fired.append(Trigger("drift", f"{r.symbol} at {pct(r.weight)} is outside its band "
+                                          f"{pct(r.band.low)}-{pct(r.band.high)} (target {pct(r.target)})"))
+    due = calendar_dates(policy, last_rebalance, inputs.as_of)
+    if "calendar" in in_force and due:
+        fired.append(Trigger("calendar", f"scheduled {policy.calendar} rebalance date {due[-1]} reached "
+                                         f"(last rebalance {last_rebalance})"))
+    if "calendar-and-threshold" in in_force and due and out:
+        fired.append(Trigger("calendar-and-threshold",
+                             f"scheduled date {due[-1]} reached and {len(out)} asset(s) outside their bands"))
+    if d.total > 0:
+        if d.cash_weight < policy.min_cash:
+            fired.append(Trigger("cash", f"cash {pct(d.cash_weight)} is below the minimum buffer {pct(policy.min_cash)}"))
+        max_cash = policy.max_cash if policy.max_cash is not None else max(policy.min_cash, d.cash_target)
+        if d.cash_weight > max_cash and (d.cash - d.total * max_cash) >= policy.min_trade:
+            fired.append(Trigger("cash", f"cash {pct(d.cash_weight)} is above the maximum buffer {pct(max_cash)}: "
+                                         f"{(d.cash - (d.total * max_cash)).quantize(Decimal('0.01'))} idle"))
+    if "corporate-action" in in_force or "drift" in in_force:
+        for text in corporate_actions:
+            fired.append(Trigger("corporate-action", text))
+    if "harvest" in in_force:
+        for text in harvestable:
+            fired.append(Trigger("harvest", text))
+    return fired
+
+
+def pct(w: Decimal) -> str:
+    return f"{(w * 100).quantize(Decimal('0.01'))}%"

@@ -1,0 +1,90 @@
+"""Rebalancing inputs as value objects, and the rules a model and a policy must keep."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import attrs
+
+from domain import events as ev
+from domain.errors import DomainError
+from domain.values import ZERO
+
+
+class InvalidModel(DomainError):
+    """A model's weights or bands break the rules."""
+
+
+def check_model(event: ev.ModelSet) -> None:
+    """Weights non-negative and summing to 1 with cash, each symbol once, bands in [0, 1)."""
+    seen = set()
+    for t in event.targets:
+        if t.symbol in seen:
+            raise InvalidModel(f"model {event.model}: {t.symbol} appears twice")
+        seen.add(t.symbol)
+        if t.weight < 0:
+            raise InvalidModel(f"model {event.model}: weight of {t.symbol} is negative ({t.weight})")
+        for name, band in (("absolute", t.band_abs), ("relative", t.band_rel)):
+            if band is not None and not 0 <= band < 1:
+                raise InvalidModel(f"model {event.model}: {name} band of {t.symbol} is {band}; bands must be in [0, 1)")
+    if not event.targets:
+        raise InvalidModel(f"model {event.model}: no targets")
+    total = sum((t.weight for t in event.targets), ZERO) + event.cash
+    if total != 1:
+        raise InvalidModel(
+            f"model {event.model}: weights add up to {total} with cash {event.cash}; they must add up to exactly 1")
+
+
+@attrs.frozen
+class LotInfo:
+    lot_id: str
+    quantity: Decimal
+    basis: Decimal
+    acquired: dt.date
+    hp_start: dt.date
+
+
+@attrs.frozen
+class Holding:
+    symbol: str
+    quantity: Decimal
+    lots: tuple[LotInfo, ...]
+
+
+@attrs.frozen
+class Quote:
+    price: Decimal
+    date: dt.date
+
+
+@attrs.frozen
+class Inputs:
+    """Everything a proposal is computed from; all of it is recorded in the proposal."""
+
+    account: str
+    as_of: dt.date
+    as_of_seq: int
+    cash: Decimal
+    holdings: tuple[Holding, ...]
+    prices: dict[str, Quote]
+    model: ev.ModelSet
+    model_version: int
+    policy: ev.PolicySet
+    policy_seq: int
+    lot_method: str
+    rates: tuple[Decimal, Decimal] | None = None
+    #: symbol -> last day a buy would wash a recent loss
+    restricted: dict[str, dt.date] = attrs.Factory(dict)
+    substitutes: dict[str, tuple[str, ...]] = attrs.Factory(dict)
+    #: withdrawal mode: cash to raise
+    amount: Decimal | None = None
+
+    def price(self, symbol: str) -> Decimal:
+        return self.prices[symbol].price
+
+    def held(self) -> dict[str, Holding]:
+        return {h.symbol: h for h in self.holdings}
+
+    def total_value(self) -> Decimal:
+        return sum((h.quantity * self.price(h.symbol) for h in self.holdings), ZERO) + self.cash

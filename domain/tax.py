@@ -1,0 +1,183 @@
+"""Wash sales across all of an owner's accounts, applied by the fold as purchases and loss sales arrive.
+
+A loss on a sold lot is disallowed, in proportion to matched shares, when the owner acquires
+substantially identical shares within 30 days before or after the sale (any of the owner's
+accounts; the sold lot is never its own replacement). Losses are matched in the order of the
+sales, replacement shares in the order they were acquired, one replacement share per loss share.
+The disallowed loss goes into the matched replacement shares' basis (not when they sit in a
+tax-deferred or tax-exempt account: then it is lost) and their holding period starts earlier by
+the sold lot's holding period. A purchase after the sale changes the sale's gain record from the
+purchase's date on, so as-of and known-at views show both truths at their points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import attrs
+
+from domain.lots import Lot
+from domain.values import ZERO, round_cents
+
+WINDOW = dt.timedelta(days=30)
+
+
+@attrs.define(slots=True)
+class LossSale:
+    """A realized loss that replacement shares may still (partly) disallow."""
+
+    seq: int
+    sold: dt.date
+    #: the symbol sold; its wash-sale group is looked up when matching, so a later declaration counts
+    symbol: str
+    account: str
+    gain_index: int
+    lot_id: str
+    quantity: Decimal
+    loss: Decimal
+    held_days: int
+    matched: Decimal = ZERO
+    disallowed: Decimal = ZERO
+
+    @property
+    def unmatched(self) -> Decimal:
+        return self.quantity - self.matched
+
+
+@attrs.define(slots=True)
+class Acquisition:
+    """A purchase that may serve as replacement shares (its lot's `repl` says how many still can)."""
+
+    day: dt.date
+    account: str
+    lot: Lot
+
+
+@attrs.define(slots=True)
+class OwnerTax:
+    rates: tuple[Decimal, Decimal] | None = None
+    losses: list[LossSale] = attrs.Factory(list)
+    acquisitions: list[Acquisition] = attrs.Factory(list)
+    #: loss sales (any, matched or not) of the last 31 days: what restricts buying back
+    recent_losses: list[LossSale] = attrs.Factory(list)
+
+
+def group_of(books, symbol: str) -> str:
+    return books.identical.get(symbol, symbol)
+
+
+def owner_tax(books, owner: str) -> OwnerTax:
+    ot = books.owners.get(owner)
+    if ot is None:
+        ot = books.owners[owner] = OwnerTax()
+    return ot
+
+
+def on_acquisition(books, acct, lot: Lot, day: dt.date) -> None:
+    """A purchase: it may replace shares of recent loss sales; later loss sales may use it too."""
+    ot = owner_tax(books, acct.owner)
+    lot.repl = lot.quantity
+    cutoff = day - WINDOW
+    ot.acquisitions = [a for a in ot.acquisitions if a.day >= cutoff and a.lot.repl > 0 and a.lot.quantity > 0]
+    ot.acquisitions.append(Acquisition(day=day, account=acct.account, lot=lot))
+    ot.losses = [l for l in ot.losses if l.sold >= cutoff and l.unmatched > 0]
+    group = group_of(books, lot.symbol)
+    for loss in ot.losses:
+        if lot.repl <= 0:
+            break
+        if group_of(books, loss.symbol) == group and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id):
+            _match(books, loss, acct, lot)
+
+
+def same_purchase(account_a: str, lot_a: str, account_b: str, lot_b: str) -> bool:
+    """Two lots that are parts of one purchase (a wash sale splits a lot into `<id>` and `<id>w<seq>`)."""
+    return account_a == account_b and lot_a.split("w", 1)[0] == lot_b.split("w", 1)[0]
+
+
+def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss: Decimal, day: dt.date, seq: int,
+                 hp_start: dt.date | None = None) -> None:
+    """A sale at a loss: earlier purchases within 30 days may disallow it now; later ones when they come.
+
+    `hp_start` is the sold shares' holding-period start at the moment they were sold."""
+    ot = owner_tax(books, acct.owner)
+    held = (day - (hp_start or lot.hp_start)).days
+    sale = LossSale(seq=seq, sold=day, symbol=lot.symbol, account=acct.account, gain_index=gain_index,
+                    lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=held)
+    cutoff = day - WINDOW
+    ot.acquisitions = [a for a in ot.acquisitions if a.day >= cutoff and a.lot.repl > 0 and a.lot.quantity > 0]
+    for acq in ot.acquisitions:
+        if sale.unmatched <= 0:
+            break
+        if (group_of(books, acq.lot.symbol) == group_of(books, sale.symbol) and acq.lot is not lot
+                and not same_purchase(acq.account, acq.lot.lot_id, sale.account, sale.lot_id)):
+            _match(books, sale, books.accounts[acq.account], acq.lot)
+    ot.recent_losses = [l for l in ot.recent_losses if l.sold >= day - dt.timedelta(days=31)]
+    ot.recent_losses.append(sale)
+    if sale.unmatched > 0:
+        ot.losses.append(sale)
+
+
+def _match(books, sale: LossSale, acct, lot: Lot) -> None:
+    """Match as many of the sale's loss shares as the lot can replace; move the disallowed loss."""
+    m = min(sale.unmatched, lot.repl, lot.quantity)
+    if m <= 0:
+        return
+    sale.matched += m
+    total = sale.loss if sale.matched == sale.quantity else round_cents(sale.loss * sale.matched / sale.quantity)
+    disallowed = total - sale.disallowed
+    sale.disallowed = total
+    seller = books.accounts[sale.account]
+    if books.keep_gains:
+        g = seller.gains[sale.gain_index]
+        seller.gains[sale.gain_index] = attrs.evolve(g, adjustment=g.adjustment + disallowed, code="W")
+    part = _split_off(acct, lot, m, sale.seq)
+    part.repl = ZERO
+    new_start = part.acquired - dt.timedelta(days=sale.held_days)
+    if acct.tax_status == "taxable":
+        part.basis += disallowed
+        acct.basis_in += disallowed
+        what = f"wash sale: +{disallowed} disallowed loss of lot {sale.lot_id} (sold seq {sale.seq}); held from {new_start}"
+    else:
+        what = f"wash sale: {disallowed} loss of lot {sale.lot_id} (sold seq {sale.seq}) disallowed and lost ({acct.tax_status})"
+    part.hp_start = min(part.hp_start, new_start)
+    part.origin += ((sale.seq, what),)
+
+
+def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
+    """The part of `lot` holding `quantity` shares, split into a lot of its own when it is not all of it."""
+    if quantity == lot.quantity:
+        return lot
+    basis = round_cents(lot.basis * quantity / lot.quantity)
+    lot_id = f"{lot.lot_id}w{seq}"
+    taken = {l.lot_id for l in acct.open_lots()}
+    n = 2
+    while lot_id in taken:
+        lot_id, n = f"{lot.lot_id}w{seq}-{n}", n + 1
+    part = Lot(lot_id=lot_id, symbol=lot.symbol, quantity=quantity, basis=basis, acquired=lot.acquired, order=lot.order,
+               origin=lot.origin, hp_start=lot.hp_start)
+    lot.quantity -= quantity
+    lot.basis -= basis
+    lot.repl -= quantity
+    lots = acct.lots[lot.symbol]
+    at = next(i for i, other in enumerate(lots) if other is lot)
+    lots.insert(at + 1, part)
+    return part
+
+
+def restrictions(books, owner: str, day: dt.date) -> list[tuple[str, dt.date, LossSale]]:
+    """(group, last restricted day, the loss sale) for loss sales of the 30 days up to `day` whose loss a
+    purchase would still disallow (a fully matched loss restricts nothing more)."""
+    ot = books.owners.get(owner)
+    if ot is None:
+        return []
+    out = []
+    for sale in ot.recent_losses:
+        until = sale.sold + WINDOW
+        if sale.sold <= day <= until and sale.unmatched > 0:
+            out.append((group_of(books, sale.symbol), until, sale))
+    return out
+
+
+def group_members(books, group: str) -> list[str]:
+    return sorted({group} | {s for s, g in books.identical.items() if g == group})

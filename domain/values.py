@@ -1,0 +1,126 @@
+"""Value types: Decimal quantities, prices and money; symbols; account ids; dates.
+
+Decimals are built from str or int only: a float is refused, so no binary
+rounding error ever enters the books.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from domain.errors import InvalidValue
+
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-/]{0,19}$")
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def to_decimal(value: object, what: str = "value") -> Decimal:
+    """Parse a Decimal from str, int or Decimal; refuse floats, NaN and infinities."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise InvalidValue(f"{what} must be given as text or an integer, not {type(value).__name__} {value!r}")
+    if isinstance(value, Decimal):
+        d = value
+    elif isinstance(value, int):
+        d = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidValue(f"{what} {value!r} is not a number") from None
+    else:
+        raise InvalidValue(f"{what} {value!r} is not a number")
+    if not d.is_finite():
+        raise InvalidValue(f"{what} {value!r} is not a finite number")
+    return d
+
+
+def positive(value: object, what: str) -> Decimal:
+    d = to_decimal(value, what)
+    if d <= 0:
+        raise InvalidValue(f"{what} must be greater than zero, got {d}")
+    return d
+
+
+def non_negative(value: object, what: str) -> Decimal:
+    d = to_decimal(value, what)
+    if d < 0:
+        raise InvalidValue(f"{what} must not be negative, got {d}")
+    return d
+
+
+def money(value: object, what: str = "amount") -> Decimal:
+    """A cash amount in whole cents; more precision is refused, not rounded away."""
+    d = to_decimal(value, what)
+    if d != d.quantize(CENT, rounding=ROUND_HALF_EVEN):
+        raise InvalidValue(f"{what} {d} has more than two decimal places")
+    return d.quantize(CENT)
+
+
+def round_cents(d: Decimal) -> Decimal:
+    """Round to cents, half to even: the one rounding rule where cash moves."""
+    return d.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def normalize(d: Decimal) -> Decimal:
+    """Drop trailing zeros without switching to exponent notation (10 stays 10, not 1E+1)."""
+    if d == 0:
+        return ZERO
+    n = d.normalize()
+    return n.quantize(Decimal(1)) if n.as_tuple().exponent > 0 else n
+
+
+def symbol(value: object) -> str:
+    if not isinstance(value, str) or not _SYMBOL.fullmatch(value):
+        raise InvalidValue(
+            f"symbol {value!r} is not valid: use 1-20 capital letters, digits, '.', '-' or '/'"
+        )
+    return value
+
+
+def account_id(value: object) -> str:
+    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
+        raise InvalidValue(
+            f"account id {value!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def currency(value: object) -> str:
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        raise InvalidValue(f"currency {value!r} is not a three-letter ISO code such as USD")
+    return value
+
+
+def parse_date(value: object, what: str = "date") -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise InvalidValue(f"{what} must be a date, not a timestamp")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InvalidValue(f"{what} {value!r} is not a date in the form YYYY-MM-DD")
+
+
+def one_year_after(day: dt.date) -> dt.date:
+    """The anniversary of a date; 29 February's is 28 February of the next year."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return day.replace(year=day.year + 1, day=28)
+
+
+def is_long_term(acquired: dt.date, sold: dt.date) -> bool:
+    """Held more than one year: counting starts the day after purchase and includes the sale date.
+
+    A sale on the anniversary is therefore short-term, the next day long-term.
+    """
+    return sold > one_year_after(acquired)

@@ -1,0 +1,129 @@
+"""The one place events become stored rows and back: a cattrs converter, canonical JSON, upcasters.
+
+Canonical JSON is sorted keys, no spaces, Decimals and dates as strings, so
+the same event always has the same bytes, and so the same hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from decimal import Decimal
+from typing import Any, Callable
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn
+
+from domain.errors import DomainError
+from domain.events import REGISTRY, Event
+from ledger.errors import CorruptRow, UnknownEventType
+
+def _decimal_text(d: Decimal) -> str:
+    """Equal decimals give equal text (10, 10.0 and 1E+1 all become "10"), so equal events hash the same."""
+    if d == 0:
+        return "0"
+    n = d.normalize(decimal.Context(prec=max(28, len(d.as_tuple().digits))))  # never round a digit away
+    return format(n, "f")
+
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_unstructure_hook(Decimal, _decimal_text)
+converter.register_unstructure_hook(dt.date, dt.date.isoformat)
+
+
+def _structure_decimal(value: Any, _type: type) -> Decimal:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return Decimal(value)
+    raise ValueError(f"expected a decimal as a string, got {value!r}")
+
+
+def _structure_date(value: Any, _type: type) -> dt.date:
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    raise ValueError(f"expected an ISO date string, got {value!r}")
+
+
+converter.register_structure_hook(Decimal, _structure_decimal)
+converter.register_structure_hook(dt.date, _structure_date)
+
+#: (type name, from schema version) -> function turning a v payload dict into a v+1 payload dict
+UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {}
+
+
+def upcaster(type_name: str, from_version: int):
+    def wrap(fn):
+        UPCASTERS[(type_name, from_version)] = fn
+        return fn
+
+    return wrap
+
+
+@upcaster("AccountOpened", 1)
+def _account_opened_v1(payload: dict) -> dict:
+    """Schema 1 had no lot method and no overdraft flag: every account relieved FIFO and allowed no overdraft."""
+    return {**payload, "lot_method": "fifo", "overdraft": False}
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode(event: Event) -> tuple[str, int, str]:
+    """An event as (type, schema, canonical JSON payload)."""
+    cls = type(event)
+    name = cls.__name__
+    if REGISTRY.get(name) is not cls:
+        raise UnknownEventType(f"{name} is not a registered event")
+    return name, cls.schema, canonical(converter.unstructure(event))
+
+
+def upcast(type_name: str, schema: int, payload: dict) -> dict:
+    cls = REGISTRY.get(type_name)
+    if cls is None:
+        raise UnknownEventType(f"event type {type_name!r} is not known to this version of Folio")
+    if schema > cls.schema:
+        raise UnknownEventType(
+            f"{type_name} schema {schema} is newer than this version of Folio understands ({cls.schema}); upgrade Folio"
+        )
+    while schema < cls.schema:
+        step = UPCASTERS.get((type_name, schema))
+        if step is None:
+            raise UnknownEventType(f"no upcaster for {type_name} from schema {schema}")
+        payload = step(payload)
+        schema += 1
+    return payload
+
+
+_structure_fns: dict[str, Callable[[dict], Event]] = {}
+
+
+def _structure_fn(type_name: str) -> Callable[[dict], Event]:
+    fn = _structure_fns.get(type_name)
+    if fn is None:
+        cls = REGISTRY[type_name]
+        gen = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
+        fn = _structure_fns[type_name] = lambda d, _gen=gen, _cls=cls: _gen(d, _cls)
+    return fn
+
+
+def decode(type_name: str, schema: int, payload: str | dict, *, where: str = "") -> Event:
+    """A stored row's payload as its event, upcast to the current schema. Errors name `where`."""
+    try:
+        data = json.loads(payload) if isinstance(payload, str) else payload
+    except ValueError as e:
+        raise CorruptRow(f"{where}payload is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise CorruptRow(f"{where}payload is not a JSON object")
+    data = upcast(type_name, schema, data)
+    try:
+        return _structure_fn(type_name)(data)
+    except (cattrs.BaseValidationError, DomainError, ValueError, TypeError, KeyError) as e:
+        raise CorruptRow(f"{where}{type_name} payload does not fit the event: {_describe(e)}") from None
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, cattrs.BaseValidationError):
+        parts = [_describe(sub) for sub in error.exceptions]
+        return "; ".join(parts) or str(error)
+    return str(error)

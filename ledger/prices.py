@@ -1,0 +1,67 @@
+"""Market prices: data, not account events. An append-only table; a later row for the same
+(symbol, date) corrects an earlier one, and `known_at` shows what was known before it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Iterable
+
+import attrs
+
+from ledger.store import EventStore
+
+
+@attrs.frozen
+class Price:
+    symbol: str
+    date: dt.date
+    close: Decimal
+    currency: str = "USD"
+    source: str = ""
+
+
+def add_prices(store: EventStore, prices: Iterable[Price]) -> tuple[int, int]:
+    """Append prices in one transaction; a row identical to the latest known for its (symbol, date) is skipped.
+
+    Returns (added, unchanged).
+    """
+    added = unchanged = 0
+    recorded_at = store.clock()
+    with store.transaction():
+        conn = store.conn
+        rows = []
+        latest: dict[tuple[str, str], tuple[str, str]] = {}
+        for p in prices:
+            key = (p.symbol, p.date.isoformat())
+            have = latest.get(key)
+            if have is None:
+                found = conn.execute(
+                    "SELECT close, currency FROM prices WHERE symbol = ? AND date = ? ORDER BY id DESC LIMIT 1", key
+                ).fetchone()
+                have = tuple(found) if found else None
+            close = str(p.close)
+            if have is not None and Decimal(have[0]) == p.close and have[1] == p.currency:
+                unchanged += 1
+                continue
+            latest[key] = (close, p.currency)
+            rows.append((p.symbol, key[1], close, p.currency, p.source, recorded_at))
+        conn.executemany(
+            "INSERT INTO prices (symbol, date, close, currency, source, recorded_at) VALUES (?,?,?,?,?,?)", rows
+        )
+        added = len(rows)
+    return added, unchanged
+
+
+def price_on(store: EventStore, symbol: str, day: dt.date, known_at: str | None = None) -> Price | None:
+    """The latest close on or before `day` (as known at a UTC timestamp, if given)."""
+    sql = "SELECT symbol, date, close, currency, source FROM prices WHERE symbol = ? AND date <= ?"
+    args: list = [symbol, day.isoformat()]
+    if known_at is not None:
+        sql += " AND recorded_at <= ?"
+        args.append(known_at)
+    sql += " ORDER BY date DESC, id DESC LIMIT 1"
+    r = store.conn.execute(sql, args).fetchone()
+    if r is None:
+        return None
+    return Price(symbol=r[0], date=dt.date.fromisoformat(r[1]), close=Decimal(r[2]), currency=r[3], source=r[4])

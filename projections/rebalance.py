@@ -1,0 +1,302 @@
+"""Read side of the rebalancer: models, the inputs of a proposal at a point, proposals and their fills."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Sequence
+
+import attrs
+
+from domain import events as ev
+from domain import tax
+from domain.books import Books
+from domain.errors import DomainError
+from domain.rebalancing.model import Holding, Inputs, LotInfo, Quote
+from ledger import codec
+from ledger.prices import price_on
+from ledger.store import EventStore, StoredRow
+from projections import tax_views
+from projections.replay import Point, load_books
+
+
+class MissingPrices(DomainError):
+    """Symbols needed at the as-of date have no price on or before it."""
+
+
+class NoModel(DomainError):
+    """The account has no model or policy to rebalance against."""
+
+
+@attrs.frozen
+class ModelVersion:
+    model: str
+    version: int
+    effective: dt.date
+    seq: int
+    event: ev.ModelSet
+
+
+def model_versions(store: EventStore, known_seq: int | None = None) -> dict[str, list[ModelVersion]]:
+    out: dict[str, list[ModelVersion]] = {}
+    for row in store.rows(type_="ModelSet", known_seq=known_seq):
+        e = row.decode()
+        out.setdefault(e.model, []).append(ModelVersion(e.model, row.version, dt.date.fromisoformat(row.effective), row.seq, e))
+    return out
+
+
+def model_at(store: EventStore, model: str, point: Point) -> ModelVersion:
+    versions = [m for m in model_versions(store, point.known_seq).get(model, [])
+                if point.as_of is None or m.effective <= point.as_of]
+    if not versions:
+        raise NoModel(f"model {model} has no version effective by {point.as_of}" if point.as_of else f"no model {model}")
+    return versions[-1]
+
+
+def last_rebalance(store: EventStore, account: str, known_seq: int, opened: dt.date) -> dt.date:
+    """The as-of date of the account's latest approved proposal (or the day it opened)."""
+    last = opened
+    for p in proposals(store, known_seq=known_seq, account=account):
+        if p.status in ("approved", "filled", "partially-filled"):
+            last = max(last, p.as_of)
+    return last
+
+
+def build_inputs(store: EventStore, books: Books, account: str, point: Point, *, prices_known_at: str | None = None,
+                 amount: Decimal | None = None) -> Inputs:
+    """Everything a proposal for `account` at `point` needs, from the log and the price table."""
+    acct = books.accounts.get(account)
+    if acct is None:
+        raise DomainError(f"account {account} is not open as of {point.as_of}")
+    if acct.model is None or acct.policy is None:
+        missing = " and ".join(x for x, v in (("a model", acct.model), ("a policy", acct.policy)) if v is None)
+        raise NoModel(f"account {account} has no {missing}: use `folio account assign` and `folio policy set`")
+    model = model_at(store, acct.model, point)
+    holdings = tuple(Holding(symbol=s, quantity=sum((l.quantity for l in lots), Decimal(0)),
+                             lots=tuple(LotInfo(l.lot_id, l.quantity, l.basis, l.acquired, l.hp_start) for l in lots))
+                     for s, lots in sorted(acct.lots.items()))
+    symbols = sorted({h.symbol for h in holdings} | {t.symbol for t in model.event.targets}
+                     | {s for h in holdings for s in books.substitutes.get(h.symbol, ())}
+                     | {s for t in model.event.targets for s in books.substitutes.get(t.symbol, ())})
+    quotes, missing = {}, []
+    for s in symbols:
+        p = price_on(store, s, point.as_of, prices_known_at)
+        if p is None:
+            missing.append(s)
+        else:
+            quotes[s] = Quote(price=p.close, date=p.date)
+    needed = [s for s in missing if s in {h.symbol for h in holdings} | {t.symbol for t in model.event.targets}]
+    if needed:
+        raise MissingPrices(f"no price on or before {point.as_of} for {', '.join(needed)}"
+                            + _last_known(store, needed) + "; import prices with `folio prices import`")
+    ot = books.owners.get(acct.owner)
+    restricted = {}
+    for r in tax_views.restrictions(books, acct.owner, point.as_of):
+        for s in r.symbols:
+            restricted[s] = max(restricted.get(s, r.restricted_until), r.restricted_until)
+    return Inputs(account=account, as_of=point.as_of, as_of_seq=point.known_seq, cash=acct.cash, holdings=holdings,
+                  prices=quotes, model=model.event, model_version=model.version, policy=acct.policy,
+                  policy_seq=acct.policy_seq, lot_method=acct.lot_method, rates=ot.rates if ot else None,
+                  restricted=restricted, substitutes={k: tuple(sorted(v)) for k, v in sorted(books.substitutes.items())},
+                  amount=amount)
+
+
+def _last_known(store: EventStore, symbols: Sequence[str]) -> str:
+    parts = []
+    for s in symbols:
+        row = store.conn.execute("SELECT MAX(date) FROM prices WHERE symbol = ?", (s,)).fetchone()
+        parts.append(f"{s}: {'last price ' + row[0] if row[0] else 'no price at all'}")
+    return f" ({'; '.join(parts)})"
+
+
+# -- proposals --------------------------------------------------------------------------------
+@attrs.frozen
+class Fill:
+    seq: int
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fees: Decimal
+    effective: str
+
+
+@attrs.frozen
+class ProposalView:
+    proposal: str
+    account: str
+    proposer: str
+    mode: str
+    as_of: dt.date
+    as_of_seq: int
+    expires: dt.date
+    digest: str
+    content: dict
+    seq: int
+    recorded_at: str
+    status: str
+    reviewer: str | None
+    review_note: str | None
+    fills: tuple[Fill, ...]
+    #: seqs recorded after the as-of seq that moved the account (what makes a proposal stale)
+    moved_by: tuple[int, ...] = ()
+
+    def filled(self, symbol: str, side: str) -> Decimal:
+        return sum((f.quantity for f in self.fills if f.symbol == symbol and f.side == side), Decimal(0))
+
+
+def proposals(store: EventStore, *, known_seq: int | None = None, account: str | None = None,
+              today: dt.date | None = None) -> list[ProposalView]:
+    """Every proposal with its status: proposed, stale, expired, rejected, approved, partially-filled, filled."""
+    rows: dict[str, list[StoredRow]] = {}
+    for row in store.rows(known_seq=known_seq):
+        if row.stream.startswith("proposal:"):
+            rows.setdefault(row.stream[9:], []).append(row)
+    out = []
+    for pid, stream in sorted(rows.items(), key=lambda kv: kv[1][0].seq):
+        first = stream[0].decode()
+        if account is not None and first.account != account:
+            continue
+        out.append(_view(store, stream, first, known_seq, today))
+    return out
+
+
+def proposal(store: EventStore, pid: str, today: dt.date | None = None) -> ProposalView:
+    stream = list(store.rows(stream=f"proposal:{pid}"))
+    if not stream:
+        raise DomainError(f"no proposal {pid}: `folio proposals` lists them")
+    return _view(store, stream, stream[0].decode(), None, today)
+
+
+def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalanceProposed, known_seq, today) -> ProposalView:
+    status, reviewer, note = "proposed", None, None
+    for row in stream[1:]:
+        e = row.decode()
+        if isinstance(e, ev.ProposalApproved):
+            status, reviewer, note = "approved", e.approver, e.comment
+        elif isinstance(e, ev.ProposalRejected):
+            status, reviewer, note = "rejected", e.reviewer, e.reason
+    voided = store.voided(known_seq)
+    fills = tuple(
+        Fill(seq=r.seq, symbol=t.symbol, side=t.side, quantity=t.quantity, price=t.price, fees=t.fees, effective=r.effective)
+        for r in store.rows(stream=f"account:{first.account}", known_seq=known_seq, type_="TradeExecuted")
+        if r.seq not in voided and (t := r.decode()).proposal == first.proposal)
+    if status == "approved" and fills:
+        orders = first.content["orders"]
+        done = all(sum((f.quantity for f in fills if f.symbol == o["symbol"] and f.side == o["side"]), Decimal(0))
+                   >= Decimal(o["quantity"]) for o in orders)
+        status = "filled" if done else "partially-filled"
+    moved = tuple(newer_events(store, first, known_seq)) if status == "proposed" else ()
+    if status == "proposed":
+        if today is not None and today > first.expires:
+            status = "expired"
+        elif moved:
+            status = "stale"
+    return ProposalView(
+        proposal=first.proposal, account=first.account, proposer=first.proposer, mode=first.mode,
+        as_of=dt.date.fromisoformat(first.content["as_of"]), as_of_seq=first.as_of_seq, expires=first.expires,
+        digest=first.digest, content=first.content, seq=stream[0].seq, recorded_at=stream[0].recorded_at, status=status,
+        reviewer=reviewer, review_note=note, fills=fills, moved_by=moved)
+
+
+def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | None = None) -> list[int]:
+    """Seqs of events recorded after the proposal's as-of seq that move its account (its own stream, its
+    owner's, or a corporate action on a security it holds or trades)."""
+    symbols = {h["symbol"] for h in p.content["holdings"]} | {o["symbol"] for o in p.content["orders"]}
+    streams = [f"account:{p.account}"] + [f"security:{s}" for s in sorted(symbols)]
+    args: list = [p.as_of_seq, *streams]
+    sql = f"SELECT seq FROM events WHERE seq > ? AND stream IN ({','.join('?' * len(streams))})"
+    if known_seq is not None:
+        sql += " AND seq <= ?"
+        args.append(known_seq)
+    return [r[0] for r in store.conn.execute(sql + " ORDER BY seq", args)]
+
+
+def first_difference(a, b, path: str = "") -> str | None:
+    """The path of the first place two JSON values differ, or None when they are the same."""
+    if type(a) is not type(b):
+        return f"{path or '/'}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}"
+    if isinstance(a, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                return f"{path}/{k}: present in only one"
+            d = first_difference(a[k], b[k], f"{path}/{k}")
+            if d:
+                return d
+        return None
+    if isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = first_difference(x, y, f"{path}/{i}")
+            if d:
+                return d
+        return None if len(a) == len(b) else f"{path}: {len(a)} items != {len(b)}"
+    return None if a == b else f"{path}: {a!r} != {b!r}"
+
+
+def digest_of(content: dict) -> str:
+    import hashlib
+    return hashlib.sha256(codec.canonical(content).encode()).hexdigest()
+
+
+def assess(store: EventStore, books: Books, inputs: Inputs):
+    """Drift and the triggers that fire for an account at its inputs' point."""
+    from domain.rebalancing.drift import drift, triggers
+
+    acct = books.accounts[inputs.account]
+    d = drift(inputs)
+    since = last_rebalance(store, inputs.account, inputs.as_of_seq, acct.opened)
+    in_model = {t.symbol for t in inputs.model.targets}
+    actions = [f"holds {h.symbol}, which is not in model {inputs.model.model}"
+               + _came_from(h, acct) for h in inputs.holdings if h.symbol not in in_model]
+    actions += [f"{g.reason} of {g.symbol} on {g.sold} (seq {g.seq}) raised {g.proceeds} cash"
+                for g in acct.gains if g.reason in ("cash-in-lieu", "merger-cash", "merger") and since < g.sold <= inputs.as_of]
+    found, _ = tax_views.harvest(books, [inputs.account], inputs.as_of,
+                                 lambda s: _price(inputs, s), min_loss=max(inputs.policy.harvest_min_loss, Decimal("0.01")))
+    harvestable = [f"lot {c.lot_id} of {c.symbol} has a {c.value.term}-term loss of {c.loss}" for c in found]
+    fired = triggers(inputs, d, last_rebalance=since, corporate_actions=actions, harvestable=harvestable)
+    if "risk" in inputs.policy.triggers and inputs.policy.risk_threshold is not None:
+        fired += risk_trigger(store, inputs)
+    return d, fired
+
+
+def risk_trigger(store: EventStore, inputs: Inputs):
+    """The account's risk (volatility or one-day historical VaR) against its model's, over a year of closes."""
+    from domain.rebalancing import risk as rk
+    from domain.rebalancing.drift import Trigger
+    from projections.risk import account_risk
+
+    try:
+        r = account_risk(store, inputs, 252, 0.95)
+    except rk.RiskError:
+        return []
+    if inputs.policy.risk_measure == "var":
+        from projections.risk import price_history
+        hist = price_history(store, r.symbols, inputs.as_of, 252)
+        mine, model = r.var_hist, rk.historical_var_cvar(hist.returns @ r.model_weights, 0.95)[0]
+        label = "one-day 95% VaR"
+    else:
+        mine, model, label = r.volatility, r.model_volatility, "volatility"
+    if model <= 0:
+        return []
+    deviation = abs(mine - model) / model
+    if deviation > float(inputs.policy.risk_threshold):
+        return [Trigger("risk", f"{label} {mine:.2%} differs from the model's {model:.2%} by {deviation:.1%} "
+                                f"(threshold {float(inputs.policy.risk_threshold):.0%})")]
+    return []
+
+
+def _price(inputs: Inputs, symbol: str):
+    from ledger.prices import Price
+
+    q = inputs.prices.get(symbol)
+    return None if q is None else Price(symbol=symbol, date=q.date, close=q.price)
+
+
+def _came_from(holding: Holding, acct) -> str:
+    lots = [l for l in acct.lots.get(holding.symbol, [])]
+    for lot in lots:
+        for seq, what in lot.origin:
+            if "spun off" in what or "merger" in what or "renamed" in what:
+                return f" (from seq {seq}: {what})"
+    return ""

@@ -1,0 +1,248 @@
+"""Choosing and folding the events of a point in both time axes, with snapshots to start from.
+
+A point is (`as_of`, `known_seq`): events effective on or before `as_of`,
+recorded at or before `known_seq`, less those voided by a void recorded by then.
+A snapshot of a scope at (D, S) is the fold at as_of D, known at S. It serves a
+point (A, K) when D <= A, S <= K, and nothing recorded in (S, K] is effective on
+or before D (a void carries the effective date of the event it voids, so a late
+void invalidates the snapshots it must).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import json
+from decimal import Decimal
+from typing import Iterator, Sequence
+
+import attrs
+
+from domain import tax
+from domain.books import Account, Books, Income, Payment, RealizedGain, fold
+from domain.events import Recorded
+from domain.lots import Lot
+from domain.events import PolicySet
+from ledger.codec import converter
+from ledger.store import EventStore
+
+SNAPSHOT_FORMAT = 5
+#: a snapshot is worth writing once a fold has passed this many events since the last one
+SNAPSHOT_EVERY = 5_000
+
+
+@attrs.frozen
+class Point:
+    """Where in both time axes to look: `as_of` inclusive (None: no limit), `known_seq` (the log head when resolved)."""
+
+    as_of: dt.date | None
+    known_seq: int
+
+
+def resolve_point(
+    store: EventStore,
+    as_of: dt.date | None = None,
+    known_at: str | None = None,
+    known_seq: int | None = None,
+) -> Point:
+    """Turn CLI-style options into a point. `known_at` is a UTC timestamp, or a date meaning its end."""
+    head = store.head()[0]
+    if known_at is not None and known_seq is not None:
+        raise ValueError("give --known-at or --known-at-seq, not both")
+    if known_at is not None:
+        known_seq = store.seq_known_at(known_at_timestamp(known_at))
+    if known_seq is None or known_seq > head:
+        known_seq = head
+    return Point(as_of=as_of, known_seq=known_seq)
+
+
+def known_at_timestamp(text: str) -> str:
+    """Normalise a --known-at value to the stored timestamp form; a bare date means the end of that day (UTC)."""
+    text = text.strip()
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        if len(text) == 10:
+            return f"{day.isoformat()}T23:59:59.999999Z"
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--known-at {text!r} is not a date or an ISO timestamp (2024-04-15 or 2024-04-15T09:30:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def scope_of(accounts: Sequence[str] | None) -> str:
+    return "*" if accounts is None else ",".join(sorted(accounts))
+
+
+def owner_scope(store: EventStore, accounts: Sequence[str] | None) -> list[str] | None:
+    """Every account of the owners of `accounts`: wash sales cross accounts, so a fold needs all of them."""
+    if accounts is None:
+        return None
+    owners = store.account_owners()
+    wanted = {owners[a] for a in accounts if a in owners}
+    return sorted(set(accounts) | {a for a, o in owners.items() if o in wanted})
+
+
+def load_books(
+    store: EventStore,
+    point: Point,
+    *,
+    accounts: Sequence[str] | None = None,
+    keep_gains: bool = True,
+    use_snapshots: bool = True,
+) -> Books:
+    """The books at a point, for some accounts (with their owners' other accounts, and every security) or all."""
+    accounts = owner_scope(store, accounts)
+    voided = set(store.voided(point.known_seq))
+    books, after = (None, None)
+    if use_snapshots and keep_gains:
+        books, after = _from_snapshot(store, point, accounts)
+    books = books if books is not None else Books(keep_gains=keep_gains)
+    records = store.fold_records(known_seq=point.known_seq, after=after, as_of=point.as_of, accounts=accounts)
+    return fold(records, books, voided=voided, until=point.as_of)
+
+
+def _from_snapshot(store: EventStore, point: Point, accounts: Sequence[str] | None) -> tuple[Books | None, dt.date | None]:
+    scope = scope_of(accounts)
+    as_of = point.as_of.isoformat() if point.as_of else "9999-12-31"
+    for snap_as_of, snap_seq in store.snapshots(scope, as_of=as_of, known_seq=point.known_seq, fmt=SNAPSHOT_FORMAT):
+        earliest = store.earliest_effective_since(snap_seq, point.known_seq, accounts)
+        if earliest is None or earliest > snap_as_of:
+            books = thaw(store.snapshot_state(scope, snap_as_of, snap_seq))
+            return books, dt.date.fromisoformat(snap_as_of)
+    return None, None
+
+
+def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, every: int = SNAPSHOT_EVERY) -> int:
+    """Fold a scope once from the start, storing a snapshot every `every` events (at a day's end). Returns how many."""
+    point = resolve_point(store)
+    accounts = owner_scope(store, accounts)
+    scope = scope_of(accounts)
+    voided = set(store.voided(point.known_seq))
+    books = Books()
+    since, made = 0, 0
+    pending_day: dt.date | None = None
+    for rec in store.fold_records(known_seq=point.known_seq, accounts=accounts):
+        if pending_day is not None and rec.effective > pending_day:
+            store.put_snapshot(scope, pending_day.isoformat(), point.known_seq, SNAPSHOT_FORMAT, freeze(books))
+            made += 1
+            since, pending_day = 0, None
+        if rec.seq not in voided:
+            books.apply(rec)
+        since += 1
+        if since >= every:
+            pending_day = rec.effective
+    if since and books.as_of is not None:
+        store.put_snapshot(scope, books.as_of.isoformat(), point.known_seq, SNAPSHOT_FORMAT, freeze(books))
+        made += 1
+    return made
+
+
+def save_snapshot(store: EventStore, books: Books, known_seq: int, accounts: Sequence[str] | None) -> None:
+    """Store the books just folded to the end of the timeline as a snapshot of their scope."""
+    if books.as_of is not None and books.keep_gains:
+        store.put_snapshot(scope_of(accounts), books.as_of.isoformat(), known_seq, SNAPSHOT_FORMAT, freeze(books))
+
+
+# -- snapshot codec: books <-> compact JSON --------------------------------------
+def freeze(books: Books) -> bytes:
+    accounts = {}
+    for a in books.accounts.values():
+        accounts[a.account] = {
+            "info": [a.owner, a.tax_status, a.currency, a.lot_method, a.overdraft, a.opened.isoformat()],
+            "sums": [str(a.cash), str(a.basis_in), str(a.basis_out)],
+            "lots": [[l.lot_id, l.symbol, str(l.quantity), str(l.basis), l.acquired.isoformat(), l.order,
+                      [list(o) for o in l.origin], l.hp_start.isoformat(), str(l.repl)] for l in a.open_lots()],
+            "gains": [[g.lot_id, g.symbol, str(g.quantity), g.acquired.isoformat(), g.sold.isoformat(), str(g.proceeds),
+                       str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code] for g in a.gains],
+            "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
+                        i.reinvested, i.seq] for i in a.income],
+            "reinvest": sorted(a.reinvest),
+            "model": a.model,
+            "policy": None if a.policy is None else [a.policy_seq, converter.unstructure(a.policy)],
+        }
+    due = [[p.pay_date.isoformat(), p.seq, p.account, p.symbol, p.kind, p.ex_date.isoformat(), str(p.gross),
+            str(p.withheld), None if p.reinvest_price is None else str(p.reinvest_price)] for p in sorted(books.due)]
+    def loss(l: tax.LossSale) -> list:
+        return [l.seq, l.sold.isoformat(), l.symbol, l.account, l.gain_index, l.lot_id, str(l.quantity), str(l.loss),
+                l.held_days, str(l.matched), str(l.disallowed)]
+
+    def sales(t: tax.OwnerTax) -> list:
+        """Every loss sale once: the two lists share objects, and must again after thawing."""
+        seen: dict[int, tax.LossSale] = {}
+        for l in t.losses + t.recent_losses:
+            seen.setdefault(id(l), l)
+        return list(seen.values())
+
+    owners = {o: {"rates": None if t.rates is None else [str(r) for r in t.rates],
+                  "sales": [loss(l) for l in sales(t)],
+                  "losses": [next(i for i, x in enumerate(sales(t)) if x is l) for l in t.losses],
+                  "recent": [next(i for i, x in enumerate(sales(t)) if x is l) for l in t.recent_losses],
+                  "acquisitions": [[a.day.isoformat(), a.account, a.lot.lot_id] for a in t.acquisitions
+                                   if a.lot.quantity > 0]}
+              for o, t in books.owners.items()}
+    state = {"last_seq": books.last_seq, "as_of": books.as_of.isoformat() if books.as_of else None,
+             "accounts": accounts, "due": due, "owners": owners, "identical": books.identical,
+             "substitutes": {k: sorted(v) for k, v in books.substitutes.items()}}
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def thaw(blob: bytes) -> Books:
+    state = json.loads(blob)
+    books = Books()
+    books.last_seq = state["last_seq"]
+    books.as_of = dt.date.fromisoformat(state["as_of"]) if state["as_of"] else None
+    d, day = Decimal, dt.date.fromisoformat
+    for account_id, a in state["accounts"].items():
+        owner, tax_status, cur, method, overdraft, opened = a["info"]
+        cash, b_in, b_out = a["sums"]
+        acct = Account(account=account_id, owner=owner, tax_status=tax_status, currency=cur, lot_method=method,
+                       overdraft=overdraft, opened=day(opened), cash=d(cash), basis_in=d(b_in), basis_out=d(b_out))
+        for lot_id, sym, qty, basis, acquired, order, origin, hp_start, repl in a["lots"]:
+            acct.lots.setdefault(sym, []).append(
+                Lot(lot_id, sym, d(qty), d(basis), day(acquired), order, tuple(tuple(o) for o in origin), day(hp_start),
+                    d(repl)))
+        acct.gains = [RealizedGain(lot_id=g[0], symbol=g[1], quantity=d(g[2]), acquired=day(g[3]), sold=day(g[4]),
+                                   proceeds=d(g[5]), cost_basis=d(g[6]), term=g[7], reason=g[8], seq=g[9],
+                                   adjustment=d(g[10]), code=g[11]) for g in a["gains"]]
+        acct.income = [Income(symbol=i[0], kind=i[1], ex_date=day(i[2]), pay_date=day(i[3]), gross=d(i[4]),
+                              withheld=d(i[5]), reinvested=i[6], seq=i[7]) for i in a["income"]]
+        acct.reinvest = set(a["reinvest"])
+        acct.model = a["model"]
+        if a["policy"] is not None:
+            acct.policy_seq, acct.policy = a["policy"][0], converter.structure(a["policy"][1], PolicySet)
+        books.accounts[account_id] = acct
+    books.due = [Payment(pay_date=day(p[0]), seq=p[1], account=p[2], symbol=p[3], kind=p[4], ex_date=day(p[5]),
+                         gross=d(p[6]), withheld=d(p[7]), reinvest_price=None if p[8] is None else d(p[8]))
+                 for p in state["due"]]
+    heapq.heapify(books.due)
+
+    def loss(x: list) -> tax.LossSale:
+        return tax.LossSale(seq=x[0], sold=day(x[1]), symbol=x[2], account=x[3], gain_index=x[4], lot_id=x[5],
+                            quantity=d(x[6]), loss=d(x[7]), held_days=x[8], matched=d(x[9]), disallowed=d(x[10]))
+
+    for owner, t in state["owners"].items():
+        ot = tax.owner_tax(books, owner)
+        ot.rates = None if t["rates"] is None else (d(t["rates"][0]), d(t["rates"][1]))
+        sales = [loss(x) for x in t["sales"]]
+        ot.losses = [sales[i] for i in t["losses"]]
+        ot.recent_losses = [sales[i] for i in t["recent"]]
+        for when, account, lot_id in t["acquisitions"]:
+            lot = next(l for l in books.accounts[account].open_lots() if l.lot_id == lot_id)
+            ot.acquisitions.append(tax.Acquisition(day=day(when), account=account, lot=lot))
+    books.identical = dict(state["identical"])
+    books.substitutes = {k: set(v) for k, v in state["substitutes"].items()}
+    return books
+
+
+def iter_records(store: EventStore, point: Point, *, after: dt.date | None = None, accounts: Sequence[str] | None = None) -> Iterator[Recorded]:
+    """The records of a point in fold order, voids removed."""
+    voided = store.voided(point.known_seq)
+    for rec in store.fold_records(known_seq=point.known_seq, after=after, as_of=point.as_of, accounts=accounts):
+        if rec.seq not in voided:
+            yield rec

@@ -1,0 +1,96 @@
+"""Risk read side: price histories from the prices table (never past the as-of date), and account risk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Sequence
+
+import attrs
+import numpy as np
+
+from domain.rebalancing import risk
+from domain.rebalancing.model import Inputs
+from ledger.store import EventStore
+
+MIN_OBSERVATIONS = 20
+
+
+@attrs.frozen
+class History:
+    symbols: tuple[str, ...]
+    dates: tuple[str, ...]
+    closes: np.ndarray  # days x assets
+
+    @property
+    def returns(self) -> np.ndarray:
+        return risk.returns(self.closes)
+
+
+def price_history(store: EventStore, symbols: Sequence[str], as_of: dt.date, window: int,
+                  known_at: str | None = None) -> History:
+    """The last `window` + 1 closes on or before `as_of` on which every symbol has a price (latest row per date)."""
+    symbols = tuple(sorted(set(symbols)))
+    if not symbols:
+        raise risk.RiskError("no assets to estimate risk for")
+    series: dict[str, dict[str, float]] = {}
+    for s in symbols:
+        sql = "SELECT date, close FROM prices WHERE symbol = ? AND date <= ?"
+        args: list = [s, as_of.isoformat()]
+        if known_at:
+            sql += " AND recorded_at <= ?"
+            args.append(known_at)
+        rows = store.conn.execute(sql + " ORDER BY date, id", args).fetchall()
+        if not rows:
+            raise risk.RiskError(f"{s} has no price history on or before {as_of}: import its prices first")
+        series[s] = {d: float(Decimal(c)) for d, c in rows}
+    common = sorted(set.intersection(*(set(v) for v in series.values())))
+    need = max(window, MIN_OBSERVATIONS) + 1
+    if len(common) < MIN_OBSERVATIONS + 1:
+        short = min(symbols, key=lambda s: len(series[s]))
+        raise risk.RiskError(
+            f"a risk estimate needs at least {MIN_OBSERVATIONS + 1} common daily closes on or before {as_of}; "
+            f"found {len(common)} (fewest: {short} with {len(series[short])})")
+    dates = common[-(window + 1):] if len(common) >= window + 1 else common
+    if len(dates) < need and len(common) < window + 1:
+        pass  # fewer than the window asked for but enough to estimate: the report says how many were used
+    closes = np.array([[series[s][d] for s in symbols] for d in dates])
+    return History(symbols=symbols, dates=tuple(dates), closes=closes)
+
+
+@attrs.frozen
+class AccountRisk:
+    symbols: tuple[str, ...]
+    weights: np.ndarray
+    model_weights: np.ndarray
+    cov: risk.Covariance
+    volatility: float
+    model_volatility: float
+    tracking_error: float
+    contributions: np.ndarray
+    var_hist: float
+    cvar_hist: float
+    var_param: float
+    cvar_param: float
+    confidence: float
+    window: tuple[str, str, int]
+
+
+def account_risk(store: EventStore, inputs: Inputs, window: int, confidence: float, *, shrink: bool = False) -> AccountRisk:
+    """Volatility, VaR/CVaR, tracking error to the model and contributions, over the window ending at as-of."""
+    targets = {t.symbol: float(t.weight) for t in inputs.model.targets}
+    held = inputs.held()
+    symbols = tuple(sorted(set(targets) | set(held)))
+    hist = price_history(store, symbols, inputs.as_of, window)
+    cov = risk.covariance(hist.symbols, hist.returns, shrink=shrink)
+    total = float(inputs.total_value())
+    w = np.array([float(held[s].quantity * inputs.price(s)) / total if s in held else 0.0 for s in hist.symbols])
+    wm = np.array([targets.get(s, 0.0) for s in hist.symbols])
+    port = hist.returns @ w
+    var_h, cvar_h = risk.historical_var_cvar(port, confidence)
+    var_p, cvar_p = risk.parametric_var_cvar(float(port.mean()), float(port.std(ddof=1)), confidence)
+    return AccountRisk(symbols=hist.symbols, weights=w, model_weights=wm, cov=cov,
+                       volatility=risk.volatility(w, cov.matrix), model_volatility=risk.volatility(wm, cov.matrix),
+                       tracking_error=risk.tracking_error(w, wm, cov.matrix), contributions=risk.contributions(w, cov.matrix),
+                       var_hist=var_h, cvar_hist=cvar_h, var_param=var_p, cvar_param=cvar_p, confidence=confidence,
+                       window=(hist.dates[0], hist.dates[-1], len(hist.dates) - 1))

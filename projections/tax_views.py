@@ -1,0 +1,183 @@
+"""Tax read models: gains with wash-sale adjustments (Form 8949 rows), income, harvest candidates, restrictions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Callable, Sequence
+
+import attrs
+
+from domain import tax
+from domain.books import Account, Books, Income, RealizedGain
+from domain.values import ZERO, is_long_term, round_cents
+from ledger.prices import Price
+
+PriceOf = Callable[[str], Price | None]
+
+
+@attrs.frozen
+class LotValue:
+    """A lot at a price: unrealized gain and the term a sale on the day would have."""
+
+    price: Price
+    market_value: Decimal
+    unrealized: Decimal
+    term: str
+
+
+def lot_value(quantity: Decimal, basis: Decimal, hp_start: dt.date, price: Price, day: dt.date) -> LotValue:
+    value = round_cents(quantity * price.close)
+    return LotValue(price=price, market_value=value, unrealized=value - basis,
+                    term="long" if is_long_term(hp_start, day) else "short")
+
+
+# -- income ------------------------------------------------------------------------------
+@attrs.frozen
+class IncomeLine:
+    kind: str
+    gross: Decimal
+    withheld: Decimal
+
+    @property
+    def net(self) -> Decimal:
+        return self.gross - self.withheld
+
+
+def income_summary(acct: Account, year: int | None) -> tuple[list[Income], list[IncomeLine]]:
+    """Income of a year (by pay date): the payments, and their sums by kind (dividend kinds, then interest)."""
+    rows = [i for i in acct.income if year is None or i.pay_date.year == year]
+    kinds = ("ordinary", "qualified", "return-of-capital", "capital-gain", "interest")
+    lines = []
+    for kind in kinds:
+        of_kind = [i for i in rows if i.kind == kind]
+        if of_kind:
+            lines.append(IncomeLine(kind=kind, gross=sum((i.gross for i in of_kind), ZERO),
+                                    withheld=sum((i.withheld for i in of_kind), ZERO)))
+    return rows, lines
+
+
+# -- Form 8949 ---------------------------------------------------------------------------
+def form_8949_rows(gains: Sequence[RealizedGain]) -> dict[str, list[list[str]]]:
+    """Rows of Form 8949's Part I (short-term) and Part II (long-term), each with a totals row."""
+    def description(g: RealizedGain) -> str:
+        if g.quantity == 0:
+            return f"{g.symbol} {g.reason.replace('-', ' ')}"
+        return f"{g.quantity.normalize():f} sh {g.symbol}"
+
+    def us(day: dt.date) -> str:
+        return day.strftime("%m/%d/%Y")
+
+    parts = {}
+    for term in ("short", "long"):
+        rows = [g for g in gains if g.term == term]
+        body = [[description(g), us(g.acquired), us(g.sold), f"{g.proceeds:.2f}", f"{g.cost_basis:.2f}", g.code,
+                 f"{g.adjustment:.2f}" if g.adjustment else "", f"{g.gain:.2f}"] for g in rows]
+        totals = ["Totals", "", "", f"{sum((g.proceeds for g in rows), ZERO):.2f}",
+                  f"{sum((g.cost_basis for g in rows), ZERO):.2f}", "",
+                  f"{sum((g.adjustment for g in rows), ZERO):.2f}", f"{sum((g.gain for g in rows), ZERO):.2f}"]
+        parts[term] = body + [totals]
+    return parts
+
+
+FORM_8949_HEADER = ["(a) Description of property", "(b) Date acquired", "(c) Date sold or disposed of",
+                    "(d) Proceeds (sales price)", "(e) Cost or other basis", "(f) Code(s)",
+                    "(g) Amount of adjustment", "(h) Gain or (loss)"]
+
+
+# -- harvesting --------------------------------------------------------------------------
+@attrs.frozen
+class HarvestCandidate:
+    account: str
+    lot_id: str
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+    value: LotValue
+    loss: Decimal
+    loss_pct: Decimal
+    estimated_saving: Decimal | None
+    wash_risks: tuple[str, ...]
+    substitutes: tuple[str, ...]
+    restricted_until: dt.date
+
+
+def harvest(books: Books, accounts: Sequence[str], day: dt.date, price_of: PriceOf, *,
+            min_loss_pct: Decimal = ZERO, min_loss: Decimal = ZERO) -> tuple[list[HarvestCandidate], list[str]]:
+    """Lots of `accounts` whose unrealized loss passes both thresholds, at the latest price on or before `day`.
+
+    Returns the candidates and the symbols that had no price.
+    """
+    out, unpriced = [], set()
+    for account_id in accounts:
+        acct = books.accounts[account_id]
+        if acct.tax_status != "taxable":
+            continue  # a loss in a tax-deferred or tax-exempt account saves no tax
+        ot = books.owners.get(acct.owner)
+        for lot in acct.open_lots():
+            price = price_of(lot.symbol)
+            if price is None:
+                unpriced.add(lot.symbol)
+                continue
+            value = lot_value(lot.quantity, lot.basis, lot.hp_start, price, day)
+            loss = -value.unrealized
+            if loss <= 0 or lot.basis <= 0:
+                continue
+            pct = loss / lot.basis
+            if loss < min_loss or pct < min_loss_pct:
+                continue
+            saving = None
+            if ot is not None and ot.rates is not None:
+                rate = ot.rates[1] if value.term == "long" else ot.rates[0]
+                saving = round_cents(loss * rate)
+            out.append(HarvestCandidate(
+                account=account_id, lot_id=lot.lot_id, symbol=lot.symbol, quantity=lot.quantity, cost_basis=lot.basis,
+                value=value, loss=loss, loss_pct=pct.quantize(Decimal("0.0001")), estimated_saving=saving,
+                wash_risks=tuple(wash_risks(books, acct.owner, lot, day)),
+                substitutes=tuple(sorted(s for s in books.substitutes.get(lot.symbol, ())
+                                         if tax.group_of(books, s) != tax.group_of(books, lot.symbol))),
+                restricted_until=day + tax.WINDOW))
+    out.sort(key=lambda c: (-c.loss, c.account, c.lot_id))
+    return out, sorted(unpriced)
+
+
+def wash_risks(books: Books, owner: str, lot, day: dt.date) -> list[str]:
+    """Why selling `lot` at a loss on `day` would be a wash sale: recent purchases of its group by the owner,
+    or dividends of its group reinvested in one of the owner's accounts."""
+    group = tax.group_of(books, lot.symbol)
+    risks = []
+    ot = books.owners.get(owner)
+    for acq in (ot.acquisitions if ot else ()):
+        if acq.lot is lot or acq.day < day - tax.WINDOW or acq.day > day or acq.lot.repl <= 0 or acq.lot.quantity <= 0:
+            continue
+        if tax.group_of(books, acq.lot.symbol) == group:
+            risks.append(f"bought {acq.lot.repl.normalize():f} {acq.lot.symbol} on {acq.day} in {acq.account} (lot {acq.lot.lot_id})")
+    for acct in books.accounts.values():
+        if acct.owner != owner:
+            continue
+        for sym in sorted(acct.reinvest):
+            if tax.group_of(books, sym) == group:
+                risks.append(f"dividends of {sym} are reinvested in {acct.account}")
+    return risks
+
+
+@attrs.frozen
+class Restriction:
+    symbols: tuple[str, ...]
+    restricted_until: dt.date
+    account: str
+    lot_id: str
+    sold: dt.date
+    loss: Decimal
+    seq: int
+
+
+def restrictions(books: Books, owner: str, day: dt.date) -> list[Restriction]:
+    out = [Restriction(symbols=tuple(tax.group_members(books, group)), restricted_until=until, account=sale.account,
+                       lot_id=sale.lot_id, sold=sale.sold, loss=sale.loss - sale.disallowed, seq=sale.seq)
+           for group, until, sale in tax.restrictions(books, owner, day)]
+    return sorted(out, key=lambda r: (r.restricted_until, r.symbols, r.seq, r.lot_id))
+
+
+def owner_accounts(books: Books, owner: str) -> list[str]:
+    return sorted(a.account for a in books.accounts.values() if a.owner == owner)

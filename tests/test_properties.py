@@ -1,0 +1,389 @@
+"""Properties of the ledger that must hold for every history, checked with hypothesis.
+
+- the codec: every registered event round-trips through its stored form, canonically;
+- conservation: shares, basis and cash are conserved exactly, to the cent, over random histories;
+- snapshots: a fold that starts from a snapshot equals the full fold at every point in both time axes;
+- export/import: a JSONL export restored into an empty ledger is the same ledger (rows, head, books);
+- known-at: the books as known at seq K are the books of a ledger that only ever recorded the first K events.
+
+Histories are drawn from small vocabularies (tests/strategies.py) so that dates collide, trades are
+backdated, lots are partly relieved, losses are washed across an owner's accounts and cents get rounded;
+commands the ledger refuses are part of the history (and must write nothing). Examples are derandomized
+(the same on every run); FOLIO_HYPOTHESIS_DEEP=10 runs ten times as many, fresh each time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import tempfile
+from collections import defaultdict
+from decimal import Decimal
+
+import attrs
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from commands import service
+from commands.imports import export_lines, read_jsonl
+from domain import events as ev
+from domain import values as v
+from domain.errors import InvalidValue
+from ledger import codec
+from ledger.store import EventStore, NewEvent
+from projections.replay import Point, _from_snapshot, build_snapshots, load_books, resolve_point
+from tests import strategies as S
+from tests.conftest import TickingClock
+
+#: derandomized by default (see tests/strategies.py `budget`): the same examples on every run and machine
+FAST = S.budget(100)
+CODEC = S.budget(40)
+HISTORY = S.budget(40)
+
+
+# ======================================================================================
+# 1. The codec
+# ======================================================================================
+def test_every_registered_event_type_has_a_strategy():
+    assert set(S.EVENTS) == set(ev.REGISTRY), "add a strategy to tests/strategies.py EVENTS for each new event type"
+
+
+@pytest.mark.parametrize("name", sorted(ev.REGISTRY))
+@CODEC
+@given(data=st.data())
+def test_every_event_round_trips_through_its_canonical_encoding(name, data):
+    """encode then decode gives an equal event; the bytes are canonical (the same twice, sorted keys, compact)
+    and do not depend on the order of the keys a payload arrives with."""
+    event = data.draw(S.EVENTS[name], label="event")
+    type_, schema, payload = codec.encode(event)
+    assert (type_, schema) == (name, ev.REGISTRY[name].schema)
+    back = codec.decode(type_, schema, payload)
+    assert type(back) is type(event) and back == event
+    # canonical: the same bytes twice, sorted-key compact JSON, and a decoded event re-encodes to the very same bytes
+    assert codec.encode(event)[2] == payload
+    assert codec.encode(back) == (type_, schema, payload)
+    parsed = json.loads(payload)
+    assert codec.canonical(parsed) == payload
+    # a payload whose keys arrive in any order (as a dict or as spaced-out text) decodes to the same event
+    keys = list(parsed)
+    random.Random(data.draw(st.integers(0, 2**32), label="key order")).shuffle(keys)
+    shuffled = {k: parsed[k] for k in keys}
+    for given_payload in (shuffled, json.dumps(shuffled, separators=(", ", ": "), ensure_ascii=False)):
+        again = codec.decode(name, schema, given_payload)
+        assert again == event
+        assert codec.encode(again)[2] == payload
+
+
+@FAST
+@given(event=S.EVENTS["AccountOpened"])
+def test_schema_1_account_openings_upcast_to_fifo_without_overdraft(event):
+    old = {k: val for k, val in json.loads(codec.encode(event)[2]).items() if k not in ("lot_method", "overdraft")}
+    upcast = codec.decode("AccountOpened", 1, old)
+    assert upcast == ev.AccountOpened(account=event.account, owner=event.owner, tax_status=event.tax_status,
+                                      currency=event.currency, lot_method="fifo", overdraft=False)
+
+
+@S.budget(50)
+@given(trade=S.EVENTS["TradeExecuted"].filter(lambda t: t.side == "buy"), shares=st.integers(1, 10**6))
+def test_equal_events_encode_to_the_same_bytes(trade, shares):
+    """10, 10.0 and 1E+1 shares are the same event: the same bytes, so the same hash and idempotency check."""
+    whole = attrs.evolve(trade, quantity=Decimal(shares))
+    for spelling in (f"{shares}.0", f"{shares}.000", f"{shares}E0", f"{Decimal(shares) * 10}E-1"):
+        respelled = attrs.evolve(trade, quantity=Decimal(spelling))
+        assert respelled == whole
+        assert codec.encode(respelled) == codec.encode(whole)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: ledger/codec.py _decimal_text() canonicalises with Decimal.normalize(), which rounds to the context "
+    "precision (28 digits): Decimal('1111.1111111111111111111111111') is stored as '1111.111111111111111111111111'; "
+    "the timeline check folds the exact value, every later read the rounded one"))
+@S.budget(20, known_bug=True)
+@given(digits=st.integers(29, 40), data=st.data())
+def test_decimals_longer_than_the_context_precision_survive_encoding(digits, data):
+    """A price typed with 29+ significant digits is stored as typed, not rounded to the context's 28 digits."""
+    text = data.draw(st.text("123456789", min_size=digits, max_size=digits))
+    price = Decimal(text[:4] + "." + text[4:])
+    trade = ev.TradeExecuted(account="A", symbol="X", side="buy", quantity=Decimal(1), price=price)
+    assert codec.decode(*codec.encode(trade)).price == price
+
+
+@FAST
+@given(sym=S.symbols, account=S.account_ids, cur=S.currencies)
+def test_identifiers_with_a_trailing_newline_are_refused(sym, account, cur):
+    """'AAPL\\n' is not a symbol (a pattern ending in '$' used with re.match would let it through)."""
+    for check, value in ((v.symbol, sym), (v.account_id, account), (v.currency, cur)):
+        with pytest.raises(InvalidValue):
+            check(value + "\n")
+
+
+# ======================================================================================
+# 2. Conservation over random valid histories
+# ======================================================================================
+def _expected_account_flows(history: S.History, as_of: dt.date | None):
+    """Per account, the totals the books must agree with, summed straight from the accepted commands."""
+    flows = defaultdict(lambda: {"bought": defaultdict(Decimal), "sold": defaultdict(Decimal), "buy_cash": Decimal(0),
+                                 "cash": Decimal(0), "sales": {}})
+    for seq, c in history.live(as_of):
+        if c.kind not in ("deposit", "interest", "withdraw", "fee", "buy", "sell"):
+            continue
+        f = flows[c.account]
+        if c.kind in ("deposit", "interest"):
+            f["cash"] += c.amount
+        elif c.kind in ("withdraw", "fee"):
+            f["cash"] -= c.amount
+        elif c.kind == "buy":
+            cost = S.cents(c.quantity * c.price + c.fees)
+            f["bought"][c.symbol] += c.quantity
+            f["buy_cash"] += cost
+            f["cash"] -= cost
+        elif c.kind == "sell":
+            proceeds = S.cents(c.quantity * c.price - c.fees)
+            f["sold"][c.symbol] += c.quantity
+            f["cash"] += proceeds
+            f["sales"][seq] = (c.quantity, proceeds)
+    return flows
+
+
+def _check_conservation(store, history: S.History, as_of: dt.date | None):
+    """Shares, basis and cash of every account (and every owner) add up exactly, at the head and as of a date.
+
+    Wash sales move basis between lots, possibly across an owner's accounts: a disallowed loss (the gain's
+    `adjustment`) goes into a replacement lot's basis in a taxable account, and is lost in the others.
+    """
+    books = load_books(store, Point(as_of=as_of, known_seq=store.head()[0]), use_snapshots=False)
+    flows = _expected_account_flows(history, as_of)
+    taxable = {c.account: c.tax_status == "taxable" for _, c in history.live() if c.kind == "open"}
+    assert set(flows) <= set(books.accounts)
+    by_owner = defaultdict(lambda: {"paid": Decimal(0), "held": Decimal(0), "adjustments": Decimal(0), "all_taxable": True})
+    for name, acct in books.accounts.items():
+        f = flows[name]
+        note(f"as of {as_of}, account {name}: cash {acct.cash}, lots "
+             f"{[(l.lot_id, l.symbol, str(l.quantity), str(l.basis)) for l in acct.open_lots()]}, gains "
+             f"{[(g.seq, g.lot_id, str(g.quantity), str(g.proceeds), str(g.cost_basis), str(g.adjustment)) for g in acct.gains]}")
+        # shares: bought - sold == open, per symbol
+        for sym in set(f["bought"]) | set(f["sold"]) | set(acct.lots):
+            assert f["bought"][sym] - f["sold"][sym] == acct.held(sym), f"{name} {sym}: shares not conserved"
+        for lot in acct.open_lots():
+            assert lot.quantity > 0 and lot.basis >= 0, f"lot {lot.lot_id}: {lot.quantity} shares, basis {lot.basis}"
+            assert lot.basis == lot.basis.quantize(S.CENT), f"lot {lot.lot_id}: basis {lot.basis} is not whole cents"
+        # basis: what came in (purchases, plus disallowed losses in a taxable account) == open + relieved, to the cent
+        open_basis = sum((lot.basis for lot in acct.open_lots()), Decimal(0))
+        relieved = sum((g.cost_basis for g in acct.gains), Decimal(0))
+        assert acct.basis_out == relieved
+        assert acct.basis_in == open_basis + relieved, f"{name}: basis in {acct.basis_in} != open {open_basis} + relieved {relieved}"
+        washed_in = acct.basis_in - f["buy_cash"]
+        assert washed_in >= 0 if taxable[name] else washed_in == 0, f"{name}: basis in {acct.basis_in}, paid {f['buy_cash']}"
+        # cash: deposits + interest + proceeds - withdrawals - fees - buys
+        assert acct.cash == f["cash"], f"{name}: cash {acct.cash}, flows say {f['cash']}"
+        # each sale's gains add up to its shares and its net proceeds; a wash adjustment never exceeds the loss
+        by_sale = defaultdict(lambda: [Decimal(0), Decimal(0)])
+        for g in acct.gains:
+            by_sale[g.seq][0] += g.quantity
+            by_sale[g.seq][1] += g.proceeds
+            assert 0 <= g.adjustment <= max(Decimal(0), g.cost_basis - g.proceeds), g
+            assert g.code in ("", "W") and (g.adjustment == 0 or g.code == "W"), g
+        assert {seq: tuple(x) for seq, x in by_sale.items()} == f["sales"]
+        o = by_owner[acct.owner]
+        o["paid"] += f["buy_cash"]
+        o["held"] += open_basis + relieved
+        o["adjustments"] += sum((g.adjustment for g in acct.gains), Decimal(0))
+        o["all_taxable"] &= taxable[name]
+    for owner, o in by_owner.items():
+        # basis paid == basis in open lots + basis relieved, plus the losses moved into replacement lots
+        assert o["paid"] <= o["held"] <= o["paid"] + o["adjustments"], f"owner {owner}: {o}"
+        if o["all_taxable"]:
+            assert o["held"] == o["paid"] + o["adjustments"], f"owner {owner}: disallowed losses went missing: {o}"
+
+
+@HISTORY
+@given(data=st.data(), steps=st.integers(5, 30))
+def test_shares_basis_and_cash_are_conserved_to_the_cent(data, steps):
+    """Over random histories (1-3 accounts, two owners, backdated trades, every relief method, voids), at the
+    head and as of random dates: bought - sold == open shares per symbol; basis paid == open basis + relieved
+    basis (+ disallowed wash-sale losses); cash == the cash flows; each sale's gains add up to its shares and
+    its net proceeds."""
+    with S.temp_store() as store:
+        history = run(data, store, steps=steps, voids=data.draw(st.booleans(), label="with voids"))
+        _check_conservation(store, history, None)
+        for as_of in data.draw(st.lists(S.as_of_dates, min_size=1, max_size=3, unique=True), label="as of"):
+            _check_conservation(store, history, as_of)
+
+
+@HISTORY
+@given(data=st.data())
+def test_a_loss_sale_over_several_recent_lots_conserves_shares_and_basis(data):
+    """Lots of one symbol bought within 30 days, then sold together at a loss by any method: the wash-sale rule
+    may move basis between them, but shares and basis are still conserved exactly."""
+    with S.temp_store() as store:
+        history = S.History()
+        account = data.draw(st.sampled_from(S.ACCOUNTS), label="account")
+        opening = S.draw_open(data, account, S.FIRST_DAY)
+        for cmd in (opening, S.Command("deposit", S.FIRST_DAY, account, amount=Decimal("100000"))):
+            history.add(store, cmd, S.submit(store, [cmd]))
+        for _ in range(data.draw(st.integers(2, 4), label="buys")):
+            buy = S.Command("buy", dt.date(2024, 3, data.draw(st.integers(1, 20), label="day")), account, "Z",
+                            data.draw(S.quantities, label="quantity"), data.draw(st.sampled_from([Decimal(90), Decimal(100), Decimal(120)])))
+            history.add(store, buy, S.submit(store, [buy]))
+        held = sum((q for _, _, q in S.open_lots_on(store, account, dt.date(2024, 3, 25))), Decimal(0))
+        quantity = data.draw(st.sampled_from([held, held * 3 / 4, held / 2, max(held - 1, held / 3)]), label="sold")
+        sale = S.Command("sell", dt.date(2024, 3, 25), account, "Z", quantity, Decimal(50),
+                         method=data.draw(S.methods, label="method"))
+        history.add(store, sale, S.submit(store, [sale]))
+        note("history:\n" + history.describe())
+        _check_conservation(store, history, None)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: domain/tax.py keeps a loss sale's wash-sale group as a name (LossSale.group = group_of(symbol) at the "
+    "sale); an IdenticalDeclared recorded afterwards renames the group (min of the two names), so a repurchase "
+    "of the *same* symbol no longer matches: buy 10 B @100 on 2024-01-05, sell 10 B @50 on 2024-03-01, declare "
+    "A identical to B on 2024-03-02, buy 10 B @50 on 2024-03-03 -> the 500.00 loss is not disallowed "
+    "(it is without the declaration)"))
+@S.budget(100, known_bug=True)
+@given(data=st.data())
+def test_buying_back_the_same_symbol_within_30_days_washes_the_loss_whatever_is_declared_in_between(data):
+    """Declaring another symbol substantially identical widens a wash-sale group; it never narrows it."""
+    with S.temp_store() as store:
+        sold, other = "B", data.draw(st.sampled_from(["A", "C", "BB"]), label="other symbol")
+        steps = [S.draw_open(data, "A", S.FIRST_DAY), S.Command("deposit", S.FIRST_DAY, "A", amount=Decimal("10000")),
+                 S.Command("buy", dt.date(2024, 1, 5), "A", sold, Decimal(10), Decimal(100)),
+                 S.Command("sell", dt.date(2024, 3, 1), "A", sold, Decimal(10), Decimal(50))]
+        declared_on = dt.date(2024, 3, 1) + dt.timedelta(days=data.draw(st.integers(1, 29), label="declared days later"))
+        pair = data.draw(st.sampled_from([(sold, other), (other, sold)]), label="declaration")
+        steps.append(S.Command("identical", declared_on, symbol=pair[0], other=pair[1]))
+        again = declared_on + dt.timedelta(days=data.draw(st.integers(0, 30 - (declared_on - dt.date(2024, 3, 1)).days),
+                                                          label="bought back days later"))
+        steps.append(S.Command("buy", again, "A", sold, Decimal(10), Decimal(50)))
+        for cmd in steps:
+            assert S.submit(store, [cmd]), cmd
+        acct = load_books(store, Point(None, store.head()[0])).accounts["A"]
+        (gain,) = acct.gains
+        assert (gain.adjustment, gain.code) == (Decimal("500.00"), "W"), gain
+
+
+def run(data, store, **kwargs) -> S.History:
+    history = S.run_history(data, store, **kwargs)
+    note("history:\n" + history.describe())
+    assert sum(ok for _, ok in history.submitted) == store.head()[0] == len(history.accepted)
+    return history
+
+
+# ======================================================================================
+# 3. Snapshots never change an answer
+# ======================================================================================
+def _points(data, store, n):
+    head = store.head()[0]
+    return data.draw(st.lists(st.tuples(S.as_of_dates, st.integers(0, head)), min_size=n, max_size=n), label="points")
+
+
+@HISTORY
+@given(data=st.data(), steps=st.integers(5, 30), every=st.integers(1, 4))
+def test_folding_from_snapshots_equals_the_full_fold_at_every_point(data, steps, every):
+    """Histories with corporate actions (splits, dividends paid later, reinvestment), wash sales, backdated
+    events and voids, with snapshots built at random moments (so later events make some of them stale) and
+    at the end: for all accounts and for each account, at random (as of, known at seq) points, the fold from
+    the best usable snapshot equals the fold from nothing."""
+    with S.temp_store() as store:
+        history = run(data, store, steps=steps, corporate=True, snapshot_every=every)
+        # and a fresh set at the head, as `folio snapshot` and an import would leave
+        build_snapshots(store, every=every)
+        accounts = sorted({c.account for c in history.accepted.values() if c.kind == "open"})
+        for account in accounts:
+            build_snapshots(store, [account], every=every)
+        head = store.head()[0]
+        assert _from_snapshot(store, Point(None, head), None)[0] is not None, "a snapshot at the head serves the head"
+        for as_of, known in [(None, head)] + _points(data, store, 8):
+            point = Point(as_of, known)
+            for scope in [None] + [[a] for a in accounts]:
+                fast = load_books(store, point, accounts=scope, use_snapshots=True)
+                slow = load_books(store, point, accounts=scope, use_snapshots=False)
+                assert S.books_state(fast) == S.books_state(slow), f"at {point} for {scope or 'all accounts'}"
+
+
+# ======================================================================================
+# 4. Export, then import into an empty ledger: the same ledger
+# ======================================================================================
+@HISTORY
+@given(data=st.data(), steps=st.integers(0, 25))
+def test_export_then_restore_into_an_empty_ledger_gives_the_same_rows_head_and_books(data, steps):
+    """export_lines -> read_jsonl -> EventStore.restore into an empty file: the same rows (seq, times, meta,
+    hashes), the same head, a verifying chain, the same export, the same books; restoring twice adds nothing."""
+    with S.temp_store() as store, S.temp_store("copy.db") as copy:
+        run(data, store, steps=steps, corporate=True)
+        text = "\n".join(export_lines(store.rows())) + "\n"
+        added, skipped = copy.restore(read_jsonl(text))
+        assert (added, skipped) == (store.head()[0], 0)
+        assert copy.head() == store.head()
+        assert list(copy.rows()) == list(store.rows())
+        assert copy.verify() == (store.head()[0], None, "")
+        assert "\n".join(export_lines(copy.rows())) + "\n" == text, "export(import(export)) == export"
+        # restoring the same file again is a no-op
+        assert copy.restore(read_jsonl(text)) == (0, store.head()[0])
+        for as_of, known in _points(data, store, 3):
+            point = Point(as_of, known)
+            assert S.books_state(load_books(copy, point)) == S.books_state(load_books(store, point))
+
+
+@S.budget(10)
+@given(data=st.data(), steps=st.integers(0, 20))
+def test_cli_export_then_import_gives_an_identical_audit_head(data, steps):
+    """`folio export -o F`, then `folio init` and `folio import F` elsewhere: `folio audit head` prints the same
+    line, `folio audit verify` passes, and the rows and books are the same."""
+    from commands.cli import cli
+
+    runner = CliRunner()
+    with tempfile.TemporaryDirectory(prefix="folio-cli-", dir=S.TMP_ROOT) as folder:
+        original, restored, dump = (os.path.join(folder, n) for n in ("a.db", "b.db", "export.jsonl"))
+
+        def folio(db, *args):
+            result = runner.invoke(cli, ["--db", db, "--actor", "tester", *args])
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        store = EventStore.create(original, clock=TickingClock())
+        try:
+            run(data, store, steps=steps, corporate=True)
+        finally:
+            store.close()
+        folio(original, "export", "-o", dump)
+        folio(restored, "init")
+        folio(restored, "import", dump)
+        assert folio(restored, "audit", "head") == folio(original, "audit", "head")
+        assert "OK:" in folio(restored, "audit", "verify")
+        with EventStore.open(original) as a, EventStore.open(restored) as b:
+            assert list(b.rows()) == list(a.rows())
+            for as_of, known in _points(data, a, 3):
+                assert S.books_state(load_books(b, Point(as_of, known), use_snapshots=False)) == S.books_state(
+                    load_books(a, Point(as_of, known), use_snapshots=False))
+
+
+# ======================================================================================
+# 5. Known-at: the past as it was known is a ledger that stopped recording then
+# ======================================================================================
+@HISTORY
+@given(data=st.data(), steps=st.integers(3, 25))
+def test_books_known_at_seq_k_equal_a_ledger_that_recorded_only_the_first_k_events(data, steps):
+    """Record a random history (voids, backdated events, corporate actions); record its first K rows again, one
+    by one through `service.record`, into an empty ledger (each is accepted, with the same seq): at every as-of
+    date the books known at K equal that ledger's books. And --known-at seq K's recorded_at resolves to K."""
+    with S.temp_store() as store, S.temp_store("prefix.db") as prefix:
+        run(data, store, steps=steps, corporate=True)
+        head = store.head()[0]
+        k = data.draw(st.integers(0, head), label="K")
+        for row in store.rows(known_seq=k):
+            outcome = service.record(prefix, [service.Pending(NewEvent(row.stream, row.decode(),
+                                                                       dt.date.fromisoformat(row.effective), {}))])
+            assert outcome.result.rows[0].seq == row.seq
+        assert prefix.head()[0] == k
+        for as_of in (None,) + S.DATES + (dt.date(2026, 6, 30),):
+            known = load_books(store, Point(as_of, k), use_snapshots=False)
+            replayed = load_books(prefix, Point(as_of, k), use_snapshots=False)
+            assert S.books_state(known) == S.books_state(replayed), f"as of {as_of}, known at seq {k}"
+        # --known-at with seq K's timestamp resolves to seq K
+        if k:
+            assert resolve_point(store, known_at=store.row(k).recorded_at).known_seq == k
