@@ -22,7 +22,7 @@ from domain.errors import DomainError, InsufficientCash, InsufficientShares, Unk
 from domain.lots import Lot, allocate, relieve, select
 from decimal import ROUND_DOWN
 
-from domain.values import ZERO, is_long_term, round_cents
+from domain.values import ZERO, is_long_term, normalize, price_text, round_cents
 
 #: reinvested shares are bought to a millionth of a share, rounded down so cash never goes negative
 REINVEST_QUANTUM = Decimal("0.000001")
@@ -174,7 +174,7 @@ def _opened(books: Books, rec: ev.Recorded) -> None:
 def _spend(acct: Account, amount: Decimal, doing: str) -> None:
     """Take cash out, refusing to go below zero where the account allows no overdraft."""
     if not acct.overdraft and acct.cash - amount < 0:
-        raise InsufficientCash(f"cannot {doing}: needs {amount} {acct.currency}, cash is {acct.cash}")
+        raise InsufficientCash(f"cannot {doing}: needs {amount:.2f} {acct.currency}, cash is {acct.cash:.2f}")
     acct.cash -= amount
 
 
@@ -242,7 +242,7 @@ def _trade(books: Books, rec: ev.Recorded) -> None:
         cost = round_cents(gross + e.fees)
         _spend(acct, cost, f"buy {where}")
         lot = Lot(lot_id=str(rec.seq), symbol=e.symbol, quantity=e.quantity, basis=cost, acquired=rec.effective,
-                  order=rec.seq, origin=((rec.seq, f"bought {e.quantity} at {e.price}"),))
+                  order=rec.seq, origin=((rec.seq, f"bought {normalize(e.quantity):f} at {price_text(e.price)}"),))
         add_lot(acct, lot)
         acct.basis_in += cost
         tax.on_acquisition(books, acct, lot, rec.effective)

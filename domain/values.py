@@ -75,6 +75,15 @@ def normalize(d: Decimal) -> Decimal:
     return n.quantize(Decimal(1)) if n.as_tuple().exponent > 0 else n
 
 
+def price_text(d: Decimal) -> str:
+    """A price as people write one: whole numbers bare (190), otherwise at least to the cent (185.50, 12.345)."""
+    n = normalize(d)
+    exponent = n.as_tuple().exponent
+    if exponent >= 0 or exponent <= -2:
+        return format(n, "f")
+    return format(n.quantize(CENT), "f")
+
+
 def symbol(value: object) -> str:
     if not isinstance(value, str) or not _SYMBOL.fullmatch(value):
         raise InvalidValue(

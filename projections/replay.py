@@ -26,7 +26,7 @@ from domain.events import PolicySet
 from ledger.codec import converter
 from ledger.store import EventStore
 
-SNAPSHOT_FORMAT = 5
+SNAPSHOT_FORMAT = 6
 #: a snapshot is worth writing once a fold has passed this many events since the last one
 SNAPSHOT_EVERY = 5_000
 

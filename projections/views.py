@@ -11,6 +11,7 @@ import attrs
 
 from domain.books import Account, Books, RealizedGain
 from domain.errors import UnknownAccount
+from domain.values import price_text
 from domain import events as ev
 from domain.values import ZERO, normalize, round_cents
 from ledger.prices import Price
@@ -113,7 +114,7 @@ def summarize(row: StoredRow) -> str:
         verb = {"CashDeposited": "deposit", "CashWithdrawn": "withdraw", "FeeCharged": "fee", "InterestReceived": "interest"}[t]
         return f"{verb} {Decimal(p['amount']):.2f}"
     if t == "TradeExecuted":
-        text = f"{p['side']} {p['quantity']} {p['symbol']} @ {p['price']}"
+        text = f"{p['side']} {p['quantity']} {p['symbol']} @ {price_text(Decimal(p['price']))}"
         if p.get("fees") not in (None, "0", "0.00"):
             text += f" fees {Decimal(p['fees']):.2f}"
         if p.get("lots"):

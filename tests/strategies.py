@@ -422,10 +422,10 @@ def draw_sell(data, account: str, day: dt.date, open_lots: Sequence[tuple[str, s
     return Command("sell", day, account, symbol, quantity, price, fee, method=data.draw(methods, label="method"))
 
 
-def draw_open(data, account: str, day: dt.date) -> Command:
+def draw_open(data, account: str, day: dt.date, *, tax_status: str | None = None) -> Command:
     return Command("open", day, account, method=data.draw(st.sampled_from(ev.LOT_METHODS), label="method"),
                    overdraft=data.draw(st.integers(0, 4), label="overdraft") == 0,
-                   tax_status=data.draw(tax_statuses, label="tax status"))
+                   tax_status=tax_status or data.draw(tax_statuses, label="tax status"))
 
 
 def draw_command(data, store: EventStore, *, accounts: Sequence[str], corporate: bool = False, voids: bool = True) -> Command:

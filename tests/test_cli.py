@@ -386,16 +386,16 @@ def test_log_json_and_account_filter(ira):
                      "tax_status": "tax-deferred"},
          "meta": {"actor": "tester", "source": "cli"}, "idem_key": None, "voided_by": None},
         {"seq": "2", "stream": "account:IRA-1", "version": "2", "type": "CashDeposited", "schema": "1",
-         "effective": "2024-01-02", "payload": {"account": "IRA-1", "amount": "10000.00"},
+         "effective": "2024-01-02", "payload": {"account": "IRA-1", "amount": "10000"},  # canonical: no trailing zeros
          "meta": {"actor": "tester", "source": "cli"}, "idem_key": None, "voided_by": None},
         {"seq": "3", "stream": "account:IRA-1", "version": "3", "type": "TradeExecuted", "schema": "1",
          "effective": "2024-01-03",
-         "payload": {"account": "IRA-1", "symbol": "AAPL", "side": "buy", "quantity": "10", "price": "185.50",
-                     "fees": "1.00", "lot_method": None, "lots": [], "ref": None, "proposal": None},
+         "payload": {"account": "IRA-1", "symbol": "AAPL", "side": "buy", "quantity": "10", "price": "185.5",
+                     "fees": "1", "lot_method": None, "lots": [], "ref": None, "proposal": None},
          "meta": {"actor": "tester", "source": "cli"}, "idem_key": None, "voided_by": None},
     ]
     assert stable(entries[6])["payload"] == {
-        "account": "IRA-1", "symbol": "AAPL", "side": "sell", "quantity": "3", "price": "210", "fees": "0.00",
+        "account": "IRA-1", "symbol": "AAPL", "side": "sell", "quantity": "3", "price": "210", "fees": "0",
         "lot_method": None, "lots": [{"lot": "3", "quantity": "3"}], "ref": None, "proposal": None}
     for e in entries:
         assert re.fullmatch(r"[0-9a-f]{64}", e["hash"]) and re.fullmatch(r"[0-9a-f]{32}", e["meta"]["command_id"])

@@ -301,7 +301,7 @@ def _resolve(points, store):
     return [(as_of, round(f * head(store))) for as_of, f in points]
 
 
-# Two histories the property fails on (bugs, see the xfail reasons below):
+# Two histories the property once failed on (regressions):
 # a lot rounded down to nothing: 5 S0 and 3 S0 bought, then a 1:8 reverse split rounding fractions down
 ROUNDED_AWAY = {"accounts": [("taxable", "fifo")],
                 "steps": [("buy", 0, "S0", "5", "10.00", "0", 1), ("buy", 0, "S0", "3", "10.00", "0", 2),
@@ -312,31 +312,18 @@ WASH_IN_ONE_SALE = {"accounts": [("taxable", "fifo")],
                     "steps": [("buy", 0, "S0", "1", "10.00", "0", 1), ("buy", 0, "S0", "2", "5.00", "0", 2),
                               ("sell", 0, "S0", "1", "8.00", None, 3)]}
 
-ROUND_DOWN_BUG = (
-    "BUG: a lot rounded down to zero shares by the `round-down` policy (split, merger or spinoff child) is dropped "
-    "with its basis: the basis leaves the open lots without being relieved (no Account.basis_out, no gain), so basis "
-    "is not conserved (domain/corporate.py _fraction sets the quantity to 0 and drop_empty forgets the lot)")
-WASH_BUG = (
-    "BUG: in a sale of several lots, a loss on an earlier lot is matched (wash sale) to a later lot of the same sale; "
-    "_split_off splits that lot while the sale still relieves the quantity chosen before the split, so the lot goes "
-    "negative and is dropped, a phantom split-off lot stays open after everything was sold, and basis is not "
-    "conserved (domain/tax.py on_loss_sale/_split_off inside domain/books.py _trade)")
-
-
 def _conserved(plan, points=((None, 1.0),)):
     with ledger() as store:
         accepted = run(store, plan)
         check_conservation(store, accepted, _resolve(points, store) + [(None, head(store))])
 
 
-@pytest.mark.xfail(strict=True, reason=ROUND_DOWN_BUG)
 def test_a_lot_rounded_down_to_nothing_keeps_its_basis_accounted_for():
     # 8 S0, basis 80.00 (two lots of 50.00 and 30.00); 1:8 round-down: 0.625 -> 0 and 0.375 -> 0.
     # Basis in 80.00 must be open (0) + relieved: the fold relieves nothing (basis_in 80.00, basis_out 0).
     _conserved(ROUNDED_AWAY)
 
 
-@pytest.mark.xfail(strict=True, reason=WASH_BUG)
 def test_a_sale_of_every_lot_leaves_nothing_open_even_with_a_wash_sale_inside_it():
     with ledger() as store:
         run(store, WASH_IN_ONE_SALE)
@@ -346,21 +333,12 @@ def test_a_sale_of_every_lot_leaves_nothing_open_even_with_a_wash_sale_inside_it
     _conserved(WASH_IN_ONE_SALE)
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ROUND_DOWN_BUG}; and {WASH_BUG}")
 @settings(max_examples=25, **SETTINGS)
 @given(plan=plans(), points=points_strategy())
 @example(plan=ROUNDED_AWAY, points=[(None, 1.0)])
 @example(plan=WASH_IN_ONE_SALE, points=[(None, 1.0)])
 def test_basis_is_conserved_to_the_cent(plan, points):
     """The property as it should hold, on every history."""
-    _conserved(plan, points)
-
-
-@settings(max_examples=60, **SETTINGS)
-@given(plan=plans(policies=("keep", "round-up", "cash"), sell_price=st.just("1000000.00")), points=points_strategy())
-def test_basis_is_conserved_to_the_cent_where_the_two_bugs_cannot_reach(plan, points):
-    """The same property on every history with no `round-down` policy and no sale at a loss (sales at a price above
-    any basis, so the wash-sale rule never acts): corporate actions of every other kind, backdated or not."""
     _conserved(plan, points)
 
 
@@ -636,10 +614,6 @@ SIMPLE = {"accounts": [("taxable", "fifo")],
                     ("split", "S0", "2:1", "keep", "1.00", False, 30)]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: projections/replay.py thaw() unpacks an account's tax status into a local named `tax`, shadowing the "
-    "`domain.tax` module, so thawing any snapshot whose books have an owner's wash-sale state (any buy) raises "
-    "AttributeError: 'str' object has no attribute 'owner_tax'"))
 @settings(max_examples=40, **SETTINGS)
 @given(plan=plans(), every=st.integers(1, 6), points=points_strategy(8))
 @example(plan=SIMPLE, every=1, points=[(None, 1.0)])

@@ -98,11 +98,7 @@ def test_equal_events_encode_to_the_same_bytes(trade, shares):
         assert codec.encode(respelled) == codec.encode(whole)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: ledger/codec.py _decimal_text() canonicalises with Decimal.normalize(), which rounds to the context "
-    "precision (28 digits): Decimal('1111.1111111111111111111111111') is stored as '1111.111111111111111111111111'; "
-    "the timeline check folds the exact value, every later read the rounded one"))
-@S.budget(20, known_bug=True)
+@S.budget(20)
 @given(digits=st.integers(29, 40), data=st.data())
 def test_decimals_longer_than_the_context_precision_survive_encoding(digits, data):
     """A price typed with 29+ significant digits is stored as typed, not rounded to the context's 28 digits."""
@@ -238,19 +234,13 @@ def test_a_loss_sale_over_several_recent_lots_conserves_shares_and_basis(data):
         _check_conservation(store, history, None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: domain/tax.py keeps a loss sale's wash-sale group as a name (LossSale.group = group_of(symbol) at the "
-    "sale); an IdenticalDeclared recorded afterwards renames the group (min of the two names), so a repurchase "
-    "of the *same* symbol no longer matches: buy 10 B @100 on 2024-01-05, sell 10 B @50 on 2024-03-01, declare "
-    "A identical to B on 2024-03-02, buy 10 B @50 on 2024-03-03 -> the 500.00 loss is not disallowed "
-    "(it is without the declaration)"))
-@S.budget(100, known_bug=True)
+@S.budget(100)
 @given(data=st.data())
 def test_buying_back_the_same_symbol_within_30_days_washes_the_loss_whatever_is_declared_in_between(data):
     """Declaring another symbol substantially identical widens a wash-sale group; it never narrows it."""
     with S.temp_store() as store:
         sold, other = "B", data.draw(st.sampled_from(["A", "C", "BB"]), label="other symbol")
-        steps = [S.draw_open(data, "A", S.FIRST_DAY), S.Command("deposit", S.FIRST_DAY, "A", amount=Decimal("10000")),
+        steps = [S.draw_open(data, "A", S.FIRST_DAY, tax_status="taxable"), S.Command("deposit", S.FIRST_DAY, "A", amount=Decimal("10000")),
                  S.Command("buy", dt.date(2024, 1, 5), "A", sold, Decimal(10), Decimal(100)),
                  S.Command("sell", dt.date(2024, 3, 1), "A", sold, Decimal(10), Decimal(50))]
         declared_on = dt.date(2024, 3, 1) + dt.timedelta(days=data.draw(st.integers(1, 29), label="declared days later"))

@@ -276,9 +276,9 @@ def test_a_year_outside_the_ledger_gives_an_empty_report_not_an_error(alice):
     assert empty.splitlines()[0] == "Form 8949,account T,owner alice,tax year 1999"
     assert out(alice("income T --year 1999")) == text("""
         Income of T as of today (known at seq 18), 1999
-        kind   gross  withheld   net
-        -----  -----  --------  ----
-        total   0.00      0.00  0.00
+        kind          gross  withheld   net
+        ------------  -----  --------  ----
+        total income   0.00      0.00  0.00
         """)
 
 
@@ -288,12 +288,12 @@ def test_income_sums_dividends_by_kind_and_interest_with_withholding(alice):
     # total gross 25.00 + 48.50 + 1.23 = 74.73, withheld 7.28, net 67.45
     assert out(alice("income T --year 2024")) == text("""
         Income of T as of today (known at seq 18), 2024
-        kind       gross  withheld    net
-        ---------  -----  --------  -----
-        ordinary   25.00      0.00  25.00
-        qualified  48.50      7.28  41.22
-        interest    1.23      0.00   1.23
-        total      74.73      7.28  67.45
+        kind          gross  withheld    net
+        ------------  -----  --------  -----
+        ordinary      25.00      0.00  25.00
+        qualified     48.50      7.28  41.22
+        interest       1.23      0.00   1.23
+        total income  74.73      7.28  67.45
         """)
     # the capital-gain distribution declared in 2024 is paid, and counted, in 2025
     assert js(alice("income T --year 2025 --json")) == {
@@ -656,10 +656,6 @@ def test_an_unknown_owner_is_refused(alice, db_path):
 
 
 # -- bugs found ---------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: domain.tax stores a loss sale's wash-sale group (group_of at the sale) and compares it with the group of "
-    "later purchases; an IdenticalDeclared recorded between the sale and the buy-back renames the group "
-    "(books.identical maps VOO -> 'IVV'), so buying back the very same symbol no longer washes the loss"))
 def test_declaring_an_identical_group_after_a_loss_sale_keeps_the_buy_back_a_wash_sale(folio):
     run_all(folio, [
         "init", "account open T --date 2024-01-02 --owner alice", "record deposit T 10000 --date 2024-01-02",
@@ -672,10 +668,6 @@ def test_declaring_an_identical_group_after_a_loss_sale_keeps_the_buy_back_a_was
     assert [l["cost_basis"] for l in js(folio("lots T --json"))] == ["1050.00"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: domain.books.dispose sends every sale at a loss to the wash-sale rule, whatever the seller's tax status: "
-    "a 'loss' inside a tax-deferred account (never deductible) is 'disallowed' and added to the basis of a "
-    "replacement bought in the owner's taxable account, creating a deduction out of nothing"))
 def test_a_loss_inside_a_tax_deferred_account_is_not_a_wash_sale(folio):
     run_all(folio, [
         "init",
@@ -690,9 +682,6 @@ def test_a_loss_inside_a_tax_deferred_account_is_not_a_wash_sale(folio):
     assert [g["code"] for g in js(folio("gains I --json"))] == [""]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: projections.tax_views.harvest scans tax-deferred accounts like taxable ones and claims an estimated tax "
-    "saving at the owner's rates for selling a lot at a loss inside an IRA, where a loss saves no tax"))
 def test_harvest_claims_no_tax_saving_in_a_tax_deferred_account(folio, tmp_path):
     run_all(folio, [
         "init",
@@ -708,10 +697,6 @@ def test_harvest_claims_no_tax_saving_in_a_tax_deferred_account(folio, tmp_path)
     assert all(c["estimated_saving"] in (None, "0.00") for c in found), found
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: only SubstituteDeclared checks that the two securities are not identical; an IdenticalDeclared recorded "
-    "after a substitute declaration is accepted, and `harvest` then suggests buying a substantially identical "
-    "security (a wash sale) as the substitute"))
 def test_harvest_never_suggests_a_substantially_identical_substitute(folio, tmp_path):
     run_all(folio, [
         "init", "account open T --date 2024-01-02 --owner alice", "record deposit T 10000 --date 2024-01-02",
@@ -736,11 +721,6 @@ def test_reports_after_folio_snapshot_are_the_same(alice):
     assert [r.stdout for r in after] == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a loss sale is one LossSale object in both OwnerTax.losses and OwnerTax.recent_losses during a fold, but "
-    "projections.replay.freeze/thaw store and rebuild the two lists separately; after a thaw a later replacement "
-    "updates only the copy in `losses`, so `restrictions` (which reads recent_losses) still shows the loss as "
-    "unmatched and at stake"))
 def test_restrictions_from_a_snapshot_equal_the_full_fold(store):
     import datetime as dt
 
@@ -763,10 +743,6 @@ def test_restrictions_from_a_snapshot_equal_the_full_fold(store):
     assert tax_views.restrictions(fast, "alice", day) == tax_views.restrictions(full, "alice", day)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: domain.corporate._symbol_change moves lots to the new symbol but leaves wash-sale groups alone unless the "
-    "old symbol was in a declared group; a loss sale of FB keeps group 'FB', so buying the renamed META back 14 "
-    "days later (the same shares) is not a wash sale"))
 def test_a_renamed_security_bought_back_is_still_a_wash_sale(folio):
     run_all(folio, [
         "init", "account open T --date 2024-01-02 --owner alice", "record deposit T 10000 --date 2024-01-02",
@@ -779,11 +755,6 @@ def test_a_renamed_security_bought_back_is_still_a_wash_sale(folio):
     assert [l["cost_basis"] for l in js(folio("lots T --json"))] == ["1900.00"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the sold lot is never its own replacement only while it is one Lot object: once a wash sale split a "
-    "purchase into `<lot>w<seq>` and the rest (domain.tax._split_off), selling the split-off part at a loss is "
-    "washed by the rest of the same purchase (the Acquisition still points at the remainder), while selling part "
-    "of an unsplit purchase is not"))
 def test_the_parts_of_one_purchase_never_replace_each_other(folio):
     run_all(folio, [
         "init", "account open T --date 2024-01-02 --owner alice", "record deposit T 10000 --date 2024-01-02",

@@ -393,10 +393,6 @@ def _books_state(books: Books, day: dt.date) -> dict:
     }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: projections.replay.freeze/thaw rebuild OwnerTax.losses and OwnerTax.recent_losses as separate objects "
-    "(one shared LossSale in a fold), so after a snapshot a later replacement updates only `losses`: recent_losses "
-    "and `restrictions` differ from the full fold"))
 @settings(max_examples=60, deadline=None, derandomize=True,
           # a known failure: report the first counterexample without spending the time budget on shrinking it
           phases=(Phase.explicit, Phase.reuse, Phase.generate),
