@@ -208,7 +208,7 @@ def _owner_books(app: App, owner_id: str | None, account_id: str | None, as_of):
 def harvest(app: App, account_id, owner_id, as_of, min_loss_pct, min_loss, as_json):
     """Lots worth harvesting for a tax loss: loss, estimated saving, wash-sale risks, substitutes."""
     if bool(account_id) == bool(owner_id):
-        raise click.UsageError("give an ACCOUNT or --owner, not both")
+        raise click.UsageError("give an ACCOUNT or --owner, not both" if account_id else "give an ACCOUNT or --owner")
     day = as_of or app.today()
     point, owner_id, books, accounts = _owner_books(app, owner_id, account_id, as_of or day)
     found, unpriced = tax_views.harvest(books, accounts, day, lambda s: price_on(app.store, s, day),

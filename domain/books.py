@@ -45,6 +45,9 @@ class RealizedGain:
     #: a wash sale's disallowed loss, as a positive adjustment (Form 8949 column g), with code "W"
     adjustment: Decimal = ZERO
     code: str = ""
+    #: where the holding period began when not on `acquired` (a wash-sale replacement takes the sold shares'
+    #: holding period): Form 8949 reports this adjusted date as the date acquired, as brokers do
+    held_from: dt.date | None = None
 
     @property
     def gain(self) -> Decimal:
@@ -295,6 +298,7 @@ def record_gain(books: Books, acct: Account, lot: Lot, quantity: Decimal, procee
             lot_id=lot.lot_id, symbol=lot.symbol, quantity=quantity, acquired=lot.acquired, sold=rec.effective,
             proceeds=proceeds, cost_basis=basis,
             term="long" if is_long_term(lot.hp_start, rec.effective) else "short", reason=reason, seq=rec.seq,
+            held_from=lot.hp_start if lot.hp_start != lot.acquired else None,
         ))
 
 

@@ -159,7 +159,8 @@ def freeze(books: Books) -> bytes:
             "lots": [[l.lot_id, l.symbol, str(l.quantity), str(l.basis), l.acquired.isoformat(), l.order,
                       [list(o) for o in l.origin], l.hp_start.isoformat(), str(l.repl)] for l in a.open_lots()],
             "gains": [[g.lot_id, g.symbol, str(g.quantity), g.acquired.isoformat(), g.sold.isoformat(), str(g.proceeds),
-                       str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code] for g in a.gains],
+                       str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code,
+                       g.held_from and g.held_from.isoformat()] for g in a.gains],
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
                         i.reinvested, i.seq] for i in a.income],
             "reinvest": sorted(a.reinvest),
@@ -209,7 +210,8 @@ def thaw(blob: bytes) -> Books:
                     d(repl)))
         acct.gains = [RealizedGain(lot_id=g[0], symbol=g[1], quantity=d(g[2]), acquired=day(g[3]), sold=day(g[4]),
                                    proceeds=d(g[5]), cost_basis=d(g[6]), term=g[7], reason=g[8], seq=g[9],
-                                   adjustment=d(g[10]), code=g[11]) for g in a["gains"]]
+                                   adjustment=d(g[10]), code=g[11], held_from=g[12] and day(g[12]))
+                      for g in a["gains"]]
         acct.income = [Income(symbol=i[0], kind=i[1], ex_date=day(i[2]), pay_date=day(i[3]), gross=d(i[4]),
                               withheld=d(i[5]), reinvested=i[6], seq=i[7]) for i in a["income"]]
         acct.reinvest = set(a["reinvest"])

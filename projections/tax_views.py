@@ -71,7 +71,7 @@ def form_8949_rows(gains: Sequence[RealizedGain]) -> dict[str, list[list[str]]]:
     parts = {}
     for term in ("short", "long"):
         rows = [g for g in gains if g.term == term]
-        body = [[description(g), us(g.acquired), us(g.sold), f"{g.proceeds:.2f}", f"{g.cost_basis:.2f}", g.code,
+        body = [[description(g), us(g.held_from or g.acquired), us(g.sold), f"{g.proceeds:.2f}", f"{g.cost_basis:.2f}", g.code,
                  f"{g.adjustment:.2f}" if g.adjustment else "", f"{g.gain:.2f}"] for g in rows]
         totals = ["Totals", "", "", f"{sum((g.proceeds for g in rows), ZERO):.2f}",
                   f"{sum((g.cost_basis for g in rows), ZERO):.2f}", "",

@@ -649,10 +649,30 @@ def test_an_unknown_owner_is_refused(alice, db_path):
         refused(alice("restrictions carol --as-of 2024-03-10"), "unknown owner carol", code=1)
         refused(alice("harvest --owner carol --as-of 2024-06-28"), "unknown owner carol", code=1)
         refused(alice("harvest NOSUCH --as-of 2024-06-28"), "account NOSUCH is not open", code=1)
-        refused(alice("harvest --as-of 2024-06-28"), "give an ACCOUNT or --owner", code=2)
+        assert refused(alice("harvest --as-of 2024-06-28"), code=2).endswith("Error: give an ACCOUNT or --owner\n")
         refused(alice("harvest T --owner alice --as-of 2024-06-28"), "give an ACCOUNT or --owner, not both", code=2)
         refused(alice("gains NOSUCH --year 2024"), "account NOSUCH is not open", code=1)
         refused(alice("income NOSUCH --year 2024"), "account NOSUCH is not open", code=1)
+
+
+def test_form_8949_dates_a_wash_sale_replacement_from_its_adjusted_holding_period(folio):
+    # 10 X bought 2024-01-02 for 1000.00, sold 2024-06-03 for 800.00 (held 153 days): loss 200.00, washed by
+    # the 10 X bought back 2024-06-10 for 800.00, whose basis becomes 1000.00 and whose holding period starts
+    # 153 days earlier, on 2024-01-09; sold 2024-09-03 for 900.00: a loss of 100.00, dated from 01/09/2024
+    run_all(folio, [
+        "init", "account open T --date 2024-01-02 --owner ann --tax-status taxable",
+        "record deposit T 5000 --date 2024-01-02",
+        "record buy T X 10 --price 100 --date 2024-01-02",
+        "record sell T X 10 --price 80 --date 2024-06-03",
+        "record buy T X 10 --price 80 --date 2024-06-10",
+        "record sell T X 10 --price 90 --date 2024-09-03",
+    ])
+    rows = list(csv.reader(io.StringIO(out(folio("gains T --year 2024 --format csv")))))
+    body = [r for r in rows if r and r[0].endswith("sh X")]
+    assert body == [["10 sh X", "01/02/2024", "06/03/2024", "800.00", "1000.00", "W", "200.00", "0.00"],
+                    ["10 sh X", "01/09/2024", "09/03/2024", "900.00", "1000.00", "", "", "-100.00"]]
+    # the lot itself still says when it was bought
+    assert [g["acquired"] for g in js(folio("gains T --year 2024 --json"))] == ["2024-01-02", "2024-06-10"]
 
 
 # -- bugs found ---------------------------------------------------------------------------------
