@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import click
 import numpy as np
@@ -17,6 +16,7 @@ from domain import events as ev
 from domain import values as v
 from domain.errors import DomainError, InvalidValue
 from domain.rebalancing import risk, targets
+from ledger import codec
 from projections import rebalance as prb
 from projections.replay import load_books, resolve_point
 from projections.risk import account_risk, price_history
@@ -68,7 +68,7 @@ def risk_command(app: App, account_id, as_of, window, confidence, shrink, as_jso
                             right=("weight", "model", "contribution", "share of risk")))
 
 
-def parse_bounds(items, symbols) -> dict[str, tuple[float, float]]:
+def parse_bounds(items, symbols) -> dict[str, tuple[Decimal, Decimal]]:
     out = {}
     for item in items:
         sym, sep, rng = item.partition("=")
@@ -78,14 +78,15 @@ def parse_bounds(items, symbols) -> dict[str, tuple[float, float]]:
         sym = sym.strip().upper()
         if sym not in symbols:
             raise InvalidValue(f"bound for {sym}, which is not in the model ({', '.join(symbols)})")
-        out[sym] = (float(v.to_decimal(lo or "0", "low bound")), float(v.to_decimal(hi or "1", "high bound")))
+        out[sym] = (v.to_decimal(lo or "0", "low bound"), v.to_decimal(hi or "1", "high bound"))
     return out
 
 
 @model.command("optimize")
 @click.argument("model_id")
 @click.option("--objective", type=click.Choice(["min-vol", "target-vol", "min-cvar", "risk-parity"]), required=True)
-@click.option("--target-vol", type=float, help="Annual volatility for target-vol (0.12 for 12%).")
+@click.option("--target-vol", type=click.FloatRange(min=0, min_open=True),
+              help="Annual volatility for target-vol (0.12 for 12%).")
 @click.option("--bounds", "bounds", multiple=True, metavar="SYM=LO:HI", help="Weight bounds (repeatable).")
 @click.option("--as-of", type=DATE, required=True, help="The window ends here; nothing after it is read.")
 @click.option("--window", type=click.IntRange(min=2), default=252, show_default=True)
@@ -95,29 +96,30 @@ def parse_bounds(items, symbols) -> dict[str, tuple[float, float]]:
 @fail_on_errors
 def model_optimize(app: App, model_id, objective, target_vol, bounds, as_of, window, confidence, day):
     """Record a new version of MODEL_ID with risk-based weights from price history."""
+    if objective == "target-vol" and target_vol is None:
+        raise click.UsageError("target-vol needs --target-vol (an annual volatility, 0.12 for 12%)")
     versions = prb.model_versions(app.store).get(model_id)
     if not versions:
-        raise DomainError(f"no model {model_id}")
+        raise DomainError(f"no model {model_id}: create it with `folio model set {model_id} ...`")
     current = versions[-1].event
     symbols = tuple(sorted(t.symbol for t in current.targets))
     hist = price_history(app.store, symbols, as_of, window)
     cov = risk.covariance(hist.symbols, hist.returns)
     budget = float(1 - current.cash)
     b = parse_bounds(bounds, symbols)
-    lo = np.array([b.get(s, (0.0, 1.0))[0] for s in symbols])
-    hi = np.array([b.get(s, (0.0, 1.0))[1] for s in symbols])
+    low = [b.get(s, (Decimal(0), Decimal(1)))[0] for s in symbols]
+    high = [b.get(s, (Decimal(0), Decimal(1)))[1] for s in symbols]
+    lo, hi = np.array([float(x) for x in low]), np.array([float(x) for x in high])
     targets.check_bounds(lo, hi, budget, symbols)
     if objective == "min-vol":
         result = targets.min_vol(cov.matrix, lo, hi, budget)
     elif objective == "target-vol":
-        if target_vol is None:
-            raise click.UsageError("target-vol needs --target-vol")
         result = targets.target_vol(cov.matrix, hist.returns.mean(axis=0) * risk.TRADING_DAYS, target_vol, lo, hi, budget)
     elif objective == "min-cvar":
         result = targets.min_cvar(hist.returns, confidence, lo, hi, budget)
     else:
         result = targets.risk_parity(cov.matrix, lo, hi, budget)
-    weights = to_decimal_weights(result.weights, Decimal(1) - current.cash)
+    weights = to_decimal_weights(result.weights, Decimal(1) - current.cash, low, high)
     before = np.array([float(t.weight) for t in sorted(current.targets, key=lambda t: t.symbol)])
     after = np.array([float(w) for w in weights])
 
@@ -126,13 +128,15 @@ def model_optimize(app: App, model_id, objective, target_vol, bounds, as_of, win
         var, cvar = risk.historical_var_cvar(port, confidence)
         return {"volatility": f6(risk.volatility(w, cov.matrix)), "var": f6(var), "cvar": f6(cvar)}
 
+    # every number a string, so the digest is of the same text whoever recomputes it
     inputs = {"symbols": list(symbols), "dates": [hist.dates[0], hist.dates[-1]], "returns": len(hist.dates) - 1,
               "closes_digest": hashlib.sha256(np.ascontiguousarray(hist.closes).tobytes()).hexdigest(),
               "bounds": {s: [str(x) for x in b[s]] for s in sorted(b)}, "budget": str(1 - current.cash),
-              "objective": objective, "target_vol": target_vol, "confidence": confidence, "window": window}
+              "objective": objective, "target_vol": None if target_vol is None else repr(target_vol),
+              "confidence": repr(confidence), "window": window}
     optimization = {
         "objective": objective, "solver": result.solver, "status": result.status, "iterations": result.iterations,
-        "inputs_digest": hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest(), "inputs": inputs,
+        "inputs_digest": hashlib.sha256(codec.canonical(inputs).encode()).hexdigest(), "inputs": inputs,
         "covariance": cov.method, "covariance_note": cov.note, "before": figures(before), "after": figures(after)}
     by_symbol = {t.symbol: t for t in current.targets}
     new_targets = tuple(ev.Target(symbol=s, weight=w, band_abs=by_symbol[s].band_abs, band_rel=by_symbol[s].band_rel)
@@ -150,10 +154,29 @@ def model_optimize(app: App, model_id, objective, target_vol, bounds, as_of, win
                f"one-day CVaR {float(optimization['before']['cvar']):.2%} -> {float(optimization['after']['cvar']):.2%}")
 
 
-def to_decimal_weights(w: np.ndarray, budget: Decimal) -> list[Decimal]:
-    """Float weights to Decimals on a millionth grid that add up to the budget exactly (the exit conversion)."""
-    out = [max(Decimal(repr(float(x))).quantize(WEIGHT, rounding=ROUND_HALF_EVEN), Decimal(0)) for x in w]
+def to_decimal_weights(w: np.ndarray, budget: Decimal, low: list[Decimal] | None = None,
+                       high: list[Decimal] | None = None) -> list[Decimal]:
+    """Float weights to Decimals on a millionth grid that add up to the budget exactly and stay within the bounds
+    (the exit conversion): each weight is rounded half-even and clamped to its bounds, then the residual is handed
+    out a millionth at a time by largest remainder, to the weights that rounding moved furthest the other way."""
+    n = len(w)
+    low = [Decimal(0)] * n if low is None else [x.quantize(WEIGHT, rounding=ROUND_CEILING) for x in low]
+    high = [budget] * n if high is None else [x.quantize(WEIGHT, rounding=ROUND_FLOOR) for x in high]
+    exact = [Decimal(repr(float(x))) for x in w]
+    # `+ 0` turns a rounded -1e-17 (-0.000000) into 0
+    out = [min(max(x.quantize(WEIGHT, rounding=ROUND_HALF_EVEN), low[k]), high[k]) + 0 for k, x in enumerate(exact)]
     residual = budget - sum(out, Decimal(0))
-    i = max(range(len(out)), key=lambda k: out[k])
-    out[i] += residual
+    for _ in range(int(abs(residual) / WEIGHT) + 1):
+        if not residual:
+            break
+        sign = 1 if residual > 0 else -1
+        unit = min(abs(residual), WEIGHT)
+        room = [k for k in range(n) if (high[k] - out[k] if sign > 0 else out[k] - low[k]) >= unit]
+        if not room:
+            break
+        k = max(room, key=lambda i: (sign * (exact[i] - out[i]), -i))
+        out[k] += sign * unit
+        residual = budget - sum(out, Decimal(0))
+    if residual:  # no room left (bounds off the grid): the largest weight takes the rest
+        out[max(range(n), key=lambda i: out[i])] += residual
     return out

@@ -41,19 +41,20 @@ def price_history(store: EventStore, symbols: Sequence[str], as_of: dt.date, win
             sql += " AND recorded_at <= ?"
             args.append(known_at)
         rows = store.conn.execute(sql + " ORDER BY date, id", args).fetchall()
-        if not rows:
-            raise risk.RiskError(f"{s} has no price history on or before {as_of}: import its prices first")
-        series[s] = {d: float(Decimal(c)) for d, c in rows}
+        series[s] = {d: float(Decimal(c)) for d, c in rows}  # the latest row of a date wins
+    missing = [s for s in symbols if not series[s]]
+    if missing:
+        one = len(missing) == 1
+        raise risk.RiskError(f"{', '.join(missing)} {'has' if one else 'have'} no price history on or before {as_of}: "
+                             f"import {'its' if one else 'their'} prices first (`folio prices import`)")
     common = sorted(set.intersection(*(set(v) for v in series.values())))
-    need = max(window, MIN_OBSERVATIONS) + 1
     if len(common) < MIN_OBSERVATIONS + 1:
         short = min(symbols, key=lambda s: len(series[s]))
         raise risk.RiskError(
             f"a risk estimate needs at least {MIN_OBSERVATIONS + 1} common daily closes on or before {as_of}; "
             f"found {len(common)} (fewest: {short} with {len(series[short])})")
-    dates = common[-(window + 1):] if len(common) >= window + 1 else common
-    if len(dates) < need and len(common) < window + 1:
-        pass  # fewer than the window asked for but enough to estimate: the report says how many were used
+    # fewer closes than the window asks for, but enough to estimate: the reports say how many were used
+    dates = common[-(window + 1):]
     closes = np.array([[series[s][d] for s in symbols] for d in dates])
     return History(symbols=symbols, dates=tuple(dates), closes=closes)
 

@@ -58,13 +58,42 @@ def covariance(symbols: tuple[str, ...], r: np.ndarray, *, shrink: bool = False)
     if t < 2:
         raise RiskError(f"need at least 2 daily returns, found {t}")
     sample = sample_cov(r) * TRADING_DAYS
-    if not shrink:
-        eig = np.linalg.eigvalsh(sample)
-        if eig.min() > 1e-12 * max(eig.max(), 1e-300) and t > n:
-            return Covariance(symbols, sample, "sample", 0.0, t)
+    why = "" if shrink else singular_reason(symbols, r, sample)
+    if not shrink and not why:
+        return Covariance(symbols, sample, "sample", 0.0, t)
     lw, intensity = ledoit_wolf(r)
-    note = "" if shrink else "the sample covariance is singular (fewer observations than assets, or collinear prices): used the Ledoit-Wolf shrunk one"
+    if not _invertible(lw):
+        # with very few returns the estimated shrinkage can be zero (two returns always give zero)
+        raise RiskError(f"the covariance of {n} assets from {t} daily returns is singular"
+                        + (f" ({why})" if why else "") + f" and stays so after Ledoit-Wolf shrinkage "
+                        f"(shrinkage {intensity:.3f}): use a longer window (--window) or fewer assets")
+    note = "" if shrink else (f"the sample covariance is singular ({why}): used the Ledoit-Wolf shrunk one "
+                              f"(shrinkage {intensity:.3f})")
     return Covariance(symbols, lw * TRADING_DAYS, "ledoit-wolf", intensity, t, note)
+
+
+def _invertible(m: np.ndarray) -> bool:
+    eig = np.linalg.eigvalsh(m)
+    return bool(eig.min() > 1e-12 * max(eig.max(), 1e-300))
+
+
+def singular_reason(symbols: tuple[str, ...], r: np.ndarray, sample: np.ndarray) -> str:
+    """Why the sample covariance cannot be inverted, or "" when it can."""
+    t, n = r.shape
+    if t <= n:
+        # demeaned returns have rank at most t - 1
+        return f"{t} daily returns for {n} assets: it needs more returns than assets"
+    if _invertible(sample):
+        return ""
+    sd = np.sqrt(np.maximum(np.diag(sample), 0.0))
+    flat = [symbols[i] for i in range(n) if sd[i] <= 1e-12 * max(sd.max(), 1e-300)]
+    if flat:
+        return f"{', '.join(flat)} did not move in the window"
+    corr = sample / np.outer(sd, sd)
+    pairs = [f"{symbols[i]} and {symbols[j]}" for i in range(n) for j in range(i + 1, n) if abs(corr[i, j]) > 1 - 1e-9]
+    if pairs:
+        return f"{'; '.join(pairs)} have perfectly correlated returns"
+    return "the returns of some assets are a linear combination of the others'"
 
 
 def volatility(w: np.ndarray, cov: np.ndarray) -> float:
@@ -84,13 +113,22 @@ def contributions(w: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
 
 def historical_var_cvar(portfolio_returns: np.ndarray, confidence: float) -> tuple[float, float]:
-    """One-day VaR and CVaR as positive losses (fractions of value), from the empirical distribution."""
-    losses = np.sort(-portfolio_returns)
+    """One-day VaR and CVaR as positive losses (fractions of value), from the empirical distribution.
+
+    VaR is the `confidence` quantile of the losses (the smallest loss L with at least that share of days
+    at or below L). CVaR is Rockafellar and Uryasev's VaR + mean((loss - VaR)+) / (1 - confidence): the
+    mean of the worst (1 - confidence) share of days, the last one counted in part when that share is not
+    a whole number of days. It is the quantity `targets.min_cvar` minimizes, so the two agree exactly.
+    """
+    losses = np.sort(-np.asarray(portfolio_returns, dtype=float))
     n = len(losses)
-    k = int(math.ceil(confidence * n)) - 1
+    if n == 0:
+        raise RiskError("no returns to estimate VaR from")
+    # the tolerance keeps 0.545 * 200 (109.00000000000001 in floats) on day 109, not 110
+    k = int(math.ceil(confidence * n - 1e-9)) - 1
     var = float(losses[min(max(k, 0), n - 1)])
-    tail = losses[losses >= var]
-    return var, float(tail.mean())
+    cvar = var + float(np.maximum(losses - var, 0.0).sum()) / ((1 - confidence) * n)
+    return var, cvar
 
 
 def parametric_var_cvar(mean: float, sd: float, confidence: float) -> tuple[float, float]:

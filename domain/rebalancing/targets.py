@@ -110,16 +110,24 @@ def _feasible_start(lo: np.ndarray, hi: np.ndarray, budget: float) -> np.ndarray
 
 def target_vol(cov: np.ndarray, mean: np.ndarray, target: float, lo, hi, budget: float) -> Result:
     """The highest expected return with volatility at most `target` (SLSQP); below the minimum is refused."""
+    if not (math.isfinite(target) and target > 0):
+        raise TargetError(f"target volatility must be a positive annual figure (0.12 for 12%), not {target!r}")
     floor = min_vol(cov, lo, hi, budget)
     vmin = risk.volatility(floor.weights, cov)
     if target < vmin - 1e-9:
-        raise TargetError(f"target volatility {target:.4f} is below the minimum achievable {vmin:.4f} "
-                          "with these assets and bounds")
+        raise TargetError(f"target volatility {target:.2%} is below the minimum achievable {vmin:.2%} "
+                          f"({vmin:.6f}) with these assets and bounds: ask for at least that, or widen the bounds")
     cons = [{"type": "eq", "fun": lambda w: w.sum() - budget, "jac": lambda w: np.ones_like(w)},
             {"type": "ineq", "fun": lambda w: target ** 2 - w @ cov @ w, "jac": lambda w: -2 * cov @ w}]
     res = minimize(lambda w: -mean @ w, floor.weights, jac=lambda w: -mean, bounds=list(zip(lo, hi)),
                    constraints=cons, method="SLSQP", options={"ftol": 1e-12, "maxiter": 500})
-    return Result(np.clip(res.x, lo, hi), "SLSQP", "optimal" if res.success else res.message, int(res.nit))
+    w = np.clip(res.x, lo, hi)
+    status = "optimal" if res.success else str(res.message)
+    vol = risk.volatility(w, cov)
+    if res.success and vol < target * (1 - 1e-6):
+        # the highest-return portfolio within the bounds is calmer than asked: more risk would earn nothing
+        status = f"optimal; volatility {vol:.2%} is below the target: the highest expected return within the bounds"
+    return Result(w, "SLSQP", status, int(res.nit))
 
 
 def min_cvar(r: np.ndarray, confidence: float, lo, hi, budget: float) -> Result:
