@@ -21,6 +21,8 @@ from domain.lots import Lot
 from domain.values import ZERO, round_cents
 
 WINDOW = dt.timedelta(days=30)
+#: loss sales this recent restrict buying back (the 30 days after a sale, and the sale day itself)
+RECENT = dt.timedelta(days=31)
 
 
 @attrs.define(slots=True)
@@ -112,8 +114,12 @@ def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss
         if (group_of(books, acq.lot.symbol) == group_of(books, sale.symbol) and acq.lot is not lot
                 and not same_purchase(acq.account, acq.lot.lot_id, sale.account, sale.lot_id)):
             _match(books, sale, books.accounts[acq.account], acq.lot)
-    ot.recent_losses = [l for l in ot.recent_losses if l.sold >= day - dt.timedelta(days=31)]
-    ot.recent_losses.append(sale)
+    recent, cut = ot.recent_losses, day - RECENT
+    stale = 0
+    while stale < len(recent) and recent[stale].sold < cut:  # in sale order: a fold goes forward in time
+        stale += 1
+    del recent[:stale]
+    recent.append(sale)
     if sale.unmatched > 0:
         ot.losses.append(sale)
 

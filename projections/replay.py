@@ -29,6 +29,9 @@ from ledger.store import EventStore
 SNAPSHOT_FORMAT = 6
 #: a snapshot is worth writing once a fold has passed this many events since the last one
 SNAPSHOT_EVERY = 5_000
+#: holdings-only snapshots (no gain history, so small whatever the ledger's age) are taken this often:
+#: they serve positions, lots and cash as of any date
+STATE_EVERY = 500
 
 
 @attrs.frozen
@@ -75,8 +78,9 @@ def known_at_timestamp(text: str) -> str:
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def scope_of(accounts: Sequence[str] | None) -> str:
-    return "*" if accounts is None else ",".join(sorted(accounts))
+def scope_of(accounts: Sequence[str] | None, keep_gains: bool = True) -> str:
+    """The snapshot scope of a fold: its accounts (or `*`), and `|holdings` for folds that keep no gain history."""
+    return ("*" if accounts is None else ",".join(sorted(accounts))) + ("" if keep_gains else "|holdings")
 
 
 def owner_scope(store: EventStore, accounts: Sequence[str] | None) -> list[str] | None:
@@ -100,31 +104,42 @@ def load_books(
     accounts = owner_scope(store, accounts)
     voided = set(store.voided(point.known_seq))
     books, after = (None, None)
-    if use_snapshots and keep_gains:
-        books, after = _from_snapshot(store, point, accounts)
+    if use_snapshots:
+        books, after = _from_snapshot(store, point, accounts, keep_gains)
     books = books if books is not None else Books(keep_gains=keep_gains)
     records = store.fold_records(known_seq=point.known_seq, after=after, as_of=point.as_of, accounts=accounts)
     return fold(records, books, voided=voided, until=point.as_of)
 
 
-def _from_snapshot(store: EventStore, point: Point, accounts: Sequence[str] | None) -> tuple[Books | None, dt.date | None]:
-    scope = scope_of(accounts)
+def _from_snapshot(store: EventStore, point: Point, accounts: Sequence[str] | None,
+                   keep_gains: bool = True) -> tuple[Books | None, dt.date | None]:
+    """The latest usable snapshot at or before the point: a fold without gains takes the latest of either kind
+    (a full snapshot loses its gains), a fold with gains only a full one."""
     as_of = point.as_of.isoformat() if point.as_of else "9999-12-31"
-    for snap_as_of, snap_seq in store.snapshots(scope, as_of=as_of, known_seq=point.known_seq, fmt=SNAPSHOT_FORMAT):
+    candidates = []
+    for scope in ((scope_of(accounts), scope_of(accounts, False)) if not keep_gains else (scope_of(accounts),)):
+        candidates += [(snap_as_of, snap_seq, scope) for snap_as_of, snap_seq in
+                       store.snapshots(scope, as_of=as_of, known_seq=point.known_seq, fmt=SNAPSHOT_FORMAT)]
+    candidates.sort(key=lambda c: (c[0], c[1], c[2].endswith("|holdings")), reverse=True)
+    for snap_as_of, snap_seq, scope in candidates:
         earliest = store.earliest_effective_since(snap_seq, point.known_seq, accounts)
         if earliest is None or earliest > snap_as_of:
-            books = thaw(store.snapshot_state(scope, snap_as_of, snap_seq))
+            books = thaw(store.snapshot_state(scope, snap_as_of, snap_seq), keep_gains)
             return books, dt.date.fromisoformat(snap_as_of)
     return None, None
 
 
-def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, every: int = SNAPSHOT_EVERY) -> int:
-    """Fold a scope once from the start, storing a snapshot every `every` events (at a day's end). Returns how many."""
+def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, every: int | None = None, *,
+                    keep_gains: bool = True) -> int:
+    """Fold a scope once from the start, storing a snapshot every `every` events (at a day's end). Returns how many.
+
+    `keep_gains=False` stores holdings-only snapshots (every STATE_EVERY events by default)."""
+    every = every or (SNAPSHOT_EVERY if keep_gains else STATE_EVERY)
     point = resolve_point(store)
     accounts = owner_scope(store, accounts)
-    scope = scope_of(accounts)
+    scope = scope_of(accounts, keep_gains)
     voided = set(store.voided(point.known_seq))
-    books = Books()
+    books = Books(keep_gains=keep_gains)
     since, made = 0, 0
     pending_day: dt.date | None = None
     for rec in store.fold_records(known_seq=point.known_seq, accounts=accounts):
@@ -145,8 +160,9 @@ def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, ev
 
 def save_snapshot(store: EventStore, books: Books, known_seq: int, accounts: Sequence[str] | None) -> None:
     """Store the books just folded to the end of the timeline as a snapshot of their scope."""
-    if books.as_of is not None and books.keep_gains:
-        store.put_snapshot(scope_of(accounts), books.as_of.isoformat(), known_seq, SNAPSHOT_FORMAT, freeze(books))
+    if books.as_of is not None:
+        store.put_snapshot(scope_of(accounts, books.keep_gains), books.as_of.isoformat(), known_seq, SNAPSHOT_FORMAT,
+                           freeze(books))
 
 
 # -- snapshot codec: books <-> compact JSON --------------------------------------
@@ -180,22 +196,27 @@ def freeze(books: Books) -> bytes:
             seen.setdefault(id(l), l)
         return list(seen.values())
 
-    owners = {o: {"rates": None if t.rates is None else [str(r) for r in t.rates],
-                  "sales": [loss(l) for l in sales(t)],
-                  "losses": [next(i for i, x in enumerate(sales(t)) if x is l) for l in t.losses],
-                  "recent": [next(i for i, x in enumerate(sales(t)) if x is l) for l in t.recent_losses],
-                  "acquisitions": [[a.day.isoformat(), a.account, a.lot.lot_id] for a in t.acquisitions
-                                   if a.lot.quantity > 0]}
-              for o, t in books.owners.items()}
+    def owner(t: tax.OwnerTax) -> dict:
+        every = sales(t)
+        index = {id(l): i for i, l in enumerate(every)}
+        return {"rates": None if t.rates is None else [str(r) for r in t.rates],
+                "sales": [loss(l) for l in every],
+                "losses": [index[id(l)] for l in t.losses],
+                "recent": [index[id(l)] for l in t.recent_losses],
+                "acquisitions": [[a.day.isoformat(), a.account, a.lot.lot_id] for a in t.acquisitions
+                                 if a.lot.quantity > 0]}
+
+    owners = {o: owner(t) for o, t in books.owners.items()}
     state = {"last_seq": books.last_seq, "as_of": books.as_of.isoformat() if books.as_of else None,
              "accounts": accounts, "due": due, "owners": owners, "identical": books.identical,
              "substitutes": {k: sorted(v) for k, v in books.substitutes.items()}}
     return json.dumps(state, separators=(",", ":")).encode()
 
 
-def thaw(blob: bytes) -> Books:
+def thaw(blob: bytes, keep_gains: bool = True) -> Books:
+    """The books a snapshot froze; `keep_gains=False` leaves its gain history out (a fold that needs none)."""
     state = json.loads(blob)
-    books = Books()
+    books = Books(keep_gains=keep_gains)
     books.last_seq = state["last_seq"]
     books.as_of = dt.date.fromisoformat(state["as_of"]) if state["as_of"] else None
     d, day = Decimal, dt.date.fromisoformat
@@ -211,7 +232,7 @@ def thaw(blob: bytes) -> Books:
         acct.gains = [RealizedGain(lot_id=g[0], symbol=g[1], quantity=d(g[2]), acquired=day(g[3]), sold=day(g[4]),
                                    proceeds=d(g[5]), cost_basis=d(g[6]), term=g[7], reason=g[8], seq=g[9],
                                    adjustment=d(g[10]), code=g[11], held_from=g[12] and day(g[12]))
-                      for g in a["gains"]]
+                      for g in a["gains"]] if keep_gains else []
         acct.income = [Income(symbol=i[0], kind=i[1], ex_date=day(i[2]), pay_date=day(i[3]), gross=d(i[4]),
                               withheld=d(i[5]), reinvested=i[6], seq=i[7]) for i in a["income"]]
         acct.reinvest = set(a["reinvest"])
@@ -228,6 +249,7 @@ def thaw(blob: bytes) -> Books:
         return tax.LossSale(seq=x[0], sold=day(x[1]), symbol=x[2], account=x[3], gain_index=x[4], lot_id=x[5],
                             quantity=d(x[6]), loss=d(x[7]), held_days=x[8], matched=d(x[9]), disallowed=d(x[10]))
 
+    open_lots: dict[str, dict[str, Lot]] = {}
     for owner, t in state["owners"].items():
         ot = tax.owner_tax(books, owner)
         ot.rates = None if t["rates"] is None else (d(t["rates"][0]), d(t["rates"][1]))
@@ -235,8 +257,9 @@ def thaw(blob: bytes) -> Books:
         ot.losses = [sales[i] for i in t["losses"]]
         ot.recent_losses = [sales[i] for i in t["recent"]]
         for when, account, lot_id in t["acquisitions"]:
-            lot = next(l for l in books.accounts[account].open_lots() if l.lot_id == lot_id)
-            ot.acquisitions.append(tax.Acquisition(day=day(when), account=account, lot=lot))
+            if account not in open_lots:
+                open_lots[account] = {l.lot_id: l for l in books.accounts[account].open_lots()}
+            ot.acquisitions.append(tax.Acquisition(day=day(when), account=account, lot=open_lots[account][lot_id]))
     books.identical = dict(state["identical"])
     books.substitutes = {k: set(v) for k, v in state["substitutes"].items()}
     return books

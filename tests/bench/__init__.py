@@ -233,9 +233,10 @@ def query_days(gen: LedgerGenerator, count: int) -> list[dt.date]:
 
 def as_of_latencies(store: EventStore, account: str, days: list[dt.date], snapshots: bool,
                     budget_s: float) -> tuple[float, float, int]:
-    """Median and p95 (ms) of one account's books as of each day, known at the head."""
+    """Median and p95 (ms) of one account's holdings (what `folio positions` folds) as of each day, known at the head."""
     head = store.head()[0]
-    query = lambda day: load_books(store, Point(as_of=day, known_seq=head), accounts=[account], use_snapshots=snapshots)
+    query = lambda day: load_books(store, Point(as_of=day, known_seq=head), accounts=[account], use_snapshots=snapshots,
+                                   keep_gains=False)
     return latencies(query, [(d,) for d in days], budget_s)
 
 
