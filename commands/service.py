@@ -106,7 +106,8 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
             if isinstance(p.new.event, EventVoided):
                 voided.add(p.new.event.seq)
         new_recs.sort(key=Recorded.sort_key)
-        base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts)
+        # the check needs holdings, cash and wash-sale state, never the gain history: the lighter fold
+        base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=False)
         existing = store.fold_records(known_seq=head, after=day_before, accounts=accounts)
         timeline = heapq.merge(existing, new_recs, key=Recorded.sort_key)
         books, refusals = check_timeline(timeline, set(labels), base, voided=voided)
@@ -115,7 +116,7 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         result = store.append([p.new for p in pending], expected)
         result = attrs.evolve(result, duplicates=tuple(duplicates) + result.duplicates)
         new_head = store.head()[0]
-        if new_head - store.latest_snapshot_seq(scope_of(accounts)) >= SNAPSHOT_EVERY:
+        if new_head - store.latest_snapshot_seq(scope_of(accounts, keep_gains=False)) >= SNAPSHOT_EVERY:
             save_snapshot(store, books, new_head, accounts)
         return Outcome(result, books)
 
