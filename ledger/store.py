@@ -428,9 +428,25 @@ class EventStore:
         return self.conn.execute("SELECT MAX(seq) FROM snapshots WHERE scope = ?", (scope,)).fetchone()[0] or 0
 
     def account_owners(self) -> dict[str, str]:
-        """Account id -> owner, from every account ever opened."""
-        return {p["account"]: p["owner"] for p in (
-            json.loads(r[0]) for r in self.conn.execute("SELECT payload FROM events WHERE type = 'AccountOpened'"))}
+        """Account id -> owner, from every account ever opened.
+
+        Cached by log position: while the row at the cached seq still has the cached hash (the chain then
+        proves the whole prefix unchanged, even after a rolled-back append), only later rows are read."""
+        head_seq, head_hash = self.head()
+        cached = getattr(self, "_owners", None)
+        since, owners = 0, {}
+        if cached is not None:
+            seq, hash_, known = cached
+            row = self.conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone() if seq else None
+            if seq == 0 or (row is not None and row[0] == hash_):
+                since, owners = seq, dict(known)
+        if since < head_seq:
+            for (payload,) in self.conn.execute(
+                    "SELECT payload FROM events WHERE type = 'AccountOpened' AND seq > ?", (since,)):
+                p = json.loads(payload)
+                owners[p["account"]] = p["owner"]
+        self._owners = (head_seq, head_hash, owners)
+        return dict(owners)
 
     def streams(self, prefix: str) -> list[str]:
         return [r[0] for r in self.conn.execute(
