@@ -36,7 +36,11 @@ def parse_target(text: str) -> ev.Target:
     if len(parts) > 2 and parts[2]:
         r = parts[2]
         band_rel = v.to_decimal(r[:-1], f"relative band of {sym}") / 100 if r.endswith("%") else v.to_decimal(r, f"relative band of {sym}")
-    return ev.Target(symbol=v.symbol(sym.strip().upper()), weight=weight, band_abs=band_abs, band_rel=band_rel)
+    symbol = v.symbol(sym.strip().upper())
+    try:
+        return ev.Target(symbol=symbol, weight=weight, band_abs=band_abs, band_rel=band_rel)
+    except InvalidValue as e:  # the event's validator does not know which target of the model it is
+        raise InvalidValue(f"target {symbol}: {str(e).removeprefix('Target: ')}") from None
 
 
 # -- models --------------------------------------------------------------------------------------

@@ -38,16 +38,17 @@ class ModelVersion:
     event: ev.ModelSet
 
 
-def model_versions(store: EventStore, known_seq: int | None = None) -> dict[str, list[ModelVersion]]:
+def model_versions(store: EventStore, known_seq: int | None = None, model: str | None = None) -> dict[str, list[ModelVersion]]:
+    """Versions of every model (or of one: only its stream is read, so a per-account lookup does not decode them all)."""
     out: dict[str, list[ModelVersion]] = {}
-    for row in store.rows(type_="ModelSet", known_seq=known_seq):
+    for row in store.rows(type_="ModelSet", known_seq=known_seq, stream=None if model is None else f"model:{model}"):
         e = row.decode()
         out.setdefault(e.model, []).append(ModelVersion(e.model, row.version, dt.date.fromisoformat(row.effective), row.seq, e))
     return out
 
 
 def model_at(store: EventStore, model: str, point: Point) -> ModelVersion:
-    versions = [m for m in model_versions(store, point.known_seq).get(model, [])
+    versions = [m for m in model_versions(store, point.known_seq, model).get(model, [])
                 if point.as_of is None or m.effective <= point.as_of]
     if not versions:
         raise NoModel(f"model {model} has no version effective by {point.as_of}" if point.as_of else f"no model {model}")
@@ -141,6 +142,8 @@ class ProposalView:
     fills: tuple[Fill, ...]
     #: seqs recorded after the as-of seq that moved the account (what makes a proposal stale)
     moved_by: tuple[int, ...] = ()
+    #: other proposals of the account approved after the as-of seq, with the seq of the approval
+    superseded_by: tuple[tuple[str, int], ...] = ()
 
     def filled(self, symbol: str, side: str) -> Decimal:
         return sum((f.quantity for f in self.fills if f.symbol == symbol and f.side == side), Decimal(0))
@@ -149,9 +152,17 @@ class ProposalView:
 def proposals(store: EventStore, *, known_seq: int | None = None, account: str | None = None,
               today: dt.date | None = None) -> list[ProposalView]:
     """Every proposal with its status: proposed, stale, expired, rejected, approved, partially-filled, filled."""
+    # Read the proposal streams through the (stream, version) index, never the whole log: `check --all` asks
+    # this once per account, and a scan of every event made that quadratic in accounts.
+    if account is None:
+        streams = store.streams("proposal:")
+    else:
+        streams = [r[0] for r in store.conn.execute(
+            "SELECT stream FROM events WHERE type = 'RebalanceProposed' AND json_extract(payload, '$.account') = ?",
+            (account,))]
     rows: dict[str, list[StoredRow]] = {}
-    for row in store.rows(known_seq=known_seq):
-        if row.stream.startswith("proposal:"):
+    for stream in streams:
+        for row in store.rows(stream=stream, known_seq=known_seq):
             rows.setdefault(row.stream[9:], []).append(row)
     out = []
     for pid, stream in sorted(rows.items(), key=lambda kv: kv[1][0].seq):
@@ -187,7 +198,9 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         done = all(sum((f.quantity for f in fills if f.symbol == o["symbol"] and f.side == o["side"]), Decimal(0))
                    >= Decimal(o["quantity"]) for o in orders)
         status = "filled" if done else "partially-filled"
-    moved = tuple(newer_events(store, first, known_seq)) if status == "proposed" else ()
+    superseded = tuple(approved_since(store, first, known_seq)) if status == "proposed" else ()
+    moved = tuple(sorted({*newer_events(store, first, known_seq), *(seq for _, seq in superseded)})) \
+        if status == "proposed" else ()
     if status == "proposed":
         if today is not None and today > first.expires:
             status = "expired"
@@ -197,7 +210,7 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         proposal=first.proposal, account=first.account, proposer=first.proposer, mode=first.mode,
         as_of=dt.date.fromisoformat(first.content["as_of"]), as_of_seq=first.as_of_seq, expires=first.expires,
         digest=first.digest, content=first.content, seq=stream[0].seq, recorded_at=stream[0].recorded_at, status=status,
-        reviewer=reviewer, review_note=note, fills=fills, moved_by=moved)
+        reviewer=reviewer, review_note=note, fills=fills, moved_by=moved, superseded_by=superseded)
 
 
 def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | None = None) -> list[int]:
@@ -211,6 +224,24 @@ def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | No
         sql += " AND seq <= ?"
         args.append(known_seq)
     return [r[0] for r in store.conn.execute(sql + " ORDER BY seq", args)]
+
+
+def approved_since(store: EventStore, p: ev.RebalanceProposed, known_seq: int | None = None) -> list[tuple[str, int]]:
+    """Other proposals of the same account approved after this one's as-of seq, with the approval's seq.
+
+    An approval commits the account to orders this proposal did not see (they move it once filled), so a
+    proposal made from the same state is stale from that moment: two proposals of one state cannot both be
+    approved. It is derived from the log, so ledgers recorded before this rule read the same way."""
+    out, account_of = [], {}
+    for row in store.rows(seq_from=p.as_of_seq + 1, known_seq=known_seq, type_="ProposalApproved"):
+        if row.stream == f"proposal:{p.proposal}":
+            continue
+        if row.stream not in account_of:
+            [proposed] = store.rows(stream=row.stream, type_="RebalanceProposed")
+            account_of[row.stream] = proposed.decode().account
+        if account_of[row.stream] == p.account:
+            out.append((row.stream.removeprefix("proposal:"), row.seq))
+    return out
 
 
 def first_difference(a, b, path: str = "") -> str | None:
@@ -282,7 +313,7 @@ def risk_trigger(store: EventStore, inputs: Inputs):
     deviation = abs(mine - model) / model
     if deviation > float(inputs.policy.risk_threshold):
         return [Trigger("risk", f"{label} {mine:.2%} differs from the model's {model:.2%} by {deviation:.1%} "
-                                f"(threshold {float(inputs.policy.risk_threshold):.0%})")]
+                                f"(threshold {(inputs.policy.risk_threshold * 100).normalize():f}%)")]
     return []
 
 

@@ -5,7 +5,7 @@ Most scenarios go through the CLI (the `folio` fixture of conftest.py, prices fr
 finer points of trade generation are checked on `domain.rebalancing.trades.plan` with hand-built
 `Inputs`. Every number is worked out by hand in a comment next to it.
 
-Tests marked xfail(strict=True) describe bugs found in the source; each reason starts with "BUG:".
+Tests marked xfail(strict=True) describe bugs found in the source; each reason starts with "BUG:" (none are open).
 """
 
 from __future__ import annotations
@@ -341,10 +341,6 @@ def test_cash_below_minimum_fires_and_the_plan_restores_the_buffer(folio, tmp_pa
     assert (p["cash_after"], p["weights_after"]["CASH"]) == ("500.00", "0.050000")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with a model cash target below the policy's minimum buffer, the cash trigger "
-                                         "fires but a full rebalance raises no cash: plan() sizes sells against the model "
-                                         "targets only and never sells to restore policy.min_cash, so `propose` finds "
-                                         "'nothing to propose' for an account that `check` says needs attention")
 def test_cash_below_minimum_with_a_smaller_model_cash_target_still_gets_a_plan(folio, tmp_path):
     # model VTI 50%, BND 50%, cash 0 at target; policy min cash 5%: 50 + 50 shares, no cash
     cash_ledger(folio, tmp_path, "10000", 50, 50, "--target VTI=0.50:0.05 --target BND=0.50:0.05 --cash 0",
@@ -353,6 +349,10 @@ def test_cash_below_minimum_with_a_smaller_model_cash_target_still_gets_a_plan(f
     p = dry(folio, "")
     assert p["orders"], "the cash trigger fired but nothing is proposed"
     assert D(p["cash_after"]) >= D("500.00")
+    # the model's invested weights scaled to leave the 5% buffer: 50% x 0.95 = 47.5% = 4750 each: sell 250 of each
+    assert orders_of(p) == [("sell", "BND", "2.500000", "250.00"), ("sell", "VTI", "2.500000", "250.00")]
+    assert [o["note"] for o in p["orders"]] == ["restore the minimum cash buffer"] * 2
+    assert p["weights_after"] == {"BND": "0.475000", "VTI": "0.475000", "CASH": "0.050000"}
 
 
 def test_idle_cash_above_maximum_is_actionable_and_gets_a_plan_with_every_asset_in_band(folio, tmp_path):
@@ -455,18 +455,20 @@ def test_full_rebalance_to_band_edge_and_midpoint():
     assert trades(target) == [("sell", "VTI", D("15.000000"), D("1500.00")), ("buy", "BND", D("15.000000"), D("1500.00"))]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: band-edge/midpoint sells an in-band asset: desired_weights() takes the "
-                                         "in-band asset's weight rounded to a millionth as its desired weight, so the "
-                                         "rounding difference becomes an order (here a sell of 0.000019 AAA worth 0.00)")
 def test_band_edge_leaves_in_band_assets_alone():
-    # AAA 33 @101.37 = 3345.21, weight 3345.21 / 8194.44 = 0.40822923.. (in its band 35-45), desired weight
-    # 0.408229 (rounded): 0.408229 x 8194.44 - 3345.21 = -0.00015.. -> a "sale" of 0.000019 AAA.
+    # AAA 33 @101.37 = 3345.21, weight 3345.21 / 8194.44 = 0.40822923.. (in its band 35-45). Taking its weight
+    # rounded to a millionth as its desired weight would make 0.408229 x 8194.44 - 3345.21 = -0.00015.. a "sale"
+    # of 0.000019 AAA worth 0.00: an asset in its band keeps its exact value instead.
     # BND 77 @49.99 = 3849.23, weight 0.46973.. (in 45-55); cash 1000 = 12.2%, above the model's 10%: idle
     m = model({"AAA": (0.40, 0.05), "BND": (0.50, 0.05)}, "0.10")
     pl = plan(inputs(1000, {"AAA": [lot(1, 33, 3300)], "BND": [lot(2, 77, 3850)]}, {"AAA": "101.37", "BND": "49.99"}, m,
                      policy(rebalance_to="band-edge")))
     assert all(o.value > 0 for o in pl.orders), trades(pl)
     assert [o for o in pl.orders if o.side == "sell"] == [], trades(pl)
+    # the idle cash above 10% x 8194.44 = 819.444 goes to BND, below its 50% target (gap 4097.22 - 3849.23 = 247.99):
+    # 180.556 / 49.99 = 3.611842 shares
+    assert trades(pl) == [("buy", "BND", D("3.611842"), D("180.56"))]
+    assert pl.cash_after == D("819.44")
 
 
 def test_contribution_buys_only_and_deploys_cash_down_to_the_buffer(base):
@@ -598,9 +600,6 @@ def test_turnover_cap_trims_the_smallest_benefit_trades_first():
     assert pl.turnover <= D("0.2") and pl.cash_after >= 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: withdrawal mode ignores --avoid-short-term: _withdrawal_sells orders lots "
-                                         "by tax per dollar only, so it sells a lot at a short-term gain while long-term "
-                                         "lots could raise the amount")
 def test_withdrawal_respects_avoid_short_term():
     # VTI lot 1: 50 bought 2024-03-01 @95 (short-term gain 5 a share: 0.37 x 5 / 100 = 0.0185 tax per dollar);
     # BND lot 2: 100 bought 2023-01-03 @25 (long-term gain 25 a share: 0.20 x 25 / 50 = 0.10 tax per dollar).
@@ -610,12 +609,14 @@ def test_withdrawal_respects_avoid_short_term():
                      {"VTI": 100, "BND": 50}, m, policy(avoid_short_term=True), rates=RATES, amount=D(3000)), "withdrawal")
     assert pl.gain_short <= 0, trades(pl)
     assert trades(pl) == [("sell", "BND", D("60.000000"), D("3000.00"))]
+    # Raise 7000: all of BND (5000) is not enough; the short-term gain lot comes last, and says so
+    pl = plan(inputs(0, {"VTI": [lot(1, 50, 4750, "2024-03-01")], "BND": [lot(2, 100, 2500, "2023-01-03")]},
+                     {"VTI": 100, "BND": 50}, m, policy(avoid_short_term=True), rates=RATES, amount=D(7000)), "withdrawal")
+    assert trades(pl) == [("sell", "BND", D("100"), D("5000.00")), ("sell", "VTI", D("20.000000"), D("2000.00"))]
+    assert pl.notes == ("lots at a short-term gain sold: the other lots fall short of 7000",)
+    assert pl.cash_after == D("7000.00")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: withdrawal with a per-share cost falls short of the amount and says the "
-                                         "holdings cannot raise it: each lot is visited once with shares = need / (price - "
-                                         "cost of one share rounded to the cent), and 0.005 a share rounds to 0.00, so 15 "
-                                         "shares raise 150.00 - 0.08 and the 5 shares left are never used")
 def test_withdrawal_with_per_share_costs_raises_the_whole_amount():
     # 20 VTI @10 (200), cost 0.005 a share: raising 150 takes 15.008 shares (150.08 - 0.08 = 150.00), not 15
     m = model({"VTI": 1}, 0)
@@ -625,9 +626,6 @@ def test_withdrawal_with_per_share_costs_raises_the_whole_amount():
     assert pl.cash_after >= 150, pl.cash_after
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: withdrawal divides by (price - cost of one share): a price at or below the "
-                                         "per-share cost raises decimal.DivisionByZero (or a negative quantity), which "
-                                         "the CLI does not catch (a traceback instead of an error)")
 def test_withdrawal_with_a_price_at_the_per_share_cost_does_not_crash():
     # VTI 20 @1 bought @2 (a loss: first in line) with a cost of 1.00 a share: selling it raises nothing
     m = model({"VTI": 0.5, "BND": 0.5}, 0)
@@ -636,10 +634,6 @@ def test_withdrawal_with_a_price_at_the_per_share_cost_does_not_crash():
     assert all(o.symbol == "BND" for o in pl.orders)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the turnover cap over-trims self-funded rebalances: _cap_turnover takes the "
-                                         "whole excess out of the sale that funds a buy, then the buy is cut to the cash "
-                                         "the smaller sale raises, so a 20% cap yields 10% turnover (sell 5 A, buy 5 B) "
-                                         "although sell 10 A / buy 10 B fits the cap exactly")
 def test_turnover_cap_uses_the_turnover_it_allows():
     m = model({"A": 0.25, "B": 0.25, "C": 0.25, "D": 0.25}, 0)
     holdings = {"A": [lot(1, 40, 4000)], "B": [lot(2, 10, 1000)], "C": [lot(3, 30, 3000)], "D": [lot(4, 20, 2000)]}
@@ -649,21 +643,17 @@ def test_turnover_cap_uses_the_turnover_it_allows():
     assert trades(pl) == [("sell", "A", D("10.000000"), D("1000.00")), ("buy", "B", D("10.000000"), D("1000.00"))]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a trade trimmed to meet the turnover cap is sized in shares to at most "
-                                         "the value left under the cap, but its value is then rounded to the cent "
-                                         "half-even, which can round up past the cap (here 2000.01 > 2000.006)")
 def test_turnover_cap_is_never_exceeded_by_rounding():
     # VTI 100 @100 = 10000, cash 0.03: total 10000.03; cap 20% = 2000.006. To target 50%: sell 5000.015 (> cap).
-    # Trimmed: 2000.006 / 100 = 20.00006 shares, worth 2000.006 -> rounded to 2000.01
+    # Trimmed to 2000.006 / 100 = 20.00006 shares, the sale would be worth 2000.006 -> rounded to 2000.01 > the cap;
+    # the value left under the cap is taken in whole cents first (2000.00): 20 shares
     m = model({"VTI": 0.5}, "0.5")
     pl = plan(inputs("0.03", {"VTI": [lot(1, 100, 10000)]}, {"VTI": 100}, m, policy(turnover_cap="0.2")))
     traded = sum((o.value for o in pl.orders), D(0))
     assert traded <= D("0.2") * pl.total_before, f"{traded} > {D('0.2') * pl.total_before}"
+    assert trades(pl) == [("sell", "VTI", D("20.000000"), D("2000.00"))]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a sale trimmed to meet the turnover cap is rebuilt with _sell(), which "
-                                         "re-picks lots by the account's method: a harvest sale of loss lot 2 becomes a "
-                                         "sale of FIFO lot 1 at a long-term gain of 100.00, still noted 'harvest a loss'")
 def test_turnover_trim_of_a_harvest_sale_keeps_selling_the_loss_lot():
     # VTI lot 1: 10 @50 (gain), lot 2: 10 @150 (loss of 500) at 100; harvest lot 2 (1000); cap 10% of 2000 = 200:
     # the sale shrinks to 2 shares, which must still come from lot 2 (a loss of 100)
@@ -673,9 +663,6 @@ def test_turnover_trim_of_a_harvest_sale_keeps_selling_the_loss_lot():
     assert [(l.lot_id, l.quantity, l.gain) for o in pl.orders for l in o.lots] == [("2", D("2.000000"), D("-100.00"))]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after the turnover cap, plan() re-applies the minimum trade to buys only "
-                                         "(kept_sells + _drop_small(kept_buys)): a sale trimmed to 200.00 stays although "
-                                         "the minimum trade is 250")
 def test_trimmed_trades_still_respect_the_minimum_trade():
     m = model({"VTI": 0.5}, "0.5")
     # VTI 20 @100 = 2000, target 50%: sell 1000; cap 10% = 200 -> trimmed to 200 < min trade 250: dropped
@@ -683,17 +670,17 @@ def test_trimmed_trades_still_respect_the_minimum_trade():
     assert all(o.value >= 250 for o in pl.orders), trades(pl)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the tax budget is applied before the turnover cap and never again: the "
-                                         "trimmed sale re-picks lots (FIFO lot 1, a gain) and drops the loss lot that "
-                                         "offset it, so the estimated tax (50.00) ends above the budget (0)")
 def test_tax_budget_holds_after_turnover_trimming():
     # VTI (not in the model) lot 1: 10 @50 (long gain 500, tax 100), lot 2: 10 @150 (short loss 500, tax -185):
     # selling both is within a budget of 0 (-85). Cap 25% of 2000 = 500: the BND buy (2000) is dropped, the VTI sale
-    # trimmed to 5 shares - from lot 1 (FIFO): a long gain of 250, tax 50 > 0
+    # trimmed to 5 shares. Re-picked by FIFO they would come from lot 1 (a long gain of 250, tax 50 > 0); the trimmed
+    # sale keeps its least-taxed lot instead: 5 of lot 2, a short loss of 250 (tax -92.50)
     m = model({"BND": 1}, 0)
     pl = plan(inputs(0, {"VTI": [lot(1, 10, 500, "2023-01-03"), lot(2, 10, 1500, "2024-03-01")]},
                      {"VTI": 100, "BND": 100}, m, policy(tax_budget=0, turnover_cap="0.25"), rates=RATES))
     assert pl.tax_short + pl.tax_long <= 0, (trades(pl), pl.tax_short, pl.tax_long)
+    assert [(l.lot_id, l.quantity, l.gain) for o in pl.orders for l in o.lots] == [("2", D("5.000000"), D("-250.00"))]
+    assert (pl.tax_short, pl.tax_long) == (D("-92.50"), D("0.00"))
 
 
 def test_whole_shares_never_overspend_and_never_break_the_buffer():
@@ -708,8 +695,9 @@ def test_whole_shares_never_overspend_and_never_break_the_buffer():
     # cash 1989.50 - 1003.52 = 985.98 (>= 200)
     assert trades(pl) == [("sell", "VTI", D("10"), D("1000.00")), ("buy", "XYZ", D("3"), D("1000.02"))]
     assert pl.cash_after == D("985.98")
-    # Without the sale (VTI at its 90% target, cash 0%), only 1000 - 200 = 800 may be spent: the 1000 wanted is scaled
-    # to 800 / 1000.5 -> 799.6 -> 2 shares (669.01 with costs); a third (1003.52) would overspend: cash 330.99
+    # Without the sale (VTI at its 90% target, cash 0%, above the 2% floor), only 1000 - 200 = 800 may be spent: the
+    # 1000 wanted costs 1000 x (1 + 0.0005 + 1.00 / 333.34) = 1003.50 with its costs, so it is scaled to
+    # 1000 x 800 / 1003.50 = 797.21 -> 2 shares (669.01 with costs); a third (1003.52) would overspend: cash 330.99
     m = model({"VTI": 0.90, "XYZ": 0.10}, 0)
     pl = plan(inputs(1000, {"VTI": [lot(1, 90, 9000)]}, {"VTI": 100, "XYZ": "333.34"}, m,
                      policy(whole_shares=True, min_cash="0.02", cost_bps=5, cost_per_share=1)))
@@ -820,10 +808,6 @@ date,symbol,close
     assert p["notes"] == ["buy of BND redirected to AGG: BND is restricted through 2024-07-20 by a loss sale"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with fractional shares and a per-share cost, _fund_buys sizes buys for the "
-                                         "bps cost only, then takes back 0.001 share per loop until the per-share costs "
-                                         "fit: 10,000 of cash in $1 stocks at 0.01 a share loops ~99,000 times (~200,000 "
-                                         "cost computations); 100,000 of cash takes ~6 s, 1,000,000 about a minute")
 def test_fractional_buys_with_per_share_costs_are_sized_without_a_long_loop(monkeypatch):
     from domain.rebalancing import trades as t
 
@@ -832,8 +816,10 @@ def test_fractional_buys_with_per_share_costs_are_sized_without_a_long_loop(monk
     monkeypatch.setattr(t, "cost_of", lambda *a: calls.append(1) or real(*a))
     m = model({"AAA": 0.5, "BBB": 0.5}, 0)
     pl = plan(inputs(10_000, {}, {"AAA": 1, "BBB": 1}, m, policy(cost_per_share="0.01")))
-    # 10,000 / 1.01 = 9900.99 shares in all: 4950.495049 of each, costs 99.01
-    assert pl.cash_after >= 0
+    # a dollar of either costs 1.01 with the per-share cost: 5000 / 1.01 = 4950.495049 shares of each, worth 4950.50
+    # with a cost of 49.50: 10,000 spent exactly
+    assert trades(pl) == [("buy", "AAA", D("4950.495049"), D("4950.50")), ("buy", "BBB", D("4950.495049"), D("4950.50"))]
+    assert pl.cash_after == D("0.00")
     assert len(calls) < 200, f"cost_of called {len(calls)} times for two buys"
 
 
@@ -1025,6 +1011,24 @@ def test_a_corporate_action_on_a_held_security_makes_a_proposal_stale(proposed, 
         refused(proposed("approve P0001", actor="bob"), "stale", "(seq 9)")
 
 
+@pytest.mark.parametrize("first, second", [("P0001", "P0002"), ("P0002", "P0001")])
+def test_two_proposals_of_one_account_state_cannot_both_be_approved(proposed, db_path, first, second):
+    # P0001 (seq 8, as of seq 7) and P0002 (seq 9, as of seq 8) see the same holdings: approving one commits the
+    # account to orders the other did not see, so the approval (seq 10) makes the other stale, whichever goes first
+    assert out(proposed("propose A --as-of 2024-06-28", actor="ann")).startswith("Proposal P0002 recorded as seq 9\n")
+    assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {"P0001": "proposed", "P0002": "proposed"}
+    assert out(proposed(f"approve {first}", actor="bob")) == f"Approved {first} (seq 10) by bob\n"
+    assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {first: "approved", second: "stale"}
+    with unchanged(proposed, db_path):
+        refused(proposed(f"approve {second}", actor="carol"), f"cannot approve {second}: it is stale",
+                f"{first} (seq 10)", "make a new proposal")
+    assert "stale: the account moved at seq 10" in out(proposed(f"proposals show {second}"))
+    # it can still be rejected, and the approved one is untouched by the other's staleness
+    out(proposed(f"reject {second} --reason superseded", actor="carol"))
+    assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {first: "approved", second: "rejected"}
+    assert "identical" in out(proposed(f"proposals verify {second}"))
+
+
 def test_expired_proposal_cannot_be_approved(proposed, db_path, monkeypatch):
     from commands.cli import App
 
@@ -1173,9 +1177,6 @@ def test_bad_models_are_refused(base, db_path, args, words):
         refused(base(f"model set core {args} --date 2024-06-28"), *words)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a negative weight or band is refused by the attrs validator of Target "
-                                         "('Target: weight must not be negative, got -0.1') without naming the symbol, "
-                                         "unlike every other model error ('weight of VTI ...', 'absolute band of VTI ...')")
 @pytest.mark.parametrize("target", ["BND=-0.10", "BND=0.40:-0.05", "BND=0.40::-5%"])
 def test_negative_weights_and_bands_name_the_symbol(base, db_path, target):
     with unchanged(base, db_path):

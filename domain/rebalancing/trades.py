@@ -2,23 +2,23 @@
 
 Everything is Decimal. Sells come first and fund buys; each sell picks its lots by the account's
 method (or min-tax) and reports the gain and term of each; whole shares never overspend cash and
-never breach the minimum buffer; trades below the minimum value are dropped; the turnover cap is
-met by trimming the smallest-benefit trades first; buys of securities restricted by a recent loss
-sale go to a declared substitute or are skipped with a reason. Post-trade weights come from the
-post-trade holdings and the total after trading and costs, and sum to 1 exactly with cash.
+never breach the minimum buffer (a full rebalance sells to restore it); trades below the minimum value
+are dropped; the turnover cap is met by trimming the smallest-benefit trades first (a trimmed sale
+keeps its own lots, the least-taxed first); buys of securities restricted by a recent loss sale go to
+a declared substitute or are skipped with a reason. Post-trade weights come from the post-trade
+holdings and the total after trading and costs, and sum to 1 exactly with cash.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 import attrs
 
 from domain.lots import Lot, relief_order
 from domain.rebalancing.drift import WEIGHT, band_of, drift
 from domain.rebalancing.model import Inputs
-from domain.values import ZERO, is_long_term, round_cents
+from domain.values import CENT, ZERO, is_long_term, round_cents
 
 FRACTION = Decimal("0.000001")
 BPS = Decimal("0.0001")
@@ -75,12 +75,41 @@ def cost_of(inputs: Inputs, quantity: Decimal, price: Decimal) -> Decimal:
     return round_cents(quantity * price * p.cost_bps * BPS + quantity * p.cost_per_share)
 
 
+def _quantum(inputs: Inputs) -> Decimal:
+    return Decimal(1) if inputs.policy.whole_shares else FRACTION
+
+
 def shares_for(inputs: Inputs, value: Decimal, price: Decimal) -> Decimal:
     """Shares worth at most `value`: whole shares rounded down, or fractions to a millionth."""
     if value <= 0:
         return ZERO
     q = value / price
     return q.to_integral_value(rounding=ROUND_FLOOR) if inputs.policy.whole_shares else q.quantize(FRACTION, rounding=ROUND_DOWN)
+
+
+def raised_by(inputs: Inputs, quantity: Decimal, price: Decimal) -> Decimal:
+    """The cash a sale of `quantity` at `price` brings in, after its costs."""
+    return round_cents(quantity * price) - cost_of(inputs, quantity, price)
+
+
+def _net_per_share(inputs: Inputs, price: Decimal) -> Decimal:
+    """What one share sold brings in after costs, before rounding to the cent (zero or less: selling raises nothing)."""
+    return price * (1 - inputs.policy.cost_bps * BPS) - inputs.policy.cost_per_share
+
+
+def shares_raising(inputs: Inputs, amount: Decimal, price: Decimal, limit: Decimal) -> Decimal:
+    """The fewest shares (whole, or to a millionth) whose sale raises at least `amount` after costs, at most `limit`.
+
+    The value and the cost are each rounded to the cent, so the exact count can fall a cent short; one cent more
+    in the division always covers both roundings, so this never searches share by share."""
+    net = _net_per_share(inputs, price)
+    if amount <= 0 or net <= 0 or limit <= 0:
+        return ZERO
+    quantum = _quantum(inputs)
+    q = min((amount / net).quantize(quantum, rounding=ROUND_CEILING), limit)
+    if q < limit and raised_by(inputs, q, price) < amount:
+        q = min(((amount + CENT) / net).quantize(quantum, rounding=ROUND_CEILING), limit)
+    return q
 
 
 def weights(values: dict[str, Decimal], cash: Decimal) -> dict[str, Decimal]:
@@ -93,22 +122,24 @@ def weights(values: dict[str, Decimal], cash: Decimal) -> dict[str, Decimal]:
     return out
 
 
-def desired_weights(inputs: Inputs) -> dict[str, Decimal]:
-    """The weight each asset should end at: the target, its band edge, or halfway, as the policy says."""
+def desired_values(inputs: Inputs) -> dict[str, Decimal]:
+    """The value each asset should end at: its target, its band edge, or halfway, as the policy says.
+
+    An asset inside its band (band-edge and midpoint) keeps its exact current value: its weight is rounded to a
+    millionth for display, and that rounding must not become an order."""
     d = drift(inputs)
     targets = {t.symbol: t for t in inputs.model.targets}
+    mode = inputs.policy.rebalance_to
     out = {}
     for row in d.rows:
         t = targets.get(row.symbol)
-        target = t.weight if t else ZERO
-        mode = inputs.policy.rebalance_to
         if mode == "target" or t is None:
-            out[row.symbol] = target
+            out[row.symbol] = (t.weight if t else ZERO) * d.total
         elif row.in_band:
-            out[row.symbol] = row.weight
+            out[row.symbol] = row.value
         else:
             edge = band_of(t).nearest_edge(row.weight)
-            out[row.symbol] = edge if mode == "band-edge" else (edge + target) / 2
+            out[row.symbol] = (edge if mode == "band-edge" else (edge + t.weight) / 2) * d.total
     return out
 
 
@@ -118,6 +149,16 @@ def _lots(inputs: Inputs, symbol: str) -> list[Lot]:
         return []
     return [Lot(lot_id=l.lot_id, symbol=symbol, quantity=l.quantity, basis=l.basis, acquired=l.acquired,
                 order=i, hp_start=l.hp_start) for i, l in enumerate(h.lots)]
+
+
+def _term(inputs: Inputs, lot: Lot) -> str:
+    return "long" if is_long_term(lot.hp_start, inputs.as_of) else "short"
+
+
+def _lot_sale(lot: Lot, take: Decimal, price: Decimal, term: str) -> LotSale:
+    """`take` shares of the lot: the lot's whole basis, or its share rounded to the cent."""
+    basis = lot.basis if take == lot.quantity else round_cents(lot.basis * take / lot.quantity)
+    return LotSale(lot_id=lot.lot_id, quantity=take, basis=basis, proceeds=round_cents(take * price), term=term)
 
 
 def sell_lots(inputs: Inputs, symbol: str, quantity: Decimal, *, avoid_short_term_gains: bool) -> tuple[Decimal, tuple[LotSale, ...]]:
@@ -130,12 +171,11 @@ def sell_lots(inputs: Inputs, symbol: str, quantity: Decimal, *, avoid_short_ter
     for lot in lots:
         if remaining <= 0:
             break
-        term = "long" if is_long_term(lot.hp_start, inputs.as_of) else "short"
+        term = _term(inputs, lot)
         if avoid_short_term_gains and term == "short" and price > lot.unit_basis:
             continue
         take = min(lot.quantity, remaining)
-        basis = lot.basis if take == lot.quantity else round_cents(lot.basis * take / lot.quantity)
-        out.append(LotSale(lot_id=lot.lot_id, quantity=take, basis=basis, proceeds=round_cents(take * price), term=term))
+        out.append(_lot_sale(lot, take, price, term))
         remaining -= take
     return quantity - remaining, tuple(out)
 
@@ -153,6 +193,13 @@ def tax_of(inputs: Inputs, order: Order) -> Decimal:
     return sum((l.gain * (inputs.rates[1] if l.term == "long" else inputs.rates[0]) for l in order.lots), ZERO)
 
 
+def _cash_after(inputs: Inputs, orders: list[Order]) -> Decimal:
+    cash = inputs.cash
+    for o in orders:
+        cash += (o.value if o.side == "sell" else -o.value) - cost_of(inputs, o.quantity, o.price)
+    return cash
+
+
 def plan(inputs: Inputs, mode: str = "full") -> Plan:
     """A trade list for the mode: full, contribution (buy only), withdrawal (sell only), harvest."""
     total = inputs.total_value()
@@ -161,33 +208,27 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
     skipped: list[tuple[str, str]] = []
     held = inputs.held()
     current = {s: h.quantity * inputs.price(s) for s, h in held.items()}
-    want = desired_weights(inputs)
-    deltas = {s: want[s] * total - current.get(s, ZERO) for s in want}
+    goal = desired_values(inputs)
+    deltas = {s: g - current.get(s, ZERO) for s, g in goal.items()}
+    floor = round_cents(policy.min_cash * total)
 
     sells: list[Order] = []
-    if mode in ("full", "withdrawal"):
-        if mode == "withdrawal":
-            sells = _withdrawal_sells(inputs, total, notes)
-        else:
-            for s, delta in sorted(deltas.items()):
-                if delta < 0 and s in held:
-                    whole = want[s] == 0
-                    qty = held[s].quantity if whole else min(held[s].quantity, shares_for(inputs, -delta, inputs.price(s)))
-                    order = _sell(inputs, s, qty, "not in the model" if whole else "")
-                    if order is not None:
-                        sells.append(order)
+    if mode == "withdrawal":
+        sells = _withdrawal_sells(inputs, total, notes)
+    elif mode == "full":
+        for s, delta in sorted(deltas.items()):
+            if delta < 0 and s in held:
+                whole = goal[s] == 0
+                qty = held[s].quantity if whole else min(held[s].quantity, shares_for(inputs, -delta, inputs.price(s)))
+                order = _sell(inputs, s, qty, "not in the model" if whole else "")
+                if order is not None:
+                    sells.append(order)
+        sells = _restore_buffer(inputs, sells, floor, total, notes)
     elif mode == "harvest":
         sells = _harvest_sells(inputs, notes)
     sells = _apply_tax_budget(inputs, sells, notes)
     sells = _drop_small(inputs, sells, skipped)
 
-    def cash_after(orders: list[Order]) -> Decimal:
-        cash = inputs.cash
-        for o in orders:
-            cash += (o.value if o.side == "sell" else -o.value) - cost_of(inputs, o.quantity, o.price)
-        return cash
-
-    floor = round_cents(policy.min_cash * total)
     buys: list[Order] = []
     if mode in ("full", "contribution", "harvest"):
         if mode == "harvest":
@@ -201,63 +242,115 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
             elif policy.rebalance_to != "target":
                 # edge or midpoint moves leave idle cash: what is above the cash target goes toward the targets too
                 ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
-                idle = cash_after(sells) - sum(wanted.values(), ZERO) * (1 + policy.cost_bps * BPS)
+                idle = _cash_after(inputs, sells) - sum(wanted.values(), ZERO) * (1 + policy.cost_bps * BPS)
                 if idle > ceiling:
                     _spread(inputs, wanted, idle - total * max(inputs.model.cash, policy.min_cash), total, current)
             wanted = _redirect_restricted(inputs, wanted, skipped, notes)
-        buys = _fund_buys(inputs, wanted, cash_after(sells) - floor, round_up=policy.rebalance_to != "target")
+            # never buy back what this plan sells (a sale to restore the buffer would otherwise churn)
+            selling = {o.symbol for o in sells}
+            wanted = {s: v for s, v in wanted.items() if s not in selling}
+        buys = _fund_buys(inputs, wanted, _cash_after(inputs, sells) - floor, round_up=policy.rebalance_to != "target")
         buys = _drop_small(inputs, buys, skipped)
     orders = sells + buys
     if policy.turnover_cap is not None:
-        orders = _cap_turnover(inputs, orders, total, notes, deltas)
-        kept_sells = [o for o in orders if o.side == "sell"]
+        orders = _cap_turnover(inputs, orders, total, floor, notes, deltas)
+        # trimming can undo what the tax budget and the minimum trade ensured, and shrink what funds the buys
+        kept_sells = _apply_tax_budget(inputs, [o for o in orders if o.side == "sell"], notes)
+        kept_sells = _drop_small(inputs, kept_sells, skipped)
         kept_buys = [o for o in orders if o.side == "buy"]
-        budget = cash_after(kept_sells) - floor
-        if cash_after(orders) < floor:
-            kept_buys = _fund_buys(inputs, {o.symbol: o.value for o in kept_buys}, budget)
+        if _cash_after(inputs, kept_sells + kept_buys) < floor:
+            kept_buys = _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
+                                   _cash_after(inputs, kept_sells) - floor, top_up=False)
         orders = kept_sells + _drop_small(inputs, kept_buys, skipped)
     return _finish(inputs, orders, tuple(skipped), tuple(notes), total, current)
 
 
+def _restore_buffer(inputs: Inputs, sells: list[Order], floor: Decimal, total: Decimal, notes: list[str]) -> list[Order]:
+    """Sell more when the sales leave cash below the policy's minimum buffer (a model whose cash target is below it,
+    every asset inside its band, or a sale shrunk by avoiding short-term gains).
+
+    The model's invested weights are scaled to leave the buffer in cash. The shortfall is sold from the assets above
+    their scaled value, the largest excess first and none below its scaled value; then, when lot rules or costs
+    leave some short, from the largest holdings. One asset at a time, so a small shortfall is one small sale."""
+    held = inputs.held()
+    targets = {t.symbol: t.weight for t in inputs.model.targets if t.symbol in held}
+    invested = 1 - inputs.model.cash
+    scale = (1 - max(inputs.policy.min_cash, inputs.model.cash)) / invested if invested > 0 else ZERO
+    by_symbol = {o.symbol: o for o in sells}
+    for beyond_targets in (False, True):
+        sold = {s: o.quantity for s, o in by_symbol.items()}
+        value = {s: (held[s].quantity - sold.get(s, ZERO)) * inputs.price(s) for s in targets}
+        room = value if beyond_targets else {s: v - targets[s] * scale * total for s, v in value.items()}
+        for s in sorted((s for s, r in room.items() if r > 0), key=lambda s: (-room[s], s)):
+            short = floor - _cash_after(inputs, list(by_symbol.values()))
+            if short <= 0:
+                break
+            price, before = inputs.price(s), sold.get(s, ZERO)
+            qty = shares_raising(inputs, raised_by(inputs, before, price) + min(short, room[s]), price, held[s].quantity)
+            if qty <= before:
+                continue
+            old = by_symbol.get(s)
+            order = _sell(inputs, s, qty, old.note if old else "restore the minimum cash buffer")
+            if order is not None:
+                by_symbol[s] = order
+    sells = sorted(by_symbol.values(), key=lambda o: o.symbol)
+    short = floor - _cash_after(inputs, sells)
+    if short > 0:
+        notes.append(f"sales cannot restore the minimum cash buffer of {floor}: {short} short")
+    return sells
+
+
 def _withdrawal_sells(inputs: Inputs, total: Decimal, notes: list[str]) -> list[Order]:
-    """Raise the stated amount (and keep the buffer) with the least tax: lots ordered by tax per dollar."""
+    """Raise the stated amount (and keep the buffer) with the least tax: lots ordered by tax per dollar.
+
+    With `avoid_short_term`, lots at a short-term gain come last: they are sold only when the others cannot raise
+    the amount. A security whose price does not cover the per-share cost raises nothing and is not sold."""
     amount = inputs.amount or ZERO
     need = amount + round_cents(inputs.policy.min_cash * (total - amount)) - inputs.cash
     if need <= 0:
         notes.append(f"cash on hand covers the withdrawal of {amount}")
         return []
+    avoid = inputs.policy.avoid_short_term
     candidates = []
     for h in inputs.holdings:
         price = inputs.price(h.symbol)
+        if _net_per_share(inputs, price) <= 0:
+            continue
         for lot in _lots(inputs, h.symbol):
-            term = "long" if is_long_term(lot.hp_start, inputs.as_of) else "short"
+            term = _term(inputs, lot)
             rate = (inputs.rates[1] if term == "long" else inputs.rates[0]) if inputs.rates else Decimal(1)
             gain_per_dollar = (price - lot.unit_basis) / price
-            candidates.append((rate * gain_per_dollar, gain_per_dollar, lot.acquired, h.symbol, lot))
-    candidates.sort(key=lambda c: c[:4])
+            late = avoid and term == "short" and gain_per_dollar > 0
+            candidates.append((late, rate * gain_per_dollar, gain_per_dollar, lot.acquired, h.symbol, lot))
+    candidates.sort(key=lambda c: c[:5])
     taking: dict[str, list[tuple[Lot, Decimal]]] = {}
-    for *_, symbol, lot in candidates:
-        if need <= 0:
+    sold: dict[str, Decimal] = {}
+    raised: dict[str, Decimal] = {}
+    short_gains = False
+    for late, *_, symbol, lot in candidates:
+        left = need - sum(raised.values(), ZERO)
+        if left <= 0:
             break
-        price = inputs.price(symbol)
-        per_share = price - (cost_of(inputs, Decimal(1), price) if inputs.policy.cost_per_share or inputs.policy.cost_bps else ZERO)
-        qty = need / per_share
-        qty = qty.to_integral_value(rounding="ROUND_CEILING") if inputs.policy.whole_shares else qty.quantize(FRACTION, rounding="ROUND_CEILING")
-        qty = min(qty, lot.quantity)
+        price, before = inputs.price(symbol), sold.get(symbol, ZERO)
+        # costs and cents are per order, so size the symbol's whole sale, not this lot's part alone
+        qty = shares_raising(inputs, raised.get(symbol, ZERO) + left, price, before + lot.quantity) - before
+        if qty <= 0:
+            continue
         taking.setdefault(symbol, []).append((lot, qty))
-        need -= round_cents(qty * price) - cost_of(inputs, qty, price)
-    if need > 0:
-        notes.append(f"holdings cannot raise {amount}: {need.quantize(Decimal('0.01'))} short")
+        sold[symbol] = before + qty
+        raised[symbol] = raised_by(inputs, sold[symbol], price)
+        short_gains = short_gains or late
+    left = need - sum(raised.values(), ZERO)
+    if left > 0:
+        notes.append(f"holdings cannot raise {amount}: {left.quantize(CENT)} short")
+    elif short_gains:
+        notes.append(f"lots at a short-term gain sold: the other lots fall short of {amount}")
     orders = []
     for symbol, parts in sorted(taking.items()):
         price = inputs.price(symbol)
-        lots = []
-        for lot, qty in parts:
-            term = "long" if is_long_term(lot.hp_start, inputs.as_of) else "short"
-            basis = lot.basis if qty == lot.quantity else round_cents(lot.basis * qty / lot.quantity)
-            lots.append(LotSale(lot_id=lot.lot_id, quantity=qty, basis=basis, proceeds=round_cents(qty * price), term=term))
-        orders.append(Order(symbol=symbol, side="sell", quantity=sum((q for _, q in parts), ZERO), price=price,
-                            lots=tuple(lots), note=f"withdrawal of {amount}"))
+        lots = tuple(_lot_sale(lot, qty, price, _term(inputs, lot)) for lot, qty in parts)
+        orders.append(Order(symbol=symbol, side="sell", quantity=sold[symbol], price=price, lots=lots,
+                            note=f"withdrawal of {amount}"))
     return orders
 
 
@@ -270,9 +363,7 @@ def _harvest_sells(inputs: Inputs, notes: list[str]) -> list[Order]:
         for lot in _lots(inputs, h.symbol):
             loss = lot.basis - round_cents(lot.quantity * price)
             if loss > 0 and loss >= inputs.policy.harvest_min_loss:
-                term = "long" if is_long_term(lot.hp_start, inputs.as_of) else "short"
-                lots.append(LotSale(lot_id=lot.lot_id, quantity=lot.quantity, basis=lot.basis,
-                                    proceeds=round_cents(lot.quantity * price), term=term))
+                lots.append(_lot_sale(lot, lot.quantity, price, _term(inputs, lot)))
         if lots:
             orders.append(Order(symbol=h.symbol, side="sell", quantity=sum((l.quantity for l in lots), ZERO), price=price,
                                 lots=tuple(lots), note="harvest a loss"))
@@ -333,16 +424,20 @@ def _spread(inputs: Inputs, wanted: dict[str, Decimal], spare: Decimal, total: D
                 wanted[t.symbol] = wanted.get(t.symbol, ZERO) + spare * t.weight / invested
 
 
-def _fund_buys(inputs: Inputs, wanted: dict[str, Decimal], available: Decimal, round_up: bool = False) -> list[Order]:
+def _fund_buys(inputs: Inputs, wanted: dict[str, Decimal], available: Decimal, round_up: bool = False,
+               top_up: bool = True) -> list[Order]:
     """Buys for the wanted values, scaled down to the cash available (costs included); whole shares never overspend.
 
-    `round_up` buys the whole share that reaches the wanted value (a band edge is then crossed, not missed)."""
+    `round_up` buys the whole share that reaches the wanted value (a band edge is then crossed, not missed);
+    `top_up` lets leftover cash buy whole shares toward the wanted values (never past them by more than half a
+    share). Without either, no buy exceeds its wanted value."""
     wanted = {s: v for s, v in wanted.items() if v > 0 and s in inputs.prices}
     if not wanted or available <= 0:
         return []
-    rate = inputs.policy.cost_bps * BPS
-    need = sum(wanted.values(), ZERO) * (1 + rate)
-    scale = min(Decimal(1), available / need) if need > 0 else Decimal(1)
+    rate, per_share = inputs.policy.cost_bps * BPS, inputs.policy.cost_per_share
+    # a dollar of a buy costs 1 + the bps rate + the per-share cost over the price
+    need = sum((v * (1 + rate + per_share / inputs.price(s)) for s, v in wanted.items()), ZERO)
+    scale = min(Decimal(1), available / need)
     qty = {s: shares_for(inputs, v * scale, inputs.price(s)) for s, v in wanted.items()}
     if round_up and inputs.policy.whole_shares and scale == 1:
         qty = {s: q + 1 if q * inputs.price(s) < wanted[s] else q for s, q in qty.items()}
@@ -350,11 +445,16 @@ def _fund_buys(inputs: Inputs, wanted: dict[str, Decimal], available: Decimal, r
     def spent() -> Decimal:
         return sum((round_cents(q * inputs.price(s)) + cost_of(inputs, q, inputs.price(s)) for s, q in qty.items()), ZERO)
 
-    # per-share costs can still overspend: take shares back from the largest buy until it fits
-    while spent() > available and any(qty.values()):
+    # cent rounding (or a rounded-up share) can still overspend: take shares back from the largest buy until it fits.
+    # Fractions are taken back by the overspend (and two cents for the roundings) in one step, not a quantum at a time.
+    while (over := spent() - available) > 0 and any(qty.values()):
         s = max(qty, key=lambda k: (qty[k] * inputs.price(k), k))
-        qty[s] -= 1 if inputs.policy.whole_shares else min(qty[s], FRACTION * 1000)
-    if inputs.policy.whole_shares:
+        if inputs.policy.whole_shares:
+            qty[s] -= 1
+        else:
+            unit = inputs.price(s) * (1 + rate) + per_share
+            qty[s] -= min(qty[s], ((over + 2 * CENT) / unit).quantize(FRACTION, rounding=ROUND_CEILING))
+    if inputs.policy.whole_shares and top_up:
         # leftover cash buys one more share of the asset furthest below its wanted value, while it fits
         for _ in range(len(qty) * 4):
             short = {s: wanted[s] - qty[s] * inputs.price(s) for s in qty}
@@ -369,13 +469,71 @@ def _fund_buys(inputs: Inputs, wanted: dict[str, Decimal], available: Decimal, r
 
 
 def _drop_small(inputs: Inputs, orders: list[Order], skipped: list) -> list[Order]:
+    """Orders below the minimum trade are skipped with the reason; one worth nothing (0.00) is no order at all."""
     keep = []
     for o in orders:
+        if o.value <= 0:
+            continue
         if o.value < inputs.policy.min_trade:
             skipped.append((o.symbol, f"{o.side} of {o.value} is below the minimum trade of {inputs.policy.min_trade}"))
         else:
             keep.append(o)
     return keep
+
+
+def _tax_per_share(inputs: Inputs, lot: Lot, price: Decimal) -> Decimal:
+    if inputs.rates is None:
+        return ZERO
+    return (inputs.rates[1] if _term(inputs, lot) == "long" else inputs.rates[0]) * (price - lot.unit_basis)
+
+
+def _shrink_sale(inputs: Inputs, order: Order, quantity: Decimal) -> Order | None:
+    """The sale cut to `quantity` shares of its own lots (never re-picked by the account's method): with the owner's
+    rates, the least-taxed lots are kept first; without, the lots in the order the sale lists them."""
+    if quantity <= 0:
+        return None
+    if quantity >= order.quantity:
+        return order
+    lots = {l.lot_id: l for l in _lots(inputs, order.symbol)}
+    ranked = sorted(range(len(order.lots)),
+                    key=lambda i: (_tax_per_share(inputs, lots[order.lots[i].lot_id], order.price), i))
+    take, left = {}, quantity
+    for i in ranked:
+        if left <= 0:
+            break
+        take[i] = min(order.lots[i].quantity, left)
+        left -= take[i]
+    parts = tuple(_lot_sale(lots[order.lots[i].lot_id], q, order.price, order.lots[i].term) for i, q in sorted(take.items()))
+    return Order(symbol=order.symbol, side="sell", quantity=quantity, price=order.price, lots=parts, note=order.note)
+
+
+def _sale_within(inputs: Inputs, order: Order, room: Decimal) -> Order | None:
+    """The largest part of a sale whose estimated tax is at most `room` (>= 0): least-taxed lots first, in whole
+    shares when the policy says so (None: nothing of it fits)."""
+    lots = {l.lot_id: l for l in _lots(inputs, order.symbol)}
+    rate = {"long": inputs.rates[1], "short": inputs.rates[0]}
+    fits, spent = ZERO, ZERO
+    for part in sorted(order.lots, key=lambda l: _tax_per_share(inputs, lots[l.lot_id], order.price)):
+        tax = part.gain * rate[part.term]
+        if spent + tax <= room:
+            fits, spent = fits + part.quantity, spent + tax
+            continue
+        # only lots that cost tax are left: as many shares of this one as the room pays for
+        per_share = _tax_per_share(inputs, lots[part.lot_id], order.price)
+        if per_share <= 0:  # a gain of a cent's rounding only
+            tries = [fits]
+        else:
+            tries = [fits + min(part.quantity, max(ZERO, (room - spent - margin) / per_share)) for margin in (ZERO, CENT)]
+            tries.append(fits)
+        break
+    else:
+        return order
+    # cut to the share quantum, then check the estimate with its cent roundings; nothing at all always fits
+    for quantity in [*tries, ZERO]:
+        smaller = _shrink_sale(inputs, order, quantity.quantize(_quantum(inputs), rounding=ROUND_FLOOR))
+        if smaller is None or tax_of(inputs, smaller) <= room:
+            return smaller
+    return None
 
 
 def _apply_tax_budget(inputs: Inputs, sells: list[Order], notes: list[str]) -> list[Order]:
@@ -390,41 +548,80 @@ def _apply_tax_budget(inputs: Inputs, sells: list[Order], notes: list[str]) -> l
             kept.append(o)
             spent += tax
             continue
-        room = budget - spent
-        if room > 0 and tax > 0:
-            qty = shares_for(inputs, o.value * room / tax, o.price)
-            smaller = _sell(inputs, o.symbol, qty, o.note) if qty > 0 else None
-            if smaller is not None and spent + tax_of(inputs, smaller) <= budget:
-                kept.append(smaller)
-                spent += tax_of(inputs, smaller)
+        smaller = _sale_within(inputs, o, budget - spent)
+        if smaller is not None:
+            kept.append(smaller)
+            spent += tax_of(inputs, smaller)
         notes.append(f"sale of {o.symbol} cut to keep the estimated tax within the budget of {budget}")
     return sorted(kept, key=lambda o: o.symbol)
 
 
-def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, notes: list[str], deltas) -> list[Order]:
-    """Trim the trades that reduce drift least until turnover (traded value / total value) is within the cap."""
+def _trim(inputs: Inputs, order: Order, value: Decimal) -> Order | None:
+    """The order cut to at most `value` (whole cents, so its rounded value cannot exceed it); None when nothing is left."""
+    value = min(value, order.value).quantize(CENT, rounding=ROUND_FLOOR)
+    qty = min(shares_for(inputs, value, order.price), order.quantity)
+    if qty <= 0:
+        return None
+    if order.side == "sell":
+        return _shrink_sale(inputs, order, qty)
+    return Order(symbol=order.symbol, side="buy", quantity=qty, price=order.price, note=order.note)
+
+
+def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: Decimal, notes: list[str],
+                  deltas: dict[str, Decimal]) -> list[Order]:
+    """Trim the trades that reduce drift least until turnover (traded value / total value) is within the cap.
+
+    A sale funds the buys: cutting it by more than the spare cash forces the buys down by the difference (the
+    smallest-benefit buys first), and that counts toward the cap too. So a sale and the buy it funds are cut by
+    half the excess each, not the sale by all of it and the buy again for want of cash."""
     cap = inputs.policy.turnover_cap * total
-    traded = sum((o.value for o in orders), ZERO)
-    if traded <= cap:
+    excess = sum((o.value for o in orders), ZERO) - cap
+    if excess <= 0:
         return orders
-    excess = traded - cap
-    kept = list(orders)
-    for o in sorted(orders, key=lambda o: (min(o.value, abs(deltas.get(o.symbol, o.value))), o.symbol, o.side)):
+    kept: list[Order | None] = list(orders)
+    ranked = sorted(range(len(orders)), key=lambda i: (min(orders[i].value, abs(deltas.get(orders[i].symbol, orders[i].value))),
+                                                       orders[i].symbol, orders[i].side))
+    spare = max(ZERO, _cash_after(inputs, orders) - floor)
+
+    def cut(i: int, value: Decimal) -> Decimal:
+        """Cut order i to `value`; the value it lost."""
+        o = kept[i]
+        kept[i] = _trim(inputs, o, value)
+        lost = o.value - (kept[i].value if kept[i] is not None else ZERO)
+        notes.append(f"{o.side} of {o.symbol} {'dropped' if kept[i] is None else 'trimmed'} to meet the turnover cap")
+        return lost
+
+    for i in ranked:
         if excess <= 0:
             break
-        kept.remove(o)
-        if o.value <= excess:
-            excess -= o.value
-            notes.append(f"{o.side} of {o.symbol} dropped to meet the turnover cap")
+        o = kept[i]
+        if o is None:
             continue
-        qty = shares_for(inputs, o.value - excess, o.price)
-        smaller = (_sell(inputs, o.symbol, qty, o.note) if o.side == "sell" else
-                   Order(symbol=o.symbol, side="buy", quantity=qty, price=o.price)) if qty > 0 else None
-        if smaller is not None:
-            kept.append(smaller)
-            excess -= o.value - smaller.value
-        notes.append(f"{o.side} of {o.symbol} trimmed to meet the turnover cap")
-    return sorted(kept, key=lambda o: (o.side != "sell", o.symbol))
+        if o.side == "buy":
+            lost = cut(i, o.value - excess)
+            excess, spare = excess - lost, spare + lost
+            continue
+        buys = sum((b.value for b in kept if b is not None and b.side == "buy"), ZERO)
+        # turnover saved by cutting the sale by x: x, plus the buys it forces down, min(max(0, x - spare), buys)
+        if excess <= spare:
+            x = excess
+        elif excess <= spare + 2 * buys:
+            x = (excess + spare) / 2
+        else:
+            x = excess - buys
+        lost = cut(i, o.value - x)
+        excess -= lost
+        forced, spare = max(ZERO, lost - spare), max(ZERO, spare - lost)
+        for j in ranked:
+            if forced <= 0:
+                break
+            b = kept[j]
+            if b is not None and b.side == "buy":
+                lost = cut(j, b.value - forced)
+                excess -= lost
+                spare += max(ZERO, lost - forced)
+                forced -= lost
+    return sorted((o for o in kept if o is not None), key=lambda o: (o.side != "sell", o.symbol))
 
 
 def _finish(inputs: Inputs, orders: list[Order], skipped, notes, total: Decimal, current: dict[str, Decimal]) -> Plan:
