@@ -20,7 +20,7 @@ from domain.events import AccountOpened, EventVoided, Recorded
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message
 from ledger.errors import IdempotencyConflict
 from ledger import codec
-from projections.replay import SNAPSHOT_EVERY, Point, load_books, owner_scope, save_snapshot, scope_of
+from projections.replay import SNAPSHOT_EVERY, STATE_EVERY, Point, load_books, owner_scope, save_snapshot, scope_of
 from projections.views import summarize
 
 
@@ -108,6 +108,8 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         new_recs.sort(key=Recorded.sort_key)
         # the check needs holdings, cash and wash-sale state, never the gain history: the lighter fold
         base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=False)
+        if base.folded >= STATE_EVERY:  # the next command dated the same day starts here, not where this one did
+            save_snapshot(store, base, head, accounts, as_of=day_before)
         existing = store.fold_records(known_seq=head, after=day_before, accounts=accounts)
         timeline = heapq.merge(existing, new_recs, key=Recorded.sort_key)
         books, refusals = check_timeline(timeline, set(labels), base, voided=voided)

@@ -128,6 +128,8 @@ class Books:
         self.keep_gains = keep_gains
         self.last_seq = 0
         self.as_of: dt.date | None = None
+        #: events read by `fold` into these books (since a thaw): how much a snapshot here would save
+        self.folded = 0
         #: payments owed, ordered by pay date (a heap)
         self.due: list[Payment] = []
         #: what each security event did: seq -> {account: a line saying how it was affected}
@@ -378,14 +380,16 @@ def fold(records: Iterable[ev.Recorded], books: Books | None = None, *, voided: 
     """
     books = books if books is not None else Books()
     apply = books.apply
+    n = 0
     if voided:
-        for rec in records:
+        for n, rec in enumerate(records, 1):
             if rec.seq not in voided:
                 apply(rec)
     else:
-        for rec in records:
+        for n, rec in enumerate(records, 1):
             apply(rec)
     books.settle(until)
+    books.folded += n
     return books
 
 

@@ -158,10 +158,13 @@ def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, ev
     return made
 
 
-def save_snapshot(store: EventStore, books: Books, known_seq: int, accounts: Sequence[str] | None) -> None:
-    """Store the books just folded to the end of the timeline as a snapshot of their scope."""
-    if books.as_of is not None:
-        store.put_snapshot(scope_of(accounts, books.keep_gains), books.as_of.isoformat(), known_seq, SNAPSHOT_FORMAT,
+def save_snapshot(store: EventStore, books: Books, known_seq: int, accounts: Sequence[str] | None,
+                  as_of: dt.date | None = None) -> None:
+    """Store books as a snapshot of their scope: folded to the end of the timeline, or (`as_of`) folded and
+    settled up to that date."""
+    as_of = as_of or books.as_of
+    if as_of is not None:
+        store.put_snapshot(scope_of(accounts, books.keep_gains), as_of.isoformat(), known_seq, SNAPSHOT_FORMAT,
                            freeze(books))
 
 
