@@ -101,7 +101,8 @@ def rebalance(folio, echo, tmp_dir: str) -> None:
           "Rebalancing: a model with absolute and relative bands (outside either is out)")
     folio("account assign taxable core --date 2024-11-01")
     folio("policy set taxable --triggers drift,cash,corporate-action,harvest --min-cash 0.05 --max-cash 0.15 "
-          "--min-trade 250 --cost-bps 5 --fractional --rebalance-to target --expiry-days 7 --date 2024-11-01")
+          "--min-trade 250 --cost-bps 5 --fractional --rebalance-to target --expiry-days 7 --harvest-min-loss 100 "
+          "--date 2024-11-01")
     folio("drift taxable --as-of 2024-11-29", "Drift after the market moved (and the Pfizer sale raised cash)")
     folio("check taxable --as-of 2024-11-29", "Which triggers fire, and why")
     out = folio("propose taxable --as-of 2024-11-29", "A proposal, recorded for review, with its tax estimate", actor_name="ann")
@@ -109,7 +110,8 @@ def rebalance(folio, echo, tmp_dir: str) -> None:
     folio(f"reject {first} --reason 'fractional shares: this broker takes whole shares only'",
           "A reviewer rejects it", actor_name="bob")
     folio("policy set taxable --triggers drift,cash,corporate-action,harvest --min-cash 0.05 --max-cash 0.15 "
-          "--min-trade 250 --cost-bps 5 --whole-shares --rebalance-to band-edge --expiry-days 7 --date 2024-11-29",
+          "--min-trade 250 --cost-bps 5 --whole-shares --rebalance-to band-edge --expiry-days 7 --harvest-min-loss 100 "
+          "--date 2024-11-29",
           "The policy now asks for whole shares, moved to the band edges (idle cash still goes to the targets) ...")
     out = folio("propose taxable --as-of 2024-11-29", "... and a fresh proposal", actor_name="ann")
     second = out.split()[1]
@@ -130,3 +132,16 @@ def rebalance(folio, echo, tmp_dir: str) -> None:
     folio(f"proposals verify {second}", "Any proposal can be recomputed from the log, byte for byte")
     folio("drift taxable --as-of 2024-12-02", "The account is back within its bands")
     folio("proposals")
+    risk_and_optimal(folio)
+
+
+def risk_and_optimal(folio) -> None:
+    """Risk from the real daily closes, risk-based targets as a new model version, and the optimizer."""
+    folio("risk taxable --as-of 2024-12-02",
+          "Risk from a year of real daily closes: volatility, VaR and CVaR, tracking error, contributions")
+    bounds = " ".join(f"--bounds {s}=0.05:0.30" for s in ("AAPL", "GOOG", "JPM", "WMT", "XOM"))
+    folio(f"model optimize core --objective min-vol {bounds} --as-of 2024-12-02",
+          "Minimum-volatility targets (5% to 30% each, cash kept at 10%) recorded as version 2 of the model")
+    folio("drift taxable --as-of 2024-12-02", "Against the new targets the account is out of its bands")
+    folio("propose taxable --mode optimal --as-of 2024-12-02 --dry-run",
+          "The lot-level optimizer: drift, costs and taxes in one objective, in whole shares, beside the heuristic")

@@ -652,3 +652,23 @@ def test_every_command_has_help():
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden:
                 assert param.opts[0] in result.stdout
+
+
+def test_demo_tells_the_whole_story_on_a_kept_ledger(folio, tmp_path):
+    """`folio demo` (the README's first command) runs every step, and the ledger it leaves checks out."""
+    kept = tmp_path / "demo.db"
+    story = out(folio(f"demo --db {kept}"))
+    for line in ("P0002: identical (digest ",                      # a proposal recomputed byte for byte
+                 "OK: 52 events verified, head seq 52 hash ",       # the auditor's check
+                 "Model core version 2 (min-vol, active-set QP (exact KKT): optimal)",
+                 "optimizer: HiGHS (scipy.optimize.milp) optimal, objective ",
+                 "Error: ",                                         # the refused steps say why
+                 f"The demo ledger is kept at {kept}."):
+        assert line in story, line
+    # the refusals left nothing behind, and the ledger is an ordinary one the CLI can query
+    assert out(folio(f"--db {kept} audit verify")).startswith("OK: 52 events verified")
+    held = {p["symbol"] for p in js(folio(f"--db {kept} positions taxable --json"))}
+    assert {"AAPL", "GOOG", "JPM", "WMT", "XOM"} <= held and "PFE" not in held  # rebalanced; Pfizer harvested
+    assert "filled" in out(folio(f"--db {kept} proposals show P0002"))
+    # a second demo into the same file is refused, not mixed in
+    assert "already exists" in folio(f"demo --db {kept}").output

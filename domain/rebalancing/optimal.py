@@ -259,7 +259,8 @@ def optimize(inputs: Inputs, *, cov: np.ndarray | None = None, wash_risk: set[st
     parts = objective_parts(inputs, p, plan)
     report = {"solver": "HiGHS (scipy.optimize.milp)", "status": sol.status,
               "objective": f"{sum(parts.values()):.2f}", **{k: f"{v:.2f}" for k, v in parts.items()},
-              "mip_gap_limit": str(MIP_GAP), "time_limit_seconds": str(TIME_LIMIT),
+              "mip_gap_limit": str(MIP_GAP), "mip_gap": "n/a" if sol.gap is None else f"{sol.gap:.1e}",
+              "time_limit_seconds": str(TIME_LIMIT),
               "tracking_error_cuts": str(sol.cuts), "variables": str(p.n_lots + 3 * p.n_assets),
               "whole_shares": p.integer}
     if cov is not None:
