@@ -129,6 +129,18 @@ def row_hash(prev: str, seq, stream, version, type_, schema, effective, recorded
     return hashlib.sha256((prev + content).encode()).hexdigest()
 
 
+def _meta_text(cache: dict, meta: Mapping[str, object]) -> str:
+    """Canonical JSON of an event's meta; the events of one command share theirs, so it is encoded once."""
+    try:
+        key = tuple(sorted(meta.items()))
+        text = cache.get(key)
+    except TypeError:  # an unhashable value: no caching
+        return codec.canonical(dict(meta))
+    if text is None:
+        text = cache[key] = codec.canonical(dict(meta))
+    return text
+
+
 def idem_conflict_message(key: str, seq: int) -> str:
     return (f"reference {key!r} was already recorded as seq {seq} for a different event; "
             f"use a new reference, or void seq {seq} first")
@@ -234,6 +246,7 @@ class EventStore:
         rows: list[tuple] = []
         duplicates: list[tuple[str, int]] = []
         seen_keys: dict[str, tuple] = {}
+        metas: dict[tuple, str] = {}
         for item in new:
             type_, schema, payload = codec.encode(item.event)
             effective = item.effective.isoformat()
@@ -252,7 +265,7 @@ class EventStore:
             stream_version += 1
             versions[item.stream] = stream_version
             seq += 1
-            meta = codec.canonical(dict(item.meta))
+            meta = _meta_text(metas, item.meta)
             digest = row_hash(prev, seq, item.stream, stream_version, type_, schema, effective, recorded_at, payload, meta, item.idem_key)
             row = (seq, item.stream, stream_version, type_, schema, effective, recorded_at, payload, meta, item.idem_key, digest)
             if item.idem_key is not None:

@@ -89,7 +89,10 @@ def owner_scope(store: EventStore, accounts: Sequence[str] | None) -> list[str] 
         return None
     owners = store.account_owners()
     wanted = {owners[a] for a in accounts if a in owners}
-    return sorted(set(accounts) | {a for a, o in owners.items() if o in wanted})
+    scope = set(accounts) | {a for a, o in owners.items() if o in wanted}
+    if scope >= owners.keys():
+        return None  # every account: the whole ledger's fold (and its snapshots)
+    return sorted(scope)
 
 
 def load_books(
