@@ -450,6 +450,17 @@ def reject(app: App, proposal_id, reason):
     click.echo(f"Rejected {proposal_id} (seq {row.seq}) by {app.actor}: {reason}")
 
 
+@proposals.command("close")
+@click.argument("proposal_id")
+@click.option("--reason", required=True)
+@pass_app
+@fail_on_errors
+def close(app: App, proposal_id, reason):
+    """Close an approved proposal whose remaining orders will not be filled."""
+    row = rb.close(app.store, app.ctx, proposal_id, reason, app.today()).result.rows[0]
+    click.echo(f"Closed {proposal_id} (seq {row.seq}) by {app.actor}: {reason}")
+
+
 @cli.command()
 @click.argument("proposal_id")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)

@@ -14,7 +14,7 @@ from domain.errors import DomainError
 from domain.rebalancing.model import Inputs, check_model
 from domain.rebalancing.trades import Plan, cost_of, plan
 from ledger.store import EventStore, NewEvent
-from projections.rebalance import assess, build_inputs, digest_of, first_difference, model_versions, proposal
+from projections.rebalance import assess, build_inputs, digest_of, first_difference, model_versions, proposal, proposals
 from projections.replay import Point, load_books
 
 
@@ -143,6 +143,14 @@ def approve(store: EventStore, ctx: Context, pid: str, comment: str | None, toda
         _reviewable(view, ctx.actor, "approve")
         if view.proposer == ctx.actor:
             raise ReviewError(f"{ctx.actor} proposed {pid} and cannot approve it: a second person must (four eyes)")
+        pending = [p for p in proposals(store, account=view.account, today=today)
+                   if p.proposal != pid and p.status in ("approved", "partially-filled")]
+        if pending:
+            other = pending[0]
+            raise ReviewError(
+                f"cannot approve {pid}: {other.proposal} of account {view.account} is {other.status} and its orders are "
+                f"not all filled, so they would be traded twice; import its fills, or close it first "
+                f"(folio proposals close {other.proposal} --reason ...)")
         event = ev.ProposalApproved(proposal=pid, approver=ctx.actor, comment=comment)
         return record(store, [Pending(NewEvent(f"proposal:{pid}", event, today, ctx.meta()))])
 
@@ -153,6 +161,17 @@ def reject(store: EventStore, ctx: Context, pid: str, reason: str, today: dt.dat
         if view.status not in ("proposed", "stale", "expired"):
             raise ReviewError(f"cannot reject {pid}: it is {view.status}")
         event = ev.ProposalRejected(proposal=pid, reviewer=ctx.actor, reason=reason)
+        return record(store, [Pending(NewEvent(f"proposal:{pid}", event, today, ctx.meta()))])
+
+
+def close(store: EventStore, ctx: Context, pid: str, reason: str, today: dt.date):
+    """Close an approved proposal whose remaining orders will not be filled."""
+    with store.transaction():
+        view = proposal(store, pid, today)
+        if view.status not in ("approved", "partially-filled"):
+            raise ReviewError(f"cannot close {pid}: it is {view.status}; only an approved proposal with orders "
+                              f"still to fill can be closed")
+        event = ev.ProposalClosed(proposal=pid, closer=ctx.actor, reason=reason)
         return record(store, [Pending(NewEvent(f"proposal:{pid}", event, today, ctx.meta()))])
 
 

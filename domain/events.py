@@ -538,3 +538,14 @@ class ProposalRejected(Event):
     proposal: str
     reviewer: str
     reason: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+@register(schema=1)
+@event
+class ProposalClosed(Event):
+    """An approved proposal whose remaining orders will not be filled (cancelled at the broker, or done
+    differently): no more fills are taken, and the account may have another proposal approved."""
+
+    proposal: str
+    closer: str
+    reason: str = attrs.field(validator=attrs.validators.min_len(1))

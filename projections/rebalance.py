@@ -151,7 +151,8 @@ class ProposalView:
 
 def proposals(store: EventStore, *, known_seq: int | None = None, account: str | None = None,
               today: dt.date | None = None) -> list[ProposalView]:
-    """Every proposal with its status: proposed, stale, expired, rejected, approved, partially-filled, filled."""
+    """Every proposal with its status: proposed, stale, expired, rejected, approved, partially-filled, filled,
+    closed."""
     # Read the proposal streams through the (stream, version) index, never the whole log: `check --all` asks
     # this once per account, and a scan of every event made that quadratic in accounts.
     if account is None:
@@ -181,13 +182,15 @@ def proposal(store: EventStore, pid: str, today: dt.date | None = None) -> Propo
 
 
 def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalanceProposed, known_seq, today) -> ProposalView:
-    status, reviewer, note = "proposed", None, None
+    status, reviewer, note, closed = "proposed", None, None, None
     for row in stream[1:]:
         e = row.decode()
         if isinstance(e, ev.ProposalApproved):
             status, reviewer, note = "approved", e.approver, e.comment
         elif isinstance(e, ev.ProposalRejected):
             status, reviewer, note = "rejected", e.reviewer, e.reason
+        elif isinstance(e, ev.ProposalClosed):
+            closed = e
     voided = store.voided(known_seq)
     fills = tuple(
         Fill(seq=r.seq, symbol=t.symbol, side=t.side, quantity=t.quantity, price=t.price, fees=t.fees, effective=r.effective)
@@ -198,6 +201,8 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         done = all(sum((f.quantity for f in fills if f.symbol == o["symbol"] and f.side == o["side"]), Decimal(0))
                    >= Decimal(o["quantity"]) for o in orders)
         status = "filled" if done else "partially-filled"
+    if closed is not None and status in ("approved", "partially-filled"):
+        status, note = "closed", f"{note + '; ' if note else ''}closed by {closed.closer}: {closed.reason}"
     superseded = tuple(approved_since(store, first, known_seq)) if status == "proposed" else ()
     moved = tuple(sorted({*newer_events(store, first, known_seq), *(seq for _, seq in superseded)})) \
         if status == "proposed" else ()

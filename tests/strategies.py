@@ -215,6 +215,7 @@ EVENTS: dict[str, st.SearchStrategy[ev.Event]] = {
                                    content=json_objects, digest=st.text("0123456789abcdef", min_size=64, max_size=64)),
     "ProposalApproved": st.builds(ev.ProposalApproved, proposal=free_text, approver=free_text, comment=st.none() | free_text),
     "ProposalRejected": st.builds(ev.ProposalRejected, proposal=free_text, reviewer=free_text, reason=some_text),
+    "ProposalClosed": st.builds(ev.ProposalClosed, proposal=free_text, closer=free_text, reason=some_text),
 }
 
 any_event = st.sampled_from(sorted(EVENTS)).flatmap(lambda name: EVENTS[name])

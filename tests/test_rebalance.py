@@ -1258,3 +1258,30 @@ def test_account_without_model_or_policy(folio, tmp_path, db_path):
     build(folio, tmp_path, BASE_PRICES, BASE[:4])
     with unchanged(folio, db_path):
         refused(folio("propose A --as-of 2024-06-28"), "account A has no", "folio account assign")
+
+
+def test_an_approved_proposal_with_orders_to_fill_blocks_another_approval_until_closed(approved, tmp_path, db_path):
+    # P0001 approved (seq 9), half filled (seqs 10, 11); P0002 proposed from the books after those fills (seq 12)
+    f1 = write(tmp_path, "f1.csv", FILLS_HEADER + "P0001,VTI,sell,3,129.87,1.00,2024-07-01,b1\n"
+                                                  "P0001,BND,buy,12,50.05,1.00,2024-07-01,b2\n")
+    out(approved(f"fills import {f1}"))
+    assert out(approved("propose A --as-of 2024-07-01", actor="ann")).startswith("Proposal P0002 recorded as seq 12\n")
+    with unchanged(approved, db_path):
+        # the rest of P0001's sale may still be filled: approving P0002 would trade it twice
+        assert refused(approved("approve P0002", actor="carol")) == (
+            "Error: cannot approve P0002: P0001 of account A is partially-filled and its orders are not all filled, so "
+            "they would be traded twice; import its fills, or close it first (folio proposals close P0001 --reason ...)\n")
+        refused(approved("proposals close P0002 --reason x", actor="bob"), "cannot close P0002: it is proposed")
+    assert out(approved("proposals close P0001 --reason 'rest cancelled at the broker'", actor="bob")) == \
+        "Closed P0001 (seq 13) by bob: rest cancelled at the broker\n"
+    statuses = {p["proposal"]: p["status"] for p in js(approved("proposals --json"))}
+    assert statuses == {"P0001": "closed", "P0002": "proposed"}
+    with unchanged(approved, db_path):
+        f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,VTI,sell,2.769230,130.13,1.00,2024-07-02,b3\n")
+        refused(approved(f"fills import {f2}"), "P0001 is closed: fills are taken only for approved proposals")
+        refused(approved("proposals close P0001 --reason again", actor="bob"), "cannot close P0001: it is closed")
+    assert out(approved("approve P0002", actor="carol")) == "Approved P0002 (seq 14) by carol\n"
+    # the closed proposal keeps its fills and says who closed it and why
+    shown = out(approved("proposals show P0001"))
+    assert "closed by bob: rest cancelled at the broker" in shown and "fills:" in shown
+    assert "identical" in out(approved("proposals verify P0001"))
