@@ -81,15 +81,33 @@ def on_acquisition(books, acct, lot: Lot, day: dt.date) -> None:
     ot = owner_tax(books, acct.owner)
     lot.repl = lot.quantity
     cutoff = day - WINDOW
-    ot.acquisitions = [a for a in ot.acquisitions if a.day >= cutoff and a.lot.repl > 0 and a.lot.quantity > 0]
+    _drop_acquired_before(ot.acquisitions, cutoff)
     ot.acquisitions.append(Acquisition(day=day, account=acct.account, lot=lot))
-    ot.losses = [l for l in ot.losses if l.sold >= cutoff and l.unmatched > 0]
+    _drop_sold_before(ot.losses, cutoff)
     group = group_of(books, lot.symbol)
     for loss in ot.losses:
         if lot.repl <= 0:
             break
-        if group_of(books, loss.symbol) == group and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id):
+        if (loss.unmatched > 0 and group_of(books, loss.symbol) == group
+                and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id)):
             _match(books, loss, acct, lot)
+
+
+# The fold goes forward in time, so purchases and loss sales arrive in date order: what falls out of the
+# window is a prefix, dropped in place. Spent entries (no replacement shares left, or a fully matched loss)
+# stay until then and are skipped, so each event costs what the window holds that can still match.
+def _drop_acquired_before(acquisitions: list, cutoff: dt.date) -> None:
+    n = 0
+    while n < len(acquisitions) and acquisitions[n].day < cutoff:
+        n += 1
+    del acquisitions[:n]
+
+
+def _drop_sold_before(losses: list, cutoff: dt.date) -> None:
+    n = 0
+    while n < len(losses) and losses[n].sold < cutoff:
+        n += 1
+    del losses[:n]
 
 
 def same_purchase(account_a: str, lot_a: str, account_b: str, lot_b: str) -> bool:
@@ -106,12 +124,12 @@ def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss
     held = (day - (hp_start or lot.hp_start)).days
     sale = LossSale(seq=seq, sold=day, symbol=lot.symbol, account=acct.account, gain_index=gain_index,
                     lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=held)
-    cutoff = day - WINDOW
-    ot.acquisitions = [a for a in ot.acquisitions if a.day >= cutoff and a.lot.repl > 0 and a.lot.quantity > 0]
+    _drop_acquired_before(ot.acquisitions, day - WINDOW)
+    group = group_of(books, sale.symbol)
     for acq in ot.acquisitions:
         if sale.unmatched <= 0:
             break
-        if (group_of(books, acq.lot.symbol) == group_of(books, sale.symbol) and acq.lot is not lot
+        if (acq.lot.repl > 0 and acq.lot.quantity > 0 and group_of(books, acq.lot.symbol) == group and acq.lot is not lot
                 and not same_purchase(acq.account, acq.lot.lot_id, sale.account, sale.lot_id)):
             _match(books, sale, books.accounts[acq.account], acq.lot)
     recent, cut = ot.recent_losses, day - RECENT
