@@ -195,9 +195,12 @@ def policy_show(app: App, account_id, as_json):
 
 
 # -- drift and triggers ---------------------------------------------------------------------------------
-def _assess(app: App, account_id: str, as_of):
+def _assess(app: App, account_id: str, as_of, books=None):
+    """Drift and triggers of one account; `books` folded for every account at the same point may be given
+    (`--all` folds the ledger once instead of once per account)."""
     point = resolve_point(app.store, as_of or app.today())
-    books = load_books(app.store, point, accounts=[account_id])
+    if books is None:
+        books = load_books(app.store, point, accounts=[account_id])
     inputs = prb.build_inputs(app.store, books, account_id, point)
     d, fired = prb.assess(app.store, books, inputs)
     return point, inputs, d, fired
@@ -236,13 +239,14 @@ def drift(app: App, account_id, as_of, as_json):
         right=("price", "weight", "target", "drift", "relative")))
 
 
-def _targets(app: App, account_id: str | None, all_accounts: bool) -> list[str]:
+def _targets(app: App, account_id: str | None, all_accounts: bool, as_of) -> tuple[list[str], object]:
+    """The accounts to look at, and (for --all) the books of every account at the point, folded once."""
     if bool(account_id) == bool(all_accounts):
         raise click.UsageError("give an ACCOUNT or --all")
     if account_id:
-        return [account_id]
-    books = load_books(app.store, resolve_point(app.store))
-    return sorted(a for a, acct in books.accounts.items() if acct.model and acct.policy)
+        return [account_id], None
+    books = load_books(app.store, resolve_point(app.store, as_of or app.today()))
+    return sorted(a for a, acct in books.accounts.items() if acct.model and acct.policy), books
 
 
 @cli.command()
@@ -255,9 +259,10 @@ def _targets(app: App, account_id: str | None, all_accounts: bool) -> list[str]:
 def check(app: App, account_id, all_accounts, as_of, as_json):
     """Which rebalancing triggers fire, and why."""
     results = []
-    for acct in _targets(app, account_id, all_accounts):
+    accounts, shared = _targets(app, account_id, all_accounts, as_of)
+    for acct in accounts:
         try:
-            point, inputs, d, fired = _assess(app, acct, as_of)
+            point, inputs, d, fired = _assess(app, acct, as_of, shared)
             results.append({"account": acct, "as_of": point.as_of.isoformat(), "actionable": bool(fired),
                             "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired]})
         except DomainError as e:
@@ -294,10 +299,11 @@ def propose(app: App, account_id, all_accounts, mode, amount, as_of, dry_run, as
     if mode == "withdrawal" and amount is None:
         raise click.UsageError("withdrawal mode needs --amount")
     out = []
-    for acct in _targets(app, account_id, all_accounts):
+    accounts, shared = _targets(app, account_id, all_accounts, as_of)
+    for acct in accounts:
         point = resolve_point(app.store, as_of or app.today())
         try:
-            if all_accounts and not _assess(app, acct, point.as_of)[3]:
+            if all_accounts and not _assess(app, acct, point.as_of, shared)[3]:
                 out.append({"account": acct, "error": f"no trigger fires as of {point.as_of}: nothing proposed"})
                 continue
             event, seq = rb.propose(app.store, app.ctx, acct, point, mode, today=app.today(), amount=amount, dry_run=dry_run)

@@ -33,21 +33,19 @@ def price_history(store: EventStore, symbols: Sequence[str], as_of: dt.date, win
     symbols = tuple(sorted(set(symbols)))
     if not symbols:
         raise risk.RiskError("no assets to estimate risk for")
-    series: dict[str, dict[str, float]] = {}
-    for s in symbols:
-        sql = "SELECT date, close FROM prices WHERE symbol = ? AND date <= ?"
-        args: list = [s, as_of.isoformat()]
-        if known_at:
-            sql += " AND recorded_at <= ?"
-            args.append(known_at)
-        rows = store.conn.execute(sql + " ORDER BY date, id", args).fetchall()
-        series[s] = {d: float(Decimal(c)) for d, c in rows}  # the latest row of a date wins
+    # Read a generous stretch before the as-of date first (a window of trading days spans ~1.45 times as many
+    # calendar days); only when it holds too few common dates read the whole history. The last window + 1
+    # common dates are the same either way: those of the stretch are a suffix of the whole history's.
+    since = as_of - dt.timedelta(days=int(window * 2.2) + 30)
+    series = _closes(store, symbols, as_of, known_at, since)
+    if len(_common(series)) < window + 1:
+        series = _closes(store, symbols, as_of, known_at, None)
     missing = [s for s in symbols if not series[s]]
     if missing:
         one = len(missing) == 1
         raise risk.RiskError(f"{', '.join(missing)} {'has' if one else 'have'} no price history on or before {as_of}: "
                              f"import {'its' if one else 'their'} prices first (`folio prices import`)")
-    common = sorted(set.intersection(*(set(v) for v in series.values())))
+    common = _common(series)
     if len(common) < MIN_OBSERVATIONS + 1:
         short = min(symbols, key=lambda s: len(series[s]))
         raise risk.RiskError(
@@ -57,6 +55,27 @@ def price_history(store: EventStore, symbols: Sequence[str], as_of: dt.date, win
     dates = common[-(window + 1):]
     closes = np.array([[series[s][d] for s in symbols] for d in dates])
     return History(symbols=symbols, dates=tuple(dates), closes=closes)
+
+
+def _closes(store: EventStore, symbols: Sequence[str], as_of: dt.date, known_at: str | None,
+            since: dt.date | None) -> dict[str, dict[str, float]]:
+    series: dict[str, dict[str, float]] = {}
+    for s in symbols:
+        sql = "SELECT date, close FROM prices WHERE symbol = ? AND date <= ?"
+        args: list = [s, as_of.isoformat()]
+        if since is not None:
+            sql += " AND date >= ?"
+            args.append(since.isoformat())
+        if known_at:
+            sql += " AND recorded_at <= ?"
+            args.append(known_at)
+        rows = store.conn.execute(sql + " ORDER BY date, id", args).fetchall()
+        series[s] = {d: float(c) for d, c in rows}  # the latest row of a date wins; float() of the stored text
+    return series
+
+
+def _common(series: dict[str, dict[str, float]]) -> list[str]:
+    return sorted(set.intersection(*(set(v) for v in series.values())))
 
 
 @attrs.frozen
