@@ -120,6 +120,9 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         new_head = store.head()[0]
         if new_head - store.latest_snapshot_seq(scope_of(accounts, keep_gains=False)) >= SNAPSHOT_EVERY:
             save_snapshot(store, books, new_head, accounts)
+        if new_head - store.latest_snapshot_seq(scope_of(accounts)) >= SNAPSHOT_EVERY:
+            # and, as often, one with the gain history, for the reports and the rebalancer (which read it)
+            save_snapshot(store, load_books(store, Point(None, new_head), accounts=accounts), new_head, accounts)
         return Outcome(result, books)
 
 
