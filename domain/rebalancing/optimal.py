@@ -131,10 +131,24 @@ class Solution:
 
 def solve(p: Problem, inputs: Inputs, cov: np.ndarray | None = None, te_cap: float | None = None,
           drop: frozenset[str] = frozenset()) -> Solution:
-    """Solve the MILP; `drop` leaves out constraint groups (used to find which one makes it infeasible)."""
+    """Solve the MILP; `drop` leaves out constraint groups (used to find which one makes it infeasible).
+
+    In whole shares, the integers are each asset's total sold and bought; the split of a sale over its lots
+    is continuous. With whole-share lot bounds and linear lot costs an optimal vertex sells whole lots in
+    order of cost and the rest from one lot, so the split comes out whole as well: far fewer integers (2 per
+    asset instead of 1 per lot) for the same optimum. Should a split come out fractional anyway, the
+    problem is solved again with an integer per lot."""
+    sol = _solve(p, inputs, cov, te_cap, drop, lot_integers=False)
+    if p.integer and sol.sells.size and np.any(np.abs(sol.sells - np.rint(sol.sells)) > 1e-6):
+        sol = _solve(p, inputs, cov, te_cap, drop, lot_integers=True)
+    return sol
+
+
+def _solve(p: Problem, inputs: Inputs, cov: np.ndarray | None, te_cap: float | None, drop: frozenset[str],
+           lot_integers: bool) -> Solution:
     L, A = p.n_lots, p.n_assets
-    nv = L + 3 * A + 1
-    s_, b_, d_, z_, dc = 0, L, L + A, L + 2 * A, L + 3 * A
+    nv = L + 4 * A + 1
+    s_, b_, d_, z_, dc, t_ = 0, L, L + A, L + 2 * A, L + 3 * A, L + 3 * A + 1
     lot_asset = np.array([a for a, _ in p.lots], dtype=int)
     lot_price = p.price[lot_asset] if L else np.zeros(0)
     c = np.zeros(nv)
@@ -187,12 +201,17 @@ def solve(p: Problem, inputs: Inputs, cov: np.ndarray | None = None, te_cap: flo
         lots_of = np.nonzero(lot_asset == a)[0]
         if len(lots_of):
             rows.append(row([(s_ + l, 1.0) for l in lots_of] + [(z_ + a, p.held[a])])); lb.append(-np.inf); ub.append(p.held[a])
+        # t = the asset's total sold (the integer of a whole-share sale)
+        rows.append(row([(s_ + l, 1.0) for l in lots_of] + [(t_ + a, -1.0)])); lb.append(0.0); ub.append(0.0)
     lo = np.zeros(nv)
-    hi = np.concatenate([p.sell_ub, p.buy_ub, np.full(A, np.inf), np.ones(A), [np.inf]])
-    integrality = np.concatenate([np.full(L + A, 1 if p.integer else 0), np.zeros(A), np.ones(A), [0]])
+    hi = np.concatenate([p.sell_ub, p.buy_ub, np.full(A, np.inf), np.ones(A), [np.inf], p.held])
+    whole = 1 if p.integer else 0
+    integrality = np.concatenate([np.full(L, whole if lot_integers else 0), np.full(A, whole), np.zeros(A), np.ones(A),
+                                  [0], np.full(A, whole)])
     if p.integer:  # lots may hold fractions (after splits); whole-share sells round down within the lot
         hi[s_:b_] = np.floor(hi[s_:b_] + 1e-9)
         hi[b_:d_] = np.floor(hi[b_:d_])
+        hi[t_:] = np.floor(hi[t_:] + 1e-9)
     started = time.perf_counter()
     cuts = 0
     te_rows: list = []
@@ -261,7 +280,7 @@ def optimize(inputs: Inputs, *, cov: np.ndarray | None = None, wash_risk: set[st
               "objective": f"{sum(parts.values()):.2f}", **{k: f"{v:.2f}" for k, v in parts.items()},
               "mip_gap_limit": str(MIP_GAP), "mip_gap": "n/a" if sol.gap is None else f"{sol.gap:.1e}",
               "time_limit_seconds": str(TIME_LIMIT),
-              "tracking_error_cuts": str(sol.cuts), "variables": str(p.n_lots + 3 * p.n_assets),
+              "tracking_error_cuts": str(sol.cuts), "variables": str(p.n_lots + 4 * p.n_assets + 1),
               "whole_shares": p.integer}
     if cov is not None:
         w = np.array([float(plan.weights_after.get(s, ZERO)) for s in p.assets])
