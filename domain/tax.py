@@ -41,6 +41,8 @@ class LossSale:
     held_days: int
     matched: Decimal = ZERO
     disallowed: Decimal = ZERO
+    #: position among the owner's wash-sale entries (the order of the fold): orders entries of several symbols
+    n: int = 0
 
     @property
     def unmatched(self) -> Decimal:
@@ -54,6 +56,7 @@ class Acquisition:
     day: dt.date
     account: str
     lot: Lot
+    n: int = 0
 
 
 @attrs.define(slots=True)
@@ -63,6 +66,33 @@ class OwnerTax:
     acquisitions: list[Acquisition] = attrs.Factory(list)
     #: loss sales (any, matched or not) of the last 31 days: what restricts buying back
     recent_losses: list[LossSale] = attrs.Factory(list)
+    #: the same losses and acquisitions by the symbol they were recorded under (derived: `reindex` rebuilds
+    #: them), so a purchase or sale scans its own group's entries, not every entry of the owner's window
+    losses_of: dict[str, list[LossSale]] = attrs.Factory(dict)
+    acquisitions_of: dict[str, list[Acquisition]] = attrs.Factory(dict)
+    counter: int = 0
+
+    def add_loss(self, sale: LossSale) -> None:
+        self.counter += 1
+        sale.n = self.counter
+        self.losses.append(sale)
+        self.losses_of.setdefault(sale.symbol, []).append(sale)
+
+    def add_acquisition(self, acq: Acquisition) -> None:
+        self.counter += 1
+        acq.n = self.counter
+        self.acquisitions.append(acq)
+        self.acquisitions_of.setdefault(acq.lot.symbol, []).append(acq)
+
+    def reindex(self) -> None:
+        """Rebuild the by-symbol index from the lists, in their order (after a snapshot is thawed)."""
+        self.losses_of, self.acquisitions_of, self.counter = {}, {}, 0
+        losses, acquisitions = self.losses, self.acquisitions
+        self.losses, self.acquisitions = [], []
+        for sale in losses:
+            self.add_loss(sale)
+        for acq in acquisitions:
+            self.add_acquisition(acq)
 
 
 def group_of(books, symbol: str) -> str:
@@ -81,33 +111,49 @@ def on_acquisition(books, acct, lot: Lot, day: dt.date) -> None:
     ot = owner_tax(books, acct.owner)
     lot.repl = lot.quantity
     cutoff = day - WINDOW
-    _drop_acquired_before(ot.acquisitions, cutoff)
-    ot.acquisitions.append(Acquisition(day=day, account=acct.account, lot=lot))
-    _drop_sold_before(ot.losses, cutoff)
-    group = group_of(books, lot.symbol)
-    for loss in ot.losses:
+    _drop_before(ot.acquisitions, cutoff, _acquired)
+    _drop_before(ot.losses, cutoff, _sold)
+    ot.add_acquisition(Acquisition(day=day, account=acct.account, lot=lot))
+    for loss in _in_group(books, ot.losses_of, lot.symbol, cutoff, _sold):
         if lot.repl <= 0:
             break
-        if (loss.unmatched > 0 and group_of(books, loss.symbol) == group
-                and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id)):
+        if loss.unmatched > 0 and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id):
             _match(books, loss, acct, lot)
 
 
 # The fold goes forward in time, so purchases and loss sales arrive in date order: what falls out of the
 # window is a prefix, dropped in place. Spent entries (no replacement shares left, or a fully matched loss)
-# stay until then and are skipped, so each event costs what the window holds that can still match.
-def _drop_acquired_before(acquisitions: list, cutoff: dt.date) -> None:
-    n = 0
-    while n < len(acquisitions) and acquisitions[n].day < cutoff:
-        n += 1
-    del acquisitions[:n]
+# stay until then and are skipped.
+def _acquired(a: "Acquisition") -> dt.date:
+    return a.day
 
 
-def _drop_sold_before(losses: list, cutoff: dt.date) -> None:
+def _sold(s: "LossSale") -> dt.date:
+    return s.sold
+
+
+def _drop_before(entries: list, cutoff: dt.date, day_of) -> None:
     n = 0
-    while n < len(losses) and losses[n].sold < cutoff:
+    while n < len(entries) and day_of(entries[n]) < cutoff:
         n += 1
-    del losses[:n]
+    if n:
+        del entries[:n]
+
+
+def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_of) -> list:
+    """The window's entries of every symbol in `symbol`'s group, in the order they were recorded."""
+    group = group_of(books, symbol)
+    members = [group] if not books.identical else group_members(books, group)
+    lists = []
+    for m in members:
+        entries = index.get(m)
+        if entries:
+            _drop_before(entries, cutoff, day_of)
+            if entries:
+                lists.append(entries)
+    if len(lists) == 1:
+        return list(lists[0])  # a copy: matching may add entries while the caller walks them
+    return sorted((e for entries in lists for e in entries), key=lambda e: e.n)
 
 
 def same_purchase(account_a: str, lot_a: str, account_b: str, lot_b: str) -> bool:
@@ -124,12 +170,12 @@ def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss
     held = (day - (hp_start or lot.hp_start)).days
     sale = LossSale(seq=seq, sold=day, symbol=lot.symbol, account=acct.account, gain_index=gain_index,
                     lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=held)
-    _drop_acquired_before(ot.acquisitions, day - WINDOW)
-    group = group_of(books, sale.symbol)
-    for acq in ot.acquisitions:
+    cutoff = day - WINDOW
+    _drop_before(ot.acquisitions, cutoff, _acquired)
+    for acq in _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired):
         if sale.unmatched <= 0:
             break
-        if (acq.lot.repl > 0 and acq.lot.quantity > 0 and group_of(books, acq.lot.symbol) == group and acq.lot is not lot
+        if (acq.lot.repl > 0 and acq.lot.quantity > 0 and acq.lot is not lot
                 and not same_purchase(acq.account, acq.lot.lot_id, sale.account, sale.lot_id)):
             _match(books, sale, books.accounts[acq.account], acq.lot)
     recent, cut = ot.recent_losses, day - RECENT
@@ -139,7 +185,7 @@ def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss
     del recent[:stale]
     recent.append(sale)
     if sale.unmatched > 0:
-        ot.losses.append(sale)
+        ot.add_loss(sale)
 
 
 def _match(books, sale: LossSale, acct, lot: Lot) -> None:

@@ -266,6 +266,7 @@ def thaw(blob: bytes, keep_gains: bool = True) -> Books:
             if account not in open_lots:
                 open_lots[account] = {l.lot_id: l for l in books.accounts[account].open_lots()}
             ot.acquisitions.append(tax.Acquisition(day=day(when), account=account, lot=open_lots[account][lot_id]))
+        ot.reindex()
     books.identical = dict(state["identical"])
     books.substitutes = {k: set(v) for k, v in state["substitutes"].items()}
     return books
