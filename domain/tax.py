@@ -220,7 +220,9 @@ def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
         return lot
     basis = round_cents(lot.basis * quantity / lot.quantity)
     lot_id = f"{lot.lot_id}w{seq}"
-    taken = {l.lot_id for l in acct.open_lots()}
+    # the parts of one purchase always share a symbol (corporate actions move all of a symbol's lots
+    # together), so an id taken by an earlier part of this lot can only be among the same symbol's lots
+    taken = {l.lot_id for l in acct.lots[lot.symbol]}
     n = 2
     while lot_id in taken:
         lot_id, n = f"{lot.lot_id}w{seq}-{n}", n + 1
