@@ -17,7 +17,8 @@ Numbers are exact fractions, rounded half to even to the cent only where the rul
   tax-deferred or tax-exempt account is never deductible, so never washed) is disallowed share for share against substantially
   identical shares (the same symbol, or one declared identical by then: declarations only widen a group)
   acquired within 30 days before or after (losses in sale order, replacement shares in
-  purchase order; never the sold lot itself; shares sold in the same sale are gone, so they replace
+  purchase order; never the sold lot itself nor another part of the same purchase (a lot split by an
+  earlier wash sale, `<lot>` and `<lot>w<seq>`); shares sold in the same sale are gone, so they replace
   nothing); the disallowed total after k of n shares is round(loss × k / n), the whole loss once all are
   matched; a partly matched replacement lot is split (the matched part is `<lot>w<sale seq>`, right after
   it); the disallowed loss goes into the part's basis in a taxable account (lost elsewhere) and its
@@ -251,7 +252,8 @@ class MBooks:
             for aday, aname, alot in owner.acquisitions:
                 if loss.unmatched <= 0:
                     break
-                if aday >= day - dt.timedelta(days=WINDOW) and alot is not loss.lot and self.identical(alot.symbol, loss.symbol):
+                if (aday >= day - dt.timedelta(days=WINDOW) and self.identical(alot.symbol, loss.symbol)
+                        and not (aname == c.account and alot.id.split("w")[0] == loss.lot.id.split("w")[0])):
                     self.match(loss, self.accounts[aname], alot)
             if loss.unmatched > 0:
                 owner.losses.append(loss)
