@@ -222,3 +222,15 @@ def test_tracking_error_cap_is_met_exactly_on_the_result():
         assert float(report["tracking_error"]) <= te * 0.9 * (1 + 1e-3)
         cut_cases += int(report["tracking_error_cuts"]) >= 1
     assert cut_cases >= 1
+
+
+def test_a_restricted_asset_below_its_band_is_left_where_it_is_not_made_infeasible():
+    # B may not be bought (a recent loss sale) and sits at 0% against a 55%-65% band: the MILP must not
+    # demand the impossible; it trims A into its band and leaves B alone, as the heuristic does
+    inputs = inputs_for(prices={"A": "15", "B": "12"}, lots={"A": [(5, "100", dt.date(2024, 3, 1))]}, cash="30",
+                        weights=("0.3", "0.6"), restricted=("B",), band="0.05")
+    result, report = optimal.optimize(inputs)
+    assert report["status"] == "optimal"
+    assert [(o.symbol, o.side) for o in result.orders] == [("A", "sell")]
+    # A: 75 of 105 (71%) -> at most 35%: sell at least 3 of 5 shares (30 of 105 = 29%)
+    assert sum((o.quantity for o in result.orders), D(0)) >= 3

@@ -107,6 +107,9 @@ def build(inputs: Inputs, wash_risk: set[str] | None = None) -> Problem:
             lo.append(float(band.low))
             hi.append(float(band.high))
     restricted = {s for s, until in inputs.restricted.items() if until >= inputs.as_of}
+    for i, s in enumerate(assets):
+        if s in restricted and total:  # it cannot be bought: below its band it may stay where it is
+            lo[i] = min(lo[i], float(qty[i] * price[i] / total))
     budget = float(inputs.cash) + float(sum(qty * price))
     buy_ub = np.array([0.0 if (s in restricted or s not in targets) else budget / price[i] for i, s in enumerate(assets)])
     lot_price = np.array([price[a] for a, _ in lots])
