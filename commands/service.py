@@ -106,8 +106,10 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
             if isinstance(p.new.event, EventVoided):
                 voided.add(p.new.event.seq)
         new_recs.sort(key=Recorded.sort_key)
-        # the check needs holdings, cash and wash-sale state, never the gain history: the lighter fold
-        base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=False)
+        # the check needs holdings, cash and wash-sale state, not the gain history: the lighter fold, unless
+        # a snapshot with gains is due at the head (then this very fold makes it, for reports and the rebalancer)
+        full_due = head + len(pending) - store.latest_snapshot_seq(scope_of(accounts)) >= SNAPSHOT_EVERY
+        base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=full_due)
         if base.folded >= STATE_EVERY:  # the next command dated the same day starts here, not where this one did
             save_snapshot(store, base, head, accounts, as_of=day_before)
         existing = store.fold_records(known_seq=head, after=day_before, accounts=accounts)
@@ -118,11 +120,8 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         result = store.append([p.new for p in pending], expected)
         result = attrs.evolve(result, duplicates=tuple(duplicates) + result.duplicates)
         new_head = store.head()[0]
-        if new_head - store.latest_snapshot_seq(scope_of(accounts, keep_gains=False)) >= SNAPSHOT_EVERY:
+        if new_head - store.latest_snapshot_seq(scope_of(accounts, books.keep_gains)) >= SNAPSHOT_EVERY:
             save_snapshot(store, books, new_head, accounts)
-        if new_head - store.latest_snapshot_seq(scope_of(accounts)) >= SNAPSHOT_EVERY:
-            # and, as often, one with the gain history, for the reports and the rebalancer (which read it)
-            save_snapshot(store, load_books(store, Point(None, new_head), accounts=accounts), new_head, accounts)
         return Outcome(result, books)
 
 
