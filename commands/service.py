@@ -111,7 +111,7 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         full_due = head + len(pending) - store.latest_snapshot_seq(scope_of(accounts)) >= SNAPSHOT_EVERY
         base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=full_due)
         if base.folded >= STATE_EVERY:  # the next command dated the same day starts here, not where this one did
-            save_snapshot(store, base, head, accounts, as_of=day_before)
+            save_snapshot(store, base, head, accounts, as_of=day_before, gains=False)
         existing = store.fold_records(known_seq=head, after=day_before, accounts=accounts)
         timeline = heapq.merge(existing, new_recs, key=Recorded.sort_key)
         books, refusals = check_timeline(timeline, set(labels), base, voided=voided)

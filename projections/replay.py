@@ -162,17 +162,20 @@ def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, ev
 
 
 def save_snapshot(store: EventStore, books: Books, known_seq: int, accounts: Sequence[str] | None,
-                  as_of: dt.date | None = None) -> None:
+                  as_of: dt.date | None = None, *, gains: bool = True) -> None:
     """Store books as a snapshot of their scope: folded to the end of the timeline, or (`as_of`) folded and
-    settled up to that date."""
+    settled up to that date; holdings-only when the books keep no gains or `gains=False`."""
     as_of = as_of or books.as_of
+    gains = gains and books.keep_gains
     if as_of is not None:
-        store.put_snapshot(scope_of(accounts, books.keep_gains), as_of.isoformat(), known_seq, SNAPSHOT_FORMAT,
-                           freeze(books))
+        store.put_snapshot(scope_of(accounts, gains), as_of.isoformat(), known_seq, SNAPSHOT_FORMAT,
+                           freeze(books, gains))
 
 
 # -- snapshot codec: books <-> compact JSON --------------------------------------
-def freeze(books: Books) -> bytes:
+def freeze(books: Books, gains: bool = True) -> bytes:
+    """The books as compact JSON; `gains=False` leaves the gain history out (a holdings-only snapshot)."""
+    gains = gains and books.keep_gains
     accounts = {}
     for a in books.accounts.values():
         accounts[a.account] = {
@@ -182,7 +185,7 @@ def freeze(books: Books) -> bytes:
                       [list(o) for o in l.origin], l.hp_start.isoformat(), str(l.repl)] for l in a.open_lots()],
             "gains": [[g.lot_id, g.symbol, str(g.quantity), g.acquired.isoformat(), g.sold.isoformat(), str(g.proceeds),
                        str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code,
-                       g.held_from and g.held_from.isoformat()] for g in a.gains],
+                       g.held_from and g.held_from.isoformat()] for g in a.gains] if gains else [],
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
                         i.reinvested, i.seq] for i in a.income],
             "reinvest": sorted(a.reinvest),
