@@ -56,21 +56,38 @@ def price_history(store: EventStore, symbols: Sequence[str], as_of: dt.date, win
     return History(symbols=symbols, dates=tuple(dates), closes=closes)
 
 
+#: closes already read, by (ledger file and connection, last price row, symbol, window): `check --all` asks for the same
+#: symbols' histories account after account. The prices table is append-only, so its last row names its
+#: whole content; a price recorded since changes the key.
+_CLOSES: dict[tuple, dict[str, float]] = {}
+
+
 def _closes(store: EventStore, symbols: Sequence[str], as_of: dt.date, known_at: str | None,
             since: dt.date | None) -> dict[str, dict[str, float]]:
+    last = store.conn.execute("SELECT id, symbol, date, close, recorded_at FROM prices ORDER BY id DESC LIMIT 1").fetchone()
+    if len(_CLOSES) > 5_000:
+        _CLOSES.clear()
     series: dict[str, dict[str, float]] = {}
     for s in symbols:
-        sql = "SELECT date, close FROM prices WHERE symbol = ? AND date <= ?"
-        args: list = [s, as_of.isoformat()]
-        if since is not None:
-            sql += " AND date >= ?"
-            args.append(since.isoformat())
-        if known_at:
-            sql += " AND recorded_at <= ?"
-            args.append(known_at)
-        rows = store.conn.execute(sql + " ORDER BY date, id", args).fetchall()
-        series[s] = {d: float(c) for d, c in rows}  # the latest row of a date wins; float() of the stored text
+        key = (store.path, id(store.conn), last, s, as_of, known_at, since)
+        cached = _CLOSES.get(key)
+        if cached is None:
+            cached = _CLOSES[key] = _read_closes(store, s, as_of, known_at, since)
+        series[s] = cached
     return series
+
+
+def _read_closes(store: EventStore, s: str, as_of: dt.date, known_at: str | None, since: dt.date | None) -> dict[str, float]:
+    sql = "SELECT date, close FROM prices WHERE symbol = ? AND date <= ?"
+    args: list = [s, as_of.isoformat()]
+    if since is not None:
+        sql += " AND date >= ?"
+        args.append(since.isoformat())
+    if known_at:
+        sql += " AND recorded_at <= ?"
+        args.append(known_at)
+    rows = store.conn.execute(sql + " ORDER BY date, id", args).fetchall()
+    return {d: float(c) for d, c in rows}  # the latest row of a date wins; float() of the stored text
 
 
 def _common(series: dict[str, dict[str, float]]) -> list[str]:
