@@ -1140,8 +1140,11 @@ def test_propose_all_proposes_where_a_trigger_fires(base):
                  "account assign B bonds --date 2024-01-02", "policy set B --fractional --date 2024-01-02"]:
         out(base(step))
     # B: BND 4500 (90%), cash 500 (10%): at its model, nothing fires
-    assert js(base("check --all --as-of 2024-06-28 --json"))[1] == {
-        "account": "B", "as_of": "2024-06-28", "actionable": False, "triggers": []}
+    every = js(base("check --all --as-of 2024-06-28 --json"))
+    assert every[1] == {"account": "B", "as_of": "2024-06-28", "actionable": False, "triggers": []}
+    # --all folds the ledger once for every account: each answer is the one-account check's
+    assert every == [js(base(f"check {a} --as-of 2024-06-28 --json"))[0] for a in ("A", "B")]
+    assert every[0]["actionable"]
     text = out(base("propose --all --as-of 2024-06-28", actor="ann"))
     assert text.startswith("Proposal P0001 recorded as seq 14\naccount A, as of 2024-06-28 (seq 13)")
     assert text.endswith("B: no trigger fires as of 2024-06-28: nothing proposed\n")
