@@ -172,6 +172,7 @@ def _symbol_change(books: Books, rec: ev.Recorded) -> None:
     # the renamed security is the same security: its wash-sale group follows it
     group = tax.group_of(books, e.symbol)
     books.identical[e.symbol] = books.identical[e.new_symbol] = group
+    tax.on_rename(books, e.symbol, e.new_symbol)
     for acct, lots in list(_holders(books, e.symbol)):
         for lot in lots:
             lot.symbol = e.new_symbol

@@ -141,9 +141,12 @@ def _drop_before(entries: list, cutoff: dt.date, day_of) -> None:
 
 
 def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_of) -> list:
-    """The window's entries of every symbol in `symbol`'s group, in the order they were recorded."""
+    """The window's entries of every symbol in `symbol`'s group, in the order they were recorded.
+
+    Losses are keyed by the symbol sold, acquisitions by their lot's current symbol (a rename moves them,
+    see `on_rename`), so an entry is in the group exactly when its key is: the group is looked up now."""
     group = group_of(books, symbol)
-    members = [group] if not books.identical else group_members(books, group)
+    members = [group] if not books.identical else [m for m in group_members(books, group) if group_of(books, m) == group]
     lists = []
     for m in members:
         entries = index.get(m)
@@ -154,6 +157,14 @@ def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_o
     if len(lists) == 1:
         return list(lists[0])  # a copy: matching may add entries while the caller walks them
     return sorted((e for entries in lists for e in entries), key=lambda e: e.n)
+
+
+def on_rename(books, old: str, new: str) -> None:
+    """Lots of `old` now carry `new`: their acquisitions move to the new symbol's entries (in recorded order)."""
+    for ot in books.owners.values():
+        moved = ot.acquisitions_of.pop(old, None)
+        if moved:
+            ot.acquisitions_of[new] = sorted(ot.acquisitions_of.get(new, []) + moved, key=lambda a: a.n)
 
 
 def same_purchase(account_a: str, lot_a: str, account_b: str, lot_b: str) -> bool:
