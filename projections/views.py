@@ -77,8 +77,9 @@ def lots(acct: Account) -> list[LotView]:
 
 
 def _lot_number(lot_id: str) -> tuple:
-    """Sort lot ids like 3, 3.12, 12r numerically part by part."""
-    return tuple(int(p) if p.isdigit() else 0 for p in lot_id.rstrip("r").split(".")) + (lot_id,)
+    """Sort lot ids like 3, 3.12, 12r numerically part by part (a part that is not a number counts as 0, so
+    a wash-sale part `7w4` comes before the rest of lot 7); the id itself breaks ties."""
+    return tuple(int(p) if p.isdigit() else 0 for p in lot_id.rstrip("r").split(".")), lot_id
 
 
 def cash(acct: Account) -> list[CashView]:

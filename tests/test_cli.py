@@ -672,3 +672,10 @@ def test_demo_tells_the_whole_story_on_a_kept_ledger(folio, tmp_path):
     assert "filled" in out(folio(f"--db {kept} proposals show P0002"))
     # a second demo into the same file is refused, not mixed in
     assert "already exists" in folio(f"demo --db {kept}").output
+
+
+def test_lot_ids_of_one_day_sort_numerically_part_by_part():
+    # ids of different shapes (a buy, a spun-off child, wash-sale splits) on one day once raised TypeError
+    from projections.views import _lot_number
+    ids = ["12", "3", "3.12", "3w9", "3w9-2", "4.7", "10"]
+    assert sorted(ids, key=_lot_number) == ["3w9", "3w9-2", "3", "3.12", "4.7", "10", "12"]
