@@ -304,6 +304,8 @@ class Command:
             return f"{self.day} owner {self.account} rates {self.rates[0]}/{self.rates[1]}"
         if k == "identical":
             return f"{self.day} {self.symbol} identical to {self.other}"
+        if k == "rename":
+            return f"{self.day} {self.symbol} renamed {self.other}"
         if k == "split":
             return f"{self.day} split {self.symbol} {self.ratio[0]}:{self.ratio[1]} ({self.fraction})"
         if k == "dividend":
@@ -334,6 +336,8 @@ class Command:
             return ev.TaxRatesSet(owner=self.account, short_term=self.rates[0], long_term=self.rates[1])
         if k == "identical":
             return ev.IdenticalDeclared(symbol=self.symbol, identical_to=self.other)
+        if k == "rename":
+            return ev.SymbolChanged(symbol=self.symbol, new_symbol=self.other)
         if k == "split":
             return ev.SplitApplied(symbol=self.symbol, new=self.ratio[0], old=self.ratio[1], fraction=self.fraction,
                                    cash_price=self.price)
@@ -347,7 +351,7 @@ class Command:
     def stream(self) -> str:
         if self.kind == "rates":
             return f"owner:{self.account}"
-        if self.kind in ("identical", "split", "dividend"):
+        if self.kind in ("identical", "split", "dividend", "rename"):
             return f"security:{self.symbol}"
         return f"account:{self.account}"
 
@@ -429,13 +433,17 @@ def draw_open(data, account: str, day: dt.date, *, tax_status: str | None = None
                    tax_status=tax_status or data.draw(tax_statuses, label="tax status"))
 
 
-def draw_command(data, store: EventStore, *, accounts: Sequence[str], corporate: bool = False, voids: bool = True) -> Command:
-    """One random command for a ledger whose current state is `store` (read only to aim specific-lot sales)."""
+def draw_command(data, store: EventStore, *, accounts: Sequence[str], corporate: bool = False, voids: bool = True,
+                 renames: bool = False) -> Command:
+    """One random command for a ledger whose current state is `store` (read only to aim specific-lot sales).
+    `renames` adds symbol changes among the symbols (tickers reused), for properties that need no model."""
     kinds = ["deposit"] * 3 + ["withdraw", "fee", "interest"] + ["buy"] * 5 + ["sell"] * 5 + ["open", "rates"]
     if voids:
         kinds += ["void"] * 2
     if corporate:
         kinds += ["split", "dividend", "dividend", "reinvest", "identical"]
+    if renames:
+        kinds += ["rename"]
     kind = data.draw(st.sampled_from(kinds), label="kind")
     day = data.draw(days, label="day")
     if kind == "open":
@@ -459,6 +467,8 @@ def draw_command(data, store: EventStore, *, accounts: Sequence[str], corporate:
     symbol = data.draw(st.sampled_from(SYMBOLS), label="symbol")
     if kind == "identical":
         return Command("identical", day, symbol=symbol, other=data.draw(st.sampled_from([s for s in SYMBOLS if s != symbol])))
+    if kind == "rename":
+        return Command("rename", day, symbol=symbol, other=data.draw(st.sampled_from([s for s in SYMBOLS if s != symbol])))
     if kind == "split":
         ratio = data.draw(st.sampled_from([(Decimal(2), Decimal(1)), (Decimal(3), Decimal(2)), (Decimal(1), Decimal(4))]))
         fraction = data.draw(st.sampled_from(["keep", "round-down", "cash"]))
@@ -498,7 +508,7 @@ class History:
 
 
 def run_history(data, store: EventStore, *, steps: int, corporate: bool = False, voids: bool = True,
-                snapshot_every: int | None = None) -> History:
+                snapshot_every: int | None = None, renames: bool = False) -> History:
     """Open 1-3 accounts with a deposit each, then submit `steps` random commands (refusals are part of the history).
 
     With `snapshot_every`, snapshots (of everything and of each account) are built at random moments in
@@ -515,7 +525,7 @@ def run_history(data, store: EventStore, *, steps: int, corporate: bool = False,
             assert ok, f"{cmd} was refused"
             history.add(store, cmd, ok)
     for _ in range(steps):
-        cmd = draw_command(data, store, accounts=accounts, corporate=corporate, voids=voids)
+        cmd = draw_command(data, store, accounts=accounts, corporate=corporate, voids=voids, renames=renames)
         history.add(store, cmd, submit(store, [cmd]))
         if snapshot_every and data.draw(st.integers(0, 3), label="snapshot now?") == 0:
             build_snapshots(store, every=snapshot_every)

@@ -274,12 +274,12 @@ def _points(data, store, n):
 @HISTORY
 @given(data=st.data(), steps=st.integers(5, 30), every=st.integers(1, 4))
 def test_folding_from_snapshots_equals_the_full_fold_at_every_point(data, steps, every):
-    """Histories with corporate actions (splits, dividends paid later, reinvestment), wash sales, backdated
-    events and voids, with snapshots built at random moments (so later events make some of them stale) and
-    at the end: for all accounts and for each account, at random (as of, known at seq) points, the fold from
+    """Histories with corporate actions (splits, dividends paid later, reinvestment, renames reusing tickers),
+    wash sales, backdated events and voids, with snapshots built at random moments (so later events make
+    some of them stale) and at the end: for all accounts and for each account, at random (as of, known at seq) points, the fold from
     the best usable snapshot equals the fold from nothing."""
     with S.temp_store() as store:
-        history = run(data, store, steps=steps, corporate=True, snapshot_every=every)
+        history = run(data, store, steps=steps, corporate=True, snapshot_every=every, renames=True)
         # and a fresh set at the head, as `folio snapshot` and an import would leave
         build_snapshots(store, every=every)
         accounts = sorted({c.account for c in history.accepted.values() if c.kind == "open"})
