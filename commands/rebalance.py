@@ -134,7 +134,10 @@ def verify(store: EventStore, pid: str) -> tuple[bool, str]:
     if digest_of(content) == view.digest and content == view.content:
         return True, f"{pid}: identical (digest {view.digest})"
     where = first_difference(view.content, content)
-    return False, f"{pid}: differs at {where}"
+    stopped = (view.content.get("optimizer") or {}).get("status") == "iteration or time limit"
+    return False, f"{pid}: differs at {where}" + (
+        " (its solve stopped at the time limit, so a re-solve may end elsewhere: the recorded proposal stands as"
+        " made, with its gap)" if stopped else "")
 
 
 def approve(store: EventStore, ctx: Context, pid: str, comment: str | None, today: dt.date):
