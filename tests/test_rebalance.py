@@ -1288,3 +1288,19 @@ def test_an_approved_proposal_with_orders_to_fill_blocks_another_approval_until_
     shown = out(approved("proposals show P0001"))
     assert "closed by bob: rest cancelled at the broker" in shown and "fills:" in shown
     assert "identical" in out(approved("proposals verify P0001"))
+
+
+def test_verify_of_a_solve_stopped_at_its_time_limit_says_so(proposed, monkeypatch):
+    # a recomputation that ends elsewhere is reported as a difference; when the recorded optimizer had
+    # stopped at its time limit, the report says why that can happen (the recorded proposal stands as made)
+    import attrs
+
+    from commands import rebalance as rb
+    recorded = rb.proposal
+
+    def stopped_at_the_limit(store, pid, today=None):
+        view = recorded(store, pid, today)
+        return attrs.evolve(view, content={**view.content, "optimizer": {"status": "iteration or time limit"}})
+    monkeypatch.setattr(rb, "proposal", stopped_at_the_limit)
+    message = refused(proposed("proposals verify P0001"), "P0001: differs at /optimizer: present in only one")
+    assert "its solve stopped at the time limit, so a re-solve may end elsewhere" in message
