@@ -179,10 +179,6 @@ def close(store: EventStore, ctx: Context, pid: str, reason: str, today: dt.date
 
 
 def _reviewable(view, actor: str, verb: str) -> None:
-    if view.status == "stale" and view.superseded_by:
-        others = ", ".join(f"{pid} (seq {seq})" for pid, seq in view.superseded_by)
-        raise ReviewError(f"cannot {verb} {view.proposal}: it is stale, account {view.account} has an approval recorded "
-                          f"after seq {view.as_of_seq}: {others}; its orders were not seen here, make a new proposal")
     if view.status == "stale":
         seqs = ", ".join(str(s) for s in view.moved_by[:5]) + (" ..." if len(view.moved_by) > 5 else "")
         raise ReviewError(f"cannot {verb} {view.proposal}: it is stale, its account moved after seq {view.as_of_seq} "

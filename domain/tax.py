@@ -189,12 +189,8 @@ def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss
         if (acq.lot.repl > 0 and acq.lot.quantity > 0 and acq.lot is not lot
                 and not same_purchase(acq.account, acq.lot.lot_id, sale.account, sale.lot_id)):
             _match(books, sale, books.accounts[acq.account], acq.lot)
-    recent, cut = ot.recent_losses, day - RECENT
-    stale = 0
-    while stale < len(recent) and recent[stale].sold < cut:  # in sale order: a fold goes forward in time
-        stale += 1
-    del recent[:stale]
-    recent.append(sale)
+    _drop_before(ot.recent_losses, day - RECENT, _sold)
+    ot.recent_losses.append(sale)
     if sale.unmatched > 0:
         ot.add_loss(sale)
 

@@ -158,6 +158,11 @@ class EventStore:
         self.conn = conn
         self.path = path
         self.clock = clock
+        #: account -> owner at a log position (seq, hash): see `account_owners`
+        self._owners: tuple[int, str, dict[str, str]] | None = None
+        #: derived reads worth keeping while this connection lives, each keyed by the state it derives from
+        #: (an append-only table's last row, a log position): see `projections.risk`
+        self.memo: dict = {}
 
     # -- opening --------------------------------------------------------------
     @classmethod
@@ -383,7 +388,8 @@ class EventStore:
         """
         where, args = ["type <> 'EventVoided'"], []
         if known_seq is not None:
-            where.append("seq <= ?")
+            # scoped, `+seq`: never walk the log by seq, use the stream index
+            where.append("seq <= ?" if accounts is None else "+seq <= ?")
             args.append(known_seq)
         if after is not None:
             where.append("effective > ?")
@@ -398,7 +404,6 @@ class EventStore:
             # two index ranges (the scope's streams, then every security stream) instead of one scan of the
             # whole log filtered by stream: a one-account fold reads that account's rows, whatever the log's size
             streams = self.scope_streams(accounts)
-            cond = cond.replace("seq <= ?", "+seq <= ?")  # `+`: never walk the log by seq, use the stream index
             sql = (f"SELECT seq, effective, stream, type, schema, payload, 1 AS phase FROM events "
                    f"WHERE stream IN ({','.join('?' * len(streams))}) AND {cond} "
                    f"UNION ALL SELECT seq, effective, stream, type, schema, payload, 0 AS phase FROM events "
@@ -459,10 +464,9 @@ class EventStore:
         Cached by log position: while the row at the cached seq still has the cached hash (the chain then
         proves the whole prefix unchanged, even after a rolled-back append), only later rows are read."""
         head_seq, head_hash = self.head()
-        cached = getattr(self, "_owners", None)
         since, owners = 0, {}
-        if cached is not None:
-            seq, hash_, known = cached
+        if self._owners is not None:
+            seq, hash_, known = self._owners
             row = self.conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone() if seq else None
             if seq == 0 or (row is not None and row[0] == hash_):
                 since, owners = seq, dict(known)

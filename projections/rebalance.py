@@ -142,8 +142,6 @@ class ProposalView:
     fills: tuple[Fill, ...]
     #: seqs recorded after the as-of seq that moved the account (what makes a proposal stale)
     moved_by: tuple[int, ...] = ()
-    #: other proposals of the account approved after the as-of seq, with the seq of the approval
-    superseded_by: tuple[tuple[str, int], ...] = ()
 
     def filled(self, symbol: str, side: str) -> Decimal:
         return sum((f.quantity for f in self.fills if f.symbol == symbol and f.side == side), Decimal(0))
@@ -203,9 +201,7 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         status = "filled" if done else "partially-filled"
     if closed is not None and status in ("approved", "partially-filled"):
         status, note = "closed", f"{note + '; ' if note else ''}closed by {closed.closer}: {closed.reason}"
-    superseded = tuple(approved_since(store, first, known_seq)) if status == "proposed" else ()
-    moved = tuple(sorted({*newer_events(store, first, known_seq), *(seq for _, seq in superseded)})) \
-        if status == "proposed" else ()
+    moved = tuple(newer_events(store, first, known_seq)) if status == "proposed" else ()
     if status == "proposed":
         if today is not None and today > first.expires:
             status = "expired"
@@ -215,7 +211,7 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         proposal=first.proposal, account=first.account, proposer=first.proposer, mode=first.mode,
         as_of=dt.date.fromisoformat(first.content["as_of"]), as_of_seq=first.as_of_seq, expires=first.expires,
         digest=first.digest, content=first.content, seq=stream[0].seq, recorded_at=stream[0].recorded_at, status=status,
-        reviewer=reviewer, review_note=note, fills=fills, moved_by=moved, superseded_by=superseded)
+        reviewer=reviewer, review_note=note, fills=fills, moved_by=moved)
 
 
 def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | None = None) -> list[int]:
@@ -229,24 +225,6 @@ def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | No
         sql += " AND seq <= ?"
         args.append(known_seq)
     return [r[0] for r in store.conn.execute(sql + " ORDER BY seq", args)]
-
-
-def approved_since(store: EventStore, p: ev.RebalanceProposed, known_seq: int | None = None) -> list[tuple[str, int]]:
-    """Other proposals of the same account approved after this one's as-of seq, with the approval's seq.
-
-    An approval commits the account to orders this proposal did not see (they move it once filled), so a
-    proposal made from the same state is stale from that moment: two proposals of one state cannot both be
-    approved. It is derived from the log, so ledgers recorded before this rule read the same way."""
-    out, account_of = [], {}
-    for row in store.rows(seq_from=p.as_of_seq + 1, known_seq=known_seq, type_="ProposalApproved"):
-        if row.stream == f"proposal:{p.proposal}":
-            continue
-        if row.stream not in account_of:
-            [proposed] = store.rows(stream=row.stream, type_="RebalanceProposed")
-            account_of[row.stream] = proposed.decode().account
-        if account_of[row.stream] == p.account:
-            out.append((row.stream.removeprefix("proposal:"), row.seq))
-    return out
 
 
 def first_difference(a, b, path: str = "") -> str | None:

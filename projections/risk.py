@@ -56,24 +56,21 @@ def price_history(store: EventStore, symbols: Sequence[str], as_of: dt.date, win
     return History(symbols=symbols, dates=tuple(dates), closes=closes)
 
 
-#: closes already read, by (ledger file and connection, last price row, symbol, window): `check --all` asks for the same
-#: symbols' histories account after account. The prices table is append-only, so its last row names its
-#: whole content; a price recorded since changes the key.
-_CLOSES: dict[tuple, dict[str, float]] = {}
-
-
 def _closes(store: EventStore, symbols: Sequence[str], as_of: dt.date, known_at: str | None,
             since: dt.date | None) -> dict[str, dict[str, float]]:
+    """Each symbol's closes, kept in the store's memo: `check --all` asks for the same symbols' histories account
+    after account. The prices table is append-only, so its last row names its whole content: a price recorded
+    since changes the key."""
     last = store.conn.execute("SELECT id, symbol, date, close, recorded_at FROM prices ORDER BY id DESC LIMIT 1").fetchone()
-    if len(_CLOSES) > 5_000:
-        _CLOSES.clear()
+    memo = store.memo.setdefault("closes", {})
+    if len(memo) > 5_000:
+        memo.clear()
     series: dict[str, dict[str, float]] = {}
     for s in symbols:
-        key = (store.path, id(store.conn), last, s, as_of, known_at, since)
-        cached = _CLOSES.get(key)
-        if cached is None:
-            cached = _CLOSES[key] = _read_closes(store, s, as_of, known_at, since)
-        series[s] = cached
+        key = (last, s, as_of, known_at, since)
+        if key not in memo:
+            memo[key] = _read_closes(store, s, as_of, known_at, since)
+        series[s] = memo[key]
     return series
 
 

@@ -11,9 +11,8 @@ import attrs
 
 from domain.books import Account, Books, RealizedGain
 from domain.errors import UnknownAccount
-from domain.values import price_text
 from domain import events as ev
-from domain.values import ZERO, normalize, round_cents
+from domain.values import ZERO, normalize, price_text, round_cents
 from ledger.prices import Price
 from ledger.store import EventStore, StoredRow
 

@@ -1012,20 +1012,29 @@ def test_a_corporate_action_on_a_held_security_makes_a_proposal_stale(proposed, 
 
 
 @pytest.mark.parametrize("first, second", [("P0001", "P0002"), ("P0002", "P0001")])
-def test_two_proposals_of_one_account_state_cannot_both_be_approved(proposed, db_path, first, second):
-    # P0001 (seq 8, as of seq 7) and P0002 (seq 9, as of seq 8) see the same holdings: approving one commits the
-    # account to orders the other did not see, so the approval (seq 10) makes the other stale, whichever goes first
+def test_two_proposals_of_one_account_state_cannot_both_be_approved(proposed, db_path, tmp_path, first, second):
+    # P0001 (seq 8, as of seq 7) and P0002 (seq 9, as of seq 8) see the same holdings: once one is approved (seq 10)
+    # its orders are to be traded, so the other cannot be approved, whichever goes first; its fills then make
+    # the other stale
     assert out(proposed("propose A --as-of 2024-06-28", actor="ann")).startswith("Proposal P0002 recorded as seq 9\n")
     assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {"P0001": "proposed", "P0002": "proposed"}
     assert out(proposed(f"approve {first}", actor="bob")) == f"Approved {first} (seq 10) by bob\n"
-    assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {first: "approved", second: "stale"}
+    assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {first: "approved", second: "proposed"}
     with unchanged(proposed, db_path):
-        refused(proposed(f"approve {second}", actor="carol"), f"cannot approve {second}: it is stale",
-                f"{first} (seq 10)", "make a new proposal")
-    assert "stale: the account moved at seq 10" in out(proposed(f"proposals show {second}"))
-    # it can still be rejected, and the approved one is untouched by the other's staleness
+        assert refused(proposed(f"approve {second}", actor="carol")) == (
+            f"Error: cannot approve {second}: {first} of account A is approved and its orders are not all filled, so "
+            f"they would be traded twice; import its fills, or close it first (folio proposals close {first} --reason ...)\n")
+    orders = js(proposed(f"orders {first} --format json"))
+    fills = write(tmp_path, "fills.csv", FILLS_HEADER + "".join(
+        f"{first},{o['symbol']},{o['side']},{o['quantity']},{o['limit_price']},0,2024-07-01,f{n}\n"
+        for n, o in enumerate(orders)))
+    out(proposed(f"fills import {fills}"))
+    assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {first: "filled", second: "stale"}
+    with unchanged(proposed, db_path):
+        refused(proposed(f"approve {second}", actor="carol"), f"cannot approve {second}: it is stale", "(seq 11")
+    # it can still be rejected, and recomputed as it was made
     out(proposed(f"reject {second} --reason superseded", actor="carol"))
-    assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {first: "approved", second: "rejected"}
+    assert {p["proposal"]: p["status"] for p in js(proposed("proposals --json"))} == {first: "filled", second: "rejected"}
     assert "identical" in out(proposed(f"proposals verify {second}"))
 
 

@@ -15,7 +15,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 import attrs
 
-from domain.lots import Lot, relief_order
+from domain.lots import Lot, relief_order, tax_per_share
 from domain.rebalancing.drift import WEIGHT, band_of, drift
 from domain.rebalancing.model import Inputs
 from domain.values import CENT, ZERO, is_long_term, round_cents
@@ -482,9 +482,7 @@ def _drop_small(inputs: Inputs, orders: list[Order], skipped: list) -> list[Orde
 
 
 def _tax_per_share(inputs: Inputs, lot: Lot, price: Decimal) -> Decimal:
-    if inputs.rates is None:
-        return ZERO
-    return (inputs.rates[1] if _term(inputs, lot) == "long" else inputs.rates[0]) * (price - lot.unit_basis)
+    return ZERO if inputs.rates is None else tax_per_share(lot, price, inputs.as_of, inputs.rates)
 
 
 def _shrink_sale(inputs: Inputs, order: Order, quantity: Decimal) -> Order | None:
