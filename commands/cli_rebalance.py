@@ -356,7 +356,9 @@ def describe(c: dict, digest: str) -> str:
         o = c["optimizer"]
         lines.append(f"optimizer: {o.get('solver')} {o.get('status')}, objective {o.get('objective')} "
                      f"(drift {o.get('drift')}, cost {o.get('cost')}, tax {o.get('tax')}); heuristic {o.get('heuristic_objective')}; "
-                     f"gap {o.get('mip_gap', 'n/a')} (limit {o.get('mip_gap_limit')}), time limit {o.get('time_limit_seconds')} s")
+                     f"gap {o.get('mip_gap', 'n/a')} (limit {o.get('mip_gap_limit')}"
+                     + (f" or {o['mip_gap_abs_limit']}), none better than {o.get('objective_bound')}" if "mip_gap_abs_limit" in o else ")")
+                     + f", time limit {o.get('time_limit_seconds')} s")
     lines.append(f"digest {digest}")
     return "\n".join(lines)
 

@@ -661,7 +661,7 @@ def test_demo_tells_the_whole_story_on_a_kept_ledger(folio, tmp_path):
     for line in ("P0002: identical (digest ",                      # a proposal recomputed byte for byte
                  "OK: 52 events verified, head seq 52 hash ",       # the auditor's check
                  "Model core version 2 (min-vol, active-set QP (exact KKT): optimal)",
-                 "optimizer: HiGHS (scipy.optimize.milp) optimal, objective ",
+                 "optimizer: HiGHS (highspy) optimal, objective ",
                  "Error: ",                                         # the refused steps say why
                  f"The demo ledger is kept at {kept}."):
         assert line in story, line

@@ -1,4 +1,4 @@
-"""Optimal rebalancing: a mixed-integer program over lots, solved with scipy.optimize.milp (HiGHS).
+"""Optimal rebalancing: a mixed-integer program over lots, solved with HiGHS (through highspy).
 
 Variables: shares sold from each lot, shares bought of each asset (integers with whole shares), the
 absolute drift of each asset and of cash in money, and one binary per asset that forbids buying and selling it
@@ -10,6 +10,11 @@ weight within its model band; no sale of short-term gain lots, or a tax budget, 
 says so; no buy of a restricted security; and an ex-ante tracking-error cap handled with outer
 linear cuts, added until the exact tracking error of the solution is within the cap.
 
+HiGHS is called through highspy rather than scipy.optimize.milp for what milp does not expose: an absolute
+gap (stop when the best possible is provably within $10 per $1M of the portfolio, or 0.01% of the objective),
+the dual bound (recorded, so a reviewer sees how far from the best the answer can be), and a start solution.
+One thread, a fixed seed and fixed options make a solve that stops on its gap repeat exactly.
+
 Floats live only here: Decimals are converted on entry, and the solution is turned back into
 Decimal shares (rounded down where fractional) and priced exactly by the trade-list code.
 """
@@ -17,23 +22,25 @@ Decimal shares (rounded down where fractional) and priced exactly by the trade-l
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from decimal import ROUND_DOWN, Decimal
 
 import attrs
+import highspy
 import numpy as np
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from domain.errors import DomainError
-from domain.lots import Lot
 from domain.rebalancing.drift import band_of
-from domain.rebalancing.model import Inputs
-from domain.rebalancing.trades import BPS, FRACTION, LotSale, Order, Plan, _finish, _lots
+from domain.rebalancing.model import Inputs, LotInfo
+from domain.rebalancing.trades import BPS, FRACTION, LotSale, Order, Plan, _finish
 from domain.values import ZERO, is_long_term, round_cents
 
 TIME_LIMIT = 20.0
 MIP_GAP = 1e-4
+MIP_GAP_OF_VALUE = 1e-5  # ... or when within this share of the portfolio's value (whole shares: $10 per $1M)
 MAX_CUTS = 25
 
 
@@ -46,7 +53,7 @@ class Problem:
     """The MILP in arrays, with the index of every variable."""
 
     assets: tuple[str, ...]
-    lots: tuple[tuple[int, Lot], ...]  # (asset index, lot)
+    lots: tuple[tuple[int, LotInfo], ...]  # (asset index, lot)
     price: np.ndarray
     held: np.ndarray
     target_value: np.ndarray
@@ -85,9 +92,10 @@ def build(inputs: Inputs, wash_risk: set[str] | None = None) -> Problem:
     lots, tax, sell_ub = [], [], []
     rates = inputs.rates
     for s in assets:
-        for lot in _lots(inputs, s):
+        price_s = inputs.price(s)
+        for lot in held[s].lots if s in held else ():
             long_term = is_long_term(lot.hp_start, inputs.as_of)
-            gain = float(inputs.price(s) - lot.unit_basis)
+            gain = float(price_s) - float(lot.basis) / float(lot.quantity)
             rate = 0.0 if rates is None else float(rates[1] if long_term else rates[0])
             t = rate * gain
             if gain < 0 and wash_risk and s in wash_risk:
@@ -128,6 +136,7 @@ class Solution:
     status: str
     objective: float
     gap: float | None
+    bound: float
     cuts: int
     seconds: float
 
@@ -147,85 +156,133 @@ def solve(p: Problem, inputs: Inputs, cov: np.ndarray | None = None, te_cap: flo
     return sol
 
 
+class _Rows:
+    """Sparse constraint rows gathered as coordinates, assembled once."""
+
+    def __init__(self, nv: int):
+        self.nv, self.r, self.c, self.v, self.lb, self.ub = nv, [], [], [], [], []
+
+    def add(self, cols, vals, lb: float, ub: float) -> None:
+        i = len(self.lb)
+        cols = np.asarray(cols, dtype=int)
+        self.r.append(np.full(len(cols), i)); self.c.append(cols); self.v.append(np.asarray(vals, dtype=float))
+        self.lb.append(lb); self.ub.append(ub)
+
+    def each(self, cols: np.ndarray, vals: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> None:
+        """One row per entry of `lb`, each holding one column of every block: cols/vals are (rows, k)."""
+        n, k = cols.shape
+        i = len(self.lb)
+        self.r.append(np.repeat(np.arange(i, i + n), k)); self.c.append(cols.ravel()); self.v.append(vals.ravel())
+        self.lb.extend(lb.tolist()); self.ub.extend(ub.tolist())
+
+    def matrix(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+        m = sparse.csr_matrix((np.concatenate(self.v), (np.concatenate(self.r), np.concatenate(self.c))),
+                              shape=(len(self.lb), self.nv))
+        return m, np.array(self.lb), np.array(self.ub)
+
+
 def _solve(p: Problem, inputs: Inputs, cov: np.ndarray | None, te_cap: float | None, drop: frozenset[str],
            lot_integers: bool) -> Solution:
+    """Each asset's post-trade value is written with its total sold t (one column) rather than with every
+    lot, so a lot appears in one row (its asset's total) and in the tax budget: the matrix stays small and
+    HiGHS presolves and solves it in a fraction of the time. The binary that forbids buying and selling one
+    asset exists only where a round trip could pay (a lot whose sale is a tax benefit larger than the
+    costs); elsewhere a round trip only adds cost and is never optimal, and any left in a solution within
+    the gap is netted out. With fractional shares the LP relaxation is solved first: when no asset is both
+    bought and sold in it, it is already optimal for the MILP; otherwise the MILP starts from it, netted.
+    An asset's sale is best taken from its lots in order of tax (that order spends the least tax budget too,
+    and nothing else depends on which lots), so only the lots that cover the most its band lets it sell are
+    offered to the solver."""
     L, A = p.n_lots, p.n_assets
     nv = L + 4 * A + 1
     s_, b_, d_, z_, dc, t_ = 0, L, L + A, L + 2 * A, L + 3 * A, L + 3 * A + 1
     lot_asset = np.array([a for a, _ in p.lots], dtype=int)
-    lot_price = p.price[lot_asset] if L else np.zeros(0)
+    asset_sell_cost = np.zeros(A)
+    asset_sell_cost[lot_asset] = p.sell_cost  # the same for every lot of an asset: price * bps + per share
+    A_ = np.arange(A)
     c = np.zeros(nv)
-    c[s_:b_] = p.sell_cost + p.tax
+    c[s_:b_] = p.tax
     c[b_:d_] = p.buy_cost
     c[d_:z_] = p.drift_weight
     c[dc] = 1.0  # cash is an asset of the model too: idle or missing cash is drift
-    rows, lb, ub = [], [], []
-
-    def row(entries: dict[int, float] | list[tuple[int, float]]) -> sparse.csr_matrix:
-        items = entries.items() if isinstance(entries, dict) else entries
-        cols = [i for i, _ in items]
-        vals = [x for _, x in items]
-        return sparse.csr_matrix((vals, ([0] * len(cols), cols)), shape=(1, nv))
-
-    # post value of asset a = price*held - price*sum(sells of its lots) + price*buys
-    post = []
-    for a in range(A):
-        entries = [(s_ + l, -p.price[a]) for l in np.nonzero(lot_asset == a)[0]] + [(b_ + a, p.price[a])]
-        post.append(entries)
+    c[t_:] = asset_sell_cost
+    rows = _Rows(nv)
     base_value = p.price * p.held
-    for a in range(A):
-        # d >= post - T  and  d >= T - post
-        rows.append(row(post[a] + [(d_ + a, -1.0)]))
-        lb.append(-np.inf); ub.append(p.target_value[a] - base_value[a])
-        rows.append(row([(i, -x) for i, x in post[a]] + [(d_ + a, -1.0)]))
-        lb.append(-np.inf); ub.append(base_value[a] - p.target_value[a])
+    # post value of asset a = base + price * (b - t);  d >= post - T  and  d >= T - post
+    cols = np.stack([b_ + A_, t_ + A_, d_ + A_], axis=1)
+    rows.each(cols, np.stack([p.price, -p.price, -np.ones(A)], axis=1), np.full(A, -np.inf), p.target_value - base_value)
+    rows.each(cols, np.stack([-p.price, p.price, -np.ones(A)], axis=1), np.full(A, -np.inf), base_value - p.target_value)
     floor = float(inputs.policy.min_cash) * p.total
-    cash_entries = [(s_ + l, lot_price[l] - p.sell_cost[l]) for l in range(L)] + \
-                   [(b_ + a, -(p.price[a] + p.buy_cost[a])) for a in range(A)]
+    cash_cols = np.concatenate([t_ + A_, b_ + A_])
+    cash_vals = np.concatenate([p.price - asset_sell_cost, -(p.price + p.buy_cost)])
     target_cash = float(inputs.model.cash) * p.total
     # dc >= cash_after - target and dc >= target - cash_after, with cash_after = cash + entries
-    rows.append(row(cash_entries + [(dc, -1.0)])); lb.append(-np.inf); ub.append(target_cash - p.cash)
-    rows.append(row([(i, -x) for i, x in cash_entries] + [(dc, -1.0)])); lb.append(-np.inf); ub.append(p.cash - target_cash)
+    rows.add(np.append(cash_cols, dc), np.append(cash_vals, -1.0), -np.inf, target_cash - p.cash)
+    rows.add(np.append(cash_cols, dc), np.append(-cash_vals, -1.0), -np.inf, p.cash - target_cash)
     if "cash" not in drop:
-        rows.append(row(cash_entries)); lb.append(floor - p.cash); ub.append(np.inf)
+        rows.add(cash_cols, cash_vals, floor - p.cash, np.inf)
     cap = inputs.policy.turnover_cap
     if cap is not None and "turnover" not in drop:
-        entries = [(s_ + l, lot_price[l]) for l in range(L)] + [(b_ + a, p.price[a]) for a in range(A)]
-        rows.append(row(entries)); lb.append(-np.inf); ub.append(float(cap) * p.total)
-    if "bounds" not in drop:
-        for a in range(A):
-            rows.append(row(post[a]))
-            lb.append(p.bounds_lo[a] * p.total - base_value[a]); ub.append(p.bounds_hi[a] * p.total - base_value[a])
+        rows.add(cash_cols, np.concatenate([p.price, p.price]), -np.inf, float(cap) * p.total)
+    bounded = "bounds" not in drop
+    if bounded:
+        rows.each(np.stack([b_ + A_, t_ + A_], axis=1), np.stack([p.price, -p.price], axis=1),
+                  p.bounds_lo * p.total - base_value, p.bounds_hi * p.total - base_value)
     budget = inputs.policy.tax_budget
     if budget is not None and "tax" not in drop:
-        rows.append(row([(s_ + l, p.tax[l]) for l in range(L)])); lb.append(-np.inf); ub.append(float(budget))
-    for a in range(A):  # never buy and sell one asset: buys need z = 1, sells need z = 0
-        rows.append(row([(b_ + a, 1.0), (z_ + a, -max(p.buy_ub[a], 0.0))])); lb.append(-np.inf); ub.append(0.0)
-        lots_of = np.nonzero(lot_asset == a)[0]
-        if len(lots_of):
-            rows.append(row([(s_ + l, 1.0) for l in lots_of] + [(z_ + a, p.held[a])])); lb.append(-np.inf); ub.append(p.held[a])
-        # t = the asset's total sold (the integer of a whole-share sale)
-        rows.append(row([(s_ + l, 1.0) for l in lots_of] + [(t_ + a, -1.0)])); lb.append(0.0); ub.append(0.0)
+        rows.add(s_ + np.arange(L), p.tax, -np.inf, float(budget))
+    # t = the asset's total sold (the integer of a whole-share sale)
+    rows.r.append(lot_asset + len(rows.lb)); rows.c.append(s_ + np.arange(L)); rows.v.append(np.ones(L))
+    rows.r.append(A_ + len(rows.lb)); rows.c.append(t_ + A_); rows.v.append(-np.ones(A))
+    rows.lb.extend([0.0] * A); rows.ub.extend([0.0] * A)
+    # the most each asset can be bought or sold: its band caps the one side it trades on
+    buy_top = p.buy_ub.copy()
+    sell_top = p.held.copy()
+    if bounded:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            buy_top = np.minimum(buy_top, np.maximum((p.bounds_hi * p.total - base_value) / p.price, 0.0))
+            sell_top = np.minimum(sell_top, np.maximum((base_value - p.bounds_lo * p.total) / p.price, 0.0))
+    round_trip = asset_sell_cost[lot_asset] + p.tax + p.buy_cost[lot_asset]  # per share sold and bought back
+    may_pay = np.zeros(A, dtype=bool)
+    may_pay[lot_asset[round_trip <= 0]] = True
+    may_pay &= (buy_top > 0) & (sell_top > 0)
+    for a in np.nonzero(may_pay)[0]:  # never buy and sell one asset: buys need z = 1, sells need z = 0
+        rows.add([b_ + a, z_ + a], [1.0, -buy_top[a]], -np.inf, 0.0)
+        rows.add([t_ + a, z_ + a], [1.0, sell_top[a]], -np.inf, sell_top[a])
     lo = np.zeros(nv)
-    hi = np.concatenate([p.sell_ub, p.buy_ub, np.full(A, np.inf), np.ones(A), [np.inf], p.held])
+    hi = np.concatenate([p.sell_ub, buy_top, np.full(A, np.inf), may_pay.astype(float), [np.inf], sell_top])
     whole = 1 if p.integer else 0
-    integrality = np.concatenate([np.full(L, whole if lot_integers else 0), np.full(A, whole), np.zeros(A), np.ones(A),
-                                  [0], np.full(A, whole)])
+    integrality = np.concatenate([np.full(L, whole if lot_integers else 0), np.full(A, whole), np.zeros(A),
+                                  may_pay.astype(float), [0], np.full(A, whole)])
     if p.integer:  # lots may hold fractions (after splits); whole-share sells round down within the lot
         hi[s_:b_] = np.floor(hi[s_:b_] + 1e-9)
-        hi[b_:d_] = np.floor(hi[b_:d_])
+        hi[b_:d_] = np.floor(hi[b_:d_] + 1e-9)
         hi[t_:] = np.floor(hi[t_:] + 1e-9)
+    # lots past those (in order of tax) that cover the most the asset may sell are never needed
+    order = np.lexsort((np.arange(L), p.tax, lot_asset))
+    room = hi[s_:b_][order]
+    before = np.cumsum(room) - room
+    first = np.searchsorted(lot_asset[order], np.arange(A))  # where each asset's lots start in `order`
+    before -= np.cumsum(room)[first - 1][lot_asset[order]] * (first[lot_asset[order]] > 0)
+    hi[s_ + order[before >= hi[t_:][lot_asset[order]] - 1e-9]] = 0.0
     started = time.perf_counter()
     cuts = 0
-    te_rows: list = []
+    v = _Vars(s_, b_, d_, z_, dc, t_, L, A, lot_asset, may_pay)
+    abs_gap = MIP_GAP_OF_VALUE * p.total
     while True:
-        a_all = sparse.vstack(rows + [r for r, _, _ in te_rows]) if rows or te_rows else sparse.csr_matrix((0, nv))
-        lbs = np.array(lb + [x for _, x, _ in te_rows])
-        ubs = np.array(ub + [x for _, _, x in te_rows])
-        res = milp(c, constraints=LinearConstraint(a_all, lbs, ubs), integrality=integrality, bounds=Bounds(lo, hi),
-                   options={"time_limit": TIME_LIMIT, "mip_rel_gap": MIP_GAP, "presolve": True})
+        matrix, row_lo, row_hi = rows.matrix()
+        if p.integer and integrality.any():
+            res = _highs(c, matrix, row_lo, row_hi, lo, hi, integrality, None, abs_gap)
+        else:  # fractional shares: the LP relaxation, a MILP solution unless it buys and sells an asset
+            res = _highs(c, matrix, row_lo, row_hi, lo, hi, None, None, abs_gap)
+            if res.x is not None and _round_trips(v, res.x).any():  # start the MILP from it, netted
+                start = _netted(p, inputs, v, res.x)
+                if not _satisfies(start, matrix, row_lo, row_hi, lo, hi, integrality):
+                    start = None
+                res = _highs(c, matrix, row_lo, row_hi, lo, hi, integrality, start, abs_gap)
         if res.x is None:
-            return Solution(np.zeros(L), np.zeros(A), _status(res), math.nan, None, cuts, time.perf_counter() - started)
+            return Solution(np.zeros(L), np.zeros(A), res.status, math.nan, None, math.nan, cuts,
+                            time.perf_counter() - started)
         x = res.x
         if cov is None or te_cap is None or "tracking-error" in drop:
             break
@@ -235,31 +292,165 @@ def _solve(p: Problem, inputs: Inputs, cov: np.ndarray | None, te_cap: float | N
         te = math.sqrt(max(float(diff @ cov @ diff), 0.0))
         if te <= te_cap * (1 + 1e-6) or cuts >= MAX_CUTS:
             break
-        # outer cut of the convex TE^2 at w: te^2 + g.(w' - w) <= cap^2, with w' linear in the variables
+        # outer cut of the convex TE^2 at w: te^2 + g.(w' - w) <= cap^2, with w' linear in b and t
         g = 2 * cov @ diff
-        entries: dict[int, float] = {}
-        for a in range(A):
-            coef = g[a] * p.price[a] / p.total
-            entries[b_ + a] = entries.get(b_ + a, 0.0) + coef
-            for l in np.nonzero(lot_asset == a)[0]:
-                entries[s_ + l] = entries.get(s_ + l, 0.0) - coef
+        coef = g * p.price / p.total
         w0 = base_value / p.total
-        rhs = te_cap ** 2 - te ** 2 + float(g @ w) - float(g @ w0)
-        te_rows.append((row(entries), -np.inf, rhs))
+        rows.add(np.concatenate([b_ + A_, t_ + A_]), np.concatenate([coef, -coef]), -np.inf,
+                 te_cap ** 2 - te ** 2 + float(g @ w) - float(g @ w0))
         cuts += 1
-    gap = getattr(res, "mip_gap", None)
-    return Solution(x[s_:b_], x[b_:d_], _status(res), float(res.fun), None if gap is None else float(gap), cuts,
-                    time.perf_counter() - started)
+    sells, buys = _net_round_trips(p, x[s_:b_].copy(), x[b_:d_].copy(), lot_asset)
+    return Solution(sells, buys, res.status, res.objective, res.gap, res.bound, cuts, time.perf_counter() - started)
+
+
+@attrs.frozen
+class _Vars:
+    """Where each block of variables starts, and what the blocks share."""
+
+    s: int
+    b: int
+    d: int
+    z: int
+    dc: int
+    t: int
+    L: int
+    A: int
+    lot_asset: np.ndarray
+    may_pay: np.ndarray
+
+
+def _round_trips(v: _Vars, x: np.ndarray) -> np.ndarray:
+    """The assets with a binary that a (relaxed) solution both buys and sells."""
+    return v.may_pay & (x[v.b:v.d] > 1e-9) & (x[v.t:] > 1e-9)
+
+
+@attrs.frozen
+class _Result:
+    x: np.ndarray | None
+    status: str
+    objective: float
+    gap: float | None
+    bound: float  # no solution is better than this (the dual bound; the objective itself for an LP)
+
+
+def _highs(c, matrix: sparse.csr_matrix, row_lo, row_hi, lo, hi, integrality, start, abs_gap: float) -> _Result:
+    """One HiGHS run (the LP relaxation when `integrality` is None), started from `start` if given: a feasible
+    solution that HiGHS takes as its first incumbent."""
+    csc = matrix.tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(c), matrix.shape[0]
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, lo, hi
+    lp.row_lower_, lp.row_upper_ = row_lo, row_hi
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = csc.indptr, csc.indices, csc.data
+    mip = integrality is not None and bool(np.any(integrality))
+    if mip:
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        lp.integrality_ = [kinds[int(k)] for k in integrality]
+    for presolve in ("on", "off"):
+        h = _new_highs()
+        # a MIP solution is held to the LP's feasibility tolerance (HiGHS's default 1e-6 let its feasibility-jump
+        # heuristic hand over points its own final check then refused)
+        for name, value in (("output_flag", False), ("threads", 1), ("presolve", presolve), ("time_limit", TIME_LIMIT),
+                            ("mip_rel_gap", MIP_GAP), ("mip_abs_gap", abs_gap), ("mip_feasibility_tolerance", 1e-7),
+                            ("random_seed", 0)):
+            h.setOptionValue(name, value)
+        h.passModel(lp)
+        if mip and start is not None:
+            solution = highspy.HighsSolution()
+            solution.col_value = list(start)
+            solution.value_valid = True
+            h.setSolution(solution)
+        h.run()
+        status = h.getModelStatus()
+        if status != highspy.HighsModelStatus.kSolveError:
+            break  # else once more without presolve, the usual cure for a failed postsolve
+    info = h.getInfo()
+    named = {highspy.HighsModelStatus.kOptimal: "optimal", highspy.HighsModelStatus.kInfeasible: "infeasible",
+             highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible",
+             highspy.HighsModelStatus.kTimeLimit: "iteration or time limit",
+             highspy.HighsModelStatus.kIterationLimit: "iteration or time limit",
+             highspy.HighsModelStatus.kUnbounded: "unbounded"}.get(status, f"status {h.modelStatusToString(status)}")
+    if info.primal_solution_status != 2:  # no feasible solution
+        return _Result(None, named, math.nan, None, math.nan)
+    x = np.array(h.getSolution().col_value)
+    value = float(info.objective_function_value)
+    if not mip:
+        return _Result(x, named, value, 0.0, value)
+    return _Result(x, named, value, float(info.mip_gap), float(info.mip_dual_bound))
+
+
+_HIGHS_QUIET = False
+
+
+def _new_highs() -> "highspy.Highs":
+    """A Highs instance; the first one of a process prints a banner on the C stdout, kept off Folio's output."""
+    global _HIGHS_QUIET
+    if _HIGHS_QUIET:
+        return highspy.Highs()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _HIGHS_QUIET = True
+    return h
+
+
+def _satisfies(x: np.ndarray, matrix, row_lo, row_hi, lo, hi, integrality) -> bool:
+    """Whether a point keeps every row, bound and integrality (a start HiGHS would refuse is not offered)."""
+    ax = matrix @ x
+    tol = 1e-7 * np.maximum(1.0, np.abs(ax))
+    whole = integrality.astype(bool)
+    return bool(np.all(ax >= row_lo - tol) and np.all(ax <= row_hi + tol) and np.all(x >= lo - 1e-9)
+                and np.all(x <= hi + 1e-9) and np.all(np.abs(x[whole] - np.rint(x[whole])) <= 1e-9))
+
+
+def _complete(p: Problem, inputs: Inputs, v: _Vars, sells: np.ndarray, buys: np.ndarray) -> np.ndarray:
+    """A full variable vector from sells per lot and buys per asset: totals, drifts and the binaries."""
+    x = np.zeros(v.L + 4 * v.A + 1)
+    sold = np.bincount(v.lot_asset, weights=sells, minlength=v.A) if v.L else np.zeros(v.A)
+    x[v.s:v.b], x[v.b:v.d], x[v.t:] = sells, buys, sold
+    post = p.price * (p.held - sold + buys)
+    x[v.d:v.z] = np.abs(post - p.target_value)
+    x[v.z:v.dc] = np.where(v.may_pay & (buys > 0), 1.0, 0.0)
+    sell_cost = np.zeros(v.A)
+    sell_cost[v.lot_asset] = p.sell_cost
+    cash = p.cash + float(((p.price - sell_cost) * sold).sum()) - float(((p.price + p.buy_cost) * buys).sum())
+    x[v.dc] = abs(cash - float(inputs.model.cash) * p.total)
+    return x
+
+
+def _netted(p: Problem, inputs: Inputs, v: _Vars, x: np.ndarray) -> np.ndarray:
+    """The LP solution with its round trips taken out: a feasible start in fractional shares."""
+    sells, buys = _net_round_trips(p, x[v.s:v.b].copy(), x[v.b:v.d].copy(), v.lot_asset)
+    return _complete(p, inputs, v, sells, buys)
+
+
+def _net_round_trips(p: Problem, sells: np.ndarray, buys: np.ndarray, lot_asset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Take out any round trip left in a solution within the gap (an asset both bought and sold where a round
+    trip cannot pay): keep the net trade, un-selling the lots dearest to sell first. Cost and tax only fall,
+    cash only rises, and drift, bands and tracking error are unchanged."""
+    sold = np.bincount(lot_asset, weights=sells, minlength=p.n_assets) if len(sells) else np.zeros(p.n_assets)
+    for a in np.nonzero((sold > 1e-9) & (buys > 1e-9))[0]:
+        m = min(sold[a], buys[a])
+        buys[a] -= m
+        for l in sorted(np.nonzero((lot_asset == a) & (sells > 0))[0], key=lambda l: -p.tax[l]):
+            back = min(m, sells[l])
+            sells[l] -= back
+            m -= back
+            if m <= 1e-12:
+                break
+    return sells, buys
 
 
 def _weights(p: Problem, sells: np.ndarray, buys: np.ndarray, lot_asset: np.ndarray) -> np.ndarray:
     sold = np.bincount(lot_asset, weights=sells, minlength=p.n_assets) if len(sells) else np.zeros(p.n_assets)
     return p.price * (p.held - sold + buys) / p.total
-
-
-def _status(res) -> str:
-    return {0: "optimal", 1: "iteration or time limit", 2: "infeasible", 3: "unbounded", 4: "numerical difficulties"}.get(
-        res.status, f"status {res.status}")
 
 
 GROUPS = (("turnover", "the turnover cap"), ("tax", "the tax budget"), ("cash", "the minimum cash buffer"),
@@ -279,9 +470,10 @@ def optimize(inputs: Inputs, *, cov: np.ndarray | None = None, wash_risk: set[st
     plan = _finish(inputs, orders, (), (), inputs.total_value(), {h.symbol: h.quantity * inputs.price(h.symbol)
                                                                   for h in inputs.holdings})
     parts = objective_parts(inputs, p, plan)
-    report = {"solver": "HiGHS (scipy.optimize.milp)", "status": sol.status,
+    report = {"solver": "HiGHS (highspy)", "status": sol.status,
               "objective": f"{sum(parts.values()):.2f}", **{k: f"{v:.2f}" for k, v in parts.items()},
               "mip_gap_limit": str(MIP_GAP), "mip_gap": "n/a" if sol.gap is None else f"{sol.gap:.1e}",
+              "mip_gap_abs_limit": f"{MIP_GAP_OF_VALUE * p.total:.2f}", "objective_bound": f"{sol.bound:.2f}",
               "time_limit_seconds": str(TIME_LIMIT),
               "tracking_error_cuts": str(sol.cuts), "variables": str(p.n_lots + 4 * p.n_assets + 1),
               "whole_shares": p.integer}
