@@ -138,6 +138,17 @@ class Books:
         self.owners: dict[str, tax.OwnerTax] = {}
         self.identical: dict[str, str] = {}
         self.substitutes: dict[str, set[str]] = {}
+        self._by_owner: dict[str, list[Account]] = {}
+        self._by_owner_count = 0
+
+    def accounts_of(self, owner: str) -> list[Account]:
+        """The owner's accounts, in the order they opened (an index rebuilt when an account has opened since)."""
+        if self._by_owner_count != len(self.accounts):
+            index: dict[str, list[Account]] = {}
+            for acct in self.accounts.values():
+                index.setdefault(acct.owner, []).append(acct)
+            self._by_owner, self._by_owner_count = index, len(self.accounts)
+        return self._by_owner.get(owner, [])
 
     # -- the fold ---------------------------------------------------------
     def apply(self, rec: ev.Recorded) -> None:

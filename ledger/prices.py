@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import attrs
 
@@ -65,3 +65,20 @@ def price_on(store: EventStore, symbol: str, day: dt.date, known_at: str | None 
     if r is None:
         return None
     return Price(symbol=r[0], date=dt.date.fromisoformat(r[1]), close=Decimal(r[2]), currency=r[3], source=r[4])
+
+
+def prices_on(store: EventStore, symbols: Sequence[str], day: dt.date, known_at: str | None = None) -> dict[str, Price | None]:
+    """`price_on` for many symbols, kept in the store's memo: `check --all` and `propose --all` ask for the same
+    symbols account after account. The table is append-only, so its last row names its whole content: a price
+    recorded since changes the key."""
+    last = store.conn.execute("SELECT id, symbol, date, close, recorded_at FROM prices ORDER BY id DESC LIMIT 1").fetchone()
+    memo = store.memo.setdefault("price_on", {})
+    if len(memo) > 50_000:
+        memo.clear()
+    out = {}
+    for s in symbols:
+        key = (last, s, day, known_at)
+        if key not in memo:
+            memo[key] = price_on(store, s, day, known_at)
+        out[s] = memo[key]
+    return out

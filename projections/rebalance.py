@@ -15,7 +15,7 @@ from domain.books import Books
 from domain.errors import DomainError
 from domain.rebalancing.model import Holding, Inputs, LotInfo, Quote
 from ledger import codec
-from ledger.prices import price_on
+from ledger.prices import prices_on
 from ledger.store import EventStore, StoredRow
 from projections import tax_views
 from projections.replay import Point, load_books
@@ -39,12 +39,21 @@ class ModelVersion:
 
 
 def model_versions(store: EventStore, known_seq: int | None = None, model: str | None = None) -> dict[str, list[ModelVersion]]:
-    """Versions of every model (or of one: only its stream is read, so a per-account lookup does not decode them all)."""
-    out: dict[str, list[ModelVersion]] = {}
-    for row in store.rows(type_="ModelSet", known_seq=known_seq, stream=None if model is None else f"model:{model}"):
-        e = row.decode()
-        out.setdefault(e.model, []).append(ModelVersion(e.model, row.version, dt.date.fromisoformat(row.effective), row.seq, e))
-    return out
+    """Versions of every model (or of one: only its stream is read, so a per-account lookup does not decode them all).
+
+    Kept in the store's memo under the log's head: `check --all` looks up the same few models for every account."""
+    memo = store.memo.setdefault("model_versions", {})
+    key = (store.head(), known_seq, model)
+    if key not in memo:
+        if len(memo) > 1_000:
+            memo.clear()
+        out: dict[str, list[ModelVersion]] = {}
+        for row in store.rows(type_="ModelSet", known_seq=known_seq, stream=None if model is None else f"model:{model}"):
+            e = row.decode()
+            out.setdefault(e.model, []).append(ModelVersion(e.model, row.version, dt.date.fromisoformat(row.effective),
+                                                            row.seq, e))
+        memo[key] = out
+    return {m: list(vs) for m, vs in memo[key].items()}
 
 
 def model_at(store: EventStore, model: str, point: Point) -> ModelVersion:
@@ -81,8 +90,7 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
                      | {s for h in holdings for s in books.substitutes.get(h.symbol, ())}
                      | {s for t in model.event.targets for s in books.substitutes.get(t.symbol, ())})
     quotes, missing = {}, []
-    for s in symbols:
-        p = price_on(store, s, point.as_of, prices_known_at)
+    for s, p in prices_on(store, symbols, point.as_of, prices_known_at).items():
         if p is None:
             missing.append(s)
         else:

@@ -10,13 +10,15 @@ void invalidates the snapshots it must).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import heapq
-import json
 from decimal import Decimal
 from typing import Iterator, Sequence
 
 import attrs
+import orjson
 
 from domain import tax
 from domain.books import Account, Books, Income, Payment, RealizedGain, fold
@@ -107,11 +109,26 @@ def load_books(
     accounts = owner_scope(store, accounts)
     voided = set(store.voided(point.known_seq))
     books, after = (None, None)
-    if use_snapshots:
-        books, after = _from_snapshot(store, point, accounts, keep_gains)
-    books = books if books is not None else Books(keep_gains=keep_gains)
-    records = store.fold_records(known_seq=point.known_seq, after=after, as_of=point.as_of, accounts=accounts)
-    return fold(records, books, voided=voided, until=point.as_of)
+    with collector_paused():
+        if use_snapshots:
+            books, after = _from_snapshot(store, point, accounts, keep_gains)
+        books = books if books is not None else Books(keep_gains=keep_gains)
+        records = store.fold_records(known_seq=point.known_seq, after=after, as_of=point.as_of, accounts=accounts)
+        return fold(records, books, voided=voided, until=point.as_of)
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cycle collector off while books are built: a fold or thaw makes hundreds of thousands of objects
+    (lots, Decimals, dates) and no cycles, and each collection it triggers walks every object made so far
+    (a 50,000-lot thaw: 0.3 s paused, 0.5-0.9 s not). Turned back on only if it was on."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def _from_snapshot(store: EventStore, point: Point, accounts: Sequence[str] | None,
@@ -219,12 +236,12 @@ def freeze(books: Books, gains: bool = True) -> bytes:
     state = {"last_seq": books.last_seq, "as_of": books.as_of.isoformat() if books.as_of else None,
              "accounts": accounts, "due": due, "owners": owners, "identical": books.identical,
              "substitutes": {k: sorted(v) for k, v in books.substitutes.items()}}
-    return json.dumps(state, separators=(",", ":")).encode()
+    return orjson.dumps(state)
 
 
 def thaw(blob: bytes, keep_gains: bool = True) -> Books:
     """The books a snapshot froze; `keep_gains=False` leaves its gain history out (a fold that needs none)."""
-    state = json.loads(blob)
+    state = orjson.loads(blob)
     books = Books(keep_gains=keep_gains)
     books.last_seq = state["last_seq"]
     books.as_of = dt.date.fromisoformat(state["as_of"]) if state["as_of"] else None

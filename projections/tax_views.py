@@ -109,11 +109,14 @@ def harvest(books: Books, accounts: Sequence[str], day: dt.date, price_of: Price
     Returns the candidates and the symbols that had no price.
     """
     out, unpriced = [], set()
+    reinvested: dict[str, list[tuple[str, str]]] = {}  # per owner, computed once: its accounts' reinvested symbols
     for account_id in accounts:
         acct = books.accounts[account_id]
         if acct.tax_status != "taxable":
             continue  # a loss in a tax-deferred or tax-exempt account saves no tax
         ot = books.owners.get(acct.owner)
+        if acct.owner not in reinvested:
+            reinvested[acct.owner] = reinvestments(books, acct.owner)
         for lot in acct.open_lots():
             price = price_of(lot.symbol)
             if price is None:
@@ -133,7 +136,7 @@ def harvest(books: Books, accounts: Sequence[str], day: dt.date, price_of: Price
             out.append(HarvestCandidate(
                 account=account_id, lot_id=lot.lot_id, symbol=lot.symbol, quantity=lot.quantity, cost_basis=lot.basis,
                 value=value, loss=loss, loss_pct=pct.quantize(Decimal("0.0001")), estimated_saving=saving,
-                wash_risks=tuple(wash_risks(books, acct.owner, lot, day)),
+                wash_risks=tuple(wash_risks(books, acct.owner, lot, day, reinvested[acct.owner])),
                 substitutes=tuple(sorted(s for s in books.substitutes.get(lot.symbol, ())
                                          if tax.group_of(books, s) != tax.group_of(books, lot.symbol))),
                 restricted_until=day + tax.WINDOW))
@@ -141,9 +144,14 @@ def harvest(books: Books, accounts: Sequence[str], day: dt.date, price_of: Price
     return out, sorted(unpriced)
 
 
-def wash_risks(books: Books, owner: str, lot, day: dt.date) -> list[str]:
+def reinvestments(books: Books, owner: str) -> list[tuple[str, str]]:
+    """(symbol, account) of every dividend reinvestment in force in the owner's accounts."""
+    return [(sym, acct.account) for acct in books.accounts_of(owner) for sym in sorted(acct.reinvest)]
+
+
+def wash_risks(books: Books, owner: str, lot, day: dt.date, reinvested: list[tuple[str, str]] | None = None) -> list[str]:
     """Why selling `lot` at a loss on `day` would be a wash sale: recent purchases of its group by the owner,
-    or dividends of its group reinvested in one of the owner's accounts."""
+    or dividends of its group reinvested in one of the owner's accounts (`reinvested`, when already known)."""
     group = tax.group_of(books, lot.symbol)
     risks = []
     ot = books.owners.get(owner)
@@ -152,12 +160,9 @@ def wash_risks(books: Books, owner: str, lot, day: dt.date) -> list[str]:
             continue
         if tax.group_of(books, acq.lot.symbol) == group:
             risks.append(f"bought {acq.lot.repl.normalize():f} {acq.lot.symbol} on {acq.day} in {acq.account} (lot {acq.lot.lot_id})")
-    for acct in books.accounts.values():
-        if acct.owner != owner:
-            continue
-        for sym in sorted(acct.reinvest):
-            if tax.group_of(books, sym) == group:
-                risks.append(f"dividends of {sym} are reinvested in {acct.account}")
+    for sym, account in reinvestments(books, owner) if reinvested is None else reinvested:
+        if tax.group_of(books, sym) == group:
+            risks.append(f"dividends of {sym} are reinvested in {account}")
     return risks
 
 
@@ -180,4 +185,4 @@ def restrictions(books: Books, owner: str, day: dt.date) -> list[Restriction]:
 
 
 def owner_accounts(books: Books, owner: str) -> list[str]:
-    return sorted(a.account for a in books.accounts.values() if a.owner == owner)
+    return sorted(a.account for a in books.accounts_of(owner))

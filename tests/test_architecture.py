@@ -83,3 +83,15 @@ def test_every_package_says_what_it_owns_and_may_import():
     for package in PACKAGES:
         doc = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text()))
         assert doc and "May import" in doc, package
+
+
+def test_the_cli_starts_without_the_solvers():
+    """Every `folio` command pays for what `commands.cli` imports: scipy.optimize, scipy.stats and highspy cost
+    0.3-0.6 s each and are needed only by the commands that solve, which import them when they run."""
+    import subprocess
+    import sys
+
+    code = ("import sys, commands.cli; "
+            "print(','.join(sorted(m for m in ('scipy.optimize', 'scipy.stats', 'scipy.sparse', 'highspy') if m in sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""

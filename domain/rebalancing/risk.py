@@ -4,10 +4,10 @@ tracking error and contributions to risk. numpy floats inside; callers convert a
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import attrs
 import numpy as np
-from scipy.stats import norm
 
 from domain.errors import DomainError
 
@@ -133,7 +133,7 @@ def historical_var_cvar(portfolio_returns: np.ndarray, confidence: float) -> tup
 
 def parametric_var_cvar(mean: float, sd: float, confidence: float) -> tuple[float, float]:
     """One-day normal VaR and CVaR as positive losses."""
-    z = norm.ppf(confidence)
+    z = NormalDist().inv_cdf(confidence)
     var = -mean + z * sd
-    cvar = -mean + sd * norm.pdf(z) / (1 - confidence)
+    cvar = -mean + sd * NormalDist().pdf(z) / (1 - confidence)
     return float(var), float(cvar)

@@ -14,7 +14,6 @@ import math
 
 import attrs
 import numpy as np
-from scipy.optimize import linprog, minimize
 
 from domain.errors import DomainError
 from domain.rebalancing import risk
@@ -119,6 +118,7 @@ def target_vol(cov: np.ndarray, mean: np.ndarray, target: float, lo, hi, budget:
                           f"({vmin:.6f}) with these assets and bounds: ask for at least that, or widen the bounds")
     cons = [{"type": "eq", "fun": lambda w: w.sum() - budget, "jac": lambda w: np.ones_like(w)},
             {"type": "ineq", "fun": lambda w: target ** 2 - w @ cov @ w, "jac": lambda w: -2 * cov @ w}]
+    from scipy.optimize import minimize  # here, not at the top: scipy.optimize costs every CLI command 0.3 s
     res = minimize(lambda w: -mean @ w, floor.weights, jac=lambda w: -mean, bounds=list(zip(lo, hi)),
                    constraints=cons, method="SLSQP", options={"ftol": 1e-12, "maxiter": 500})
     w = np.clip(res.x, lo, hi)
@@ -138,6 +138,7 @@ def min_cvar(r: np.ndarray, confidence: float, lo, hi, budget: float) -> Result:
     b_ub = np.zeros(t)
     a_eq = np.concatenate([np.ones(n), [0.0], np.zeros(t)])[None, :]
     bounds = list(zip(lo, hi)) + [(None, None)] + [(0, None)] * t
+    from scipy.optimize import linprog  # here, not at the top: scipy.optimize costs every CLI command 0.3 s
     res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=[budget], bounds=bounds, method="highs")
     if res.x is None:
         raise TargetError(f"minimum CVaR: the linear program failed ({res.message})")
@@ -168,6 +169,7 @@ def risk_parity(cov: np.ndarray, lo, hi, budget: float) -> Result:
         return float(((rc[:, None] - rc[None, :]) ** 2).sum())
 
     cons = [{"type": "eq", "fun": lambda v: v.sum() - budget}]
+    from scipy.optimize import minimize  # here, not at the top: scipy.optimize costs every CLI command 0.3 s
     res = minimize(spread, np.clip(w, lo, hi), bounds=list(zip(lo, hi)), constraints=cons, method="SLSQP",
                    options={"ftol": 1e-16, "maxiter": 1000})
     return Result(res.x, "SLSQP (bounds bind: contributions as equal as the bounds allow)",
