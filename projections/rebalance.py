@@ -273,8 +273,9 @@ def assess(store: EventStore, books: Books, inputs: Inputs):
                + _came_from(h, acct) for h in inputs.holdings if h.symbol not in in_model]
     actions += [f"{g.reason} of {g.symbol} on {g.sold} (seq {g.seq}) raised {g.proceeds} cash"
                 for g in acct.gains if g.reason in ("cash-in-lieu", "merger-cash", "merger") and since < g.sold <= inputs.as_of]
+    quotes = {s: _price(inputs, s) for s in inputs.prices}
     found, _ = tax_views.harvest(books, [inputs.account], inputs.as_of,
-                                 lambda s: _price(inputs, s), min_loss=max(inputs.policy.harvest_min_loss, Decimal("0.01")))
+                                 quotes.get, min_loss=max(inputs.policy.harvest_min_loss, Decimal("0.01")))
     harvestable = [f"lot {c.lot_id} of {c.symbol} has a {c.value.term}-term loss of {c.loss}" for c in found]
     fired = triggers(inputs, d, last_rebalance=since, corporate_actions=actions, harvestable=harvestable)
     if "risk" in inputs.policy.triggers and inputs.policy.risk_threshold is not None:

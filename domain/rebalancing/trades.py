@@ -442,18 +442,28 @@ def _fund_buys(inputs: Inputs, wanted: dict[str, Decimal], available: Decimal, r
     if round_up and inputs.policy.whole_shares and scale == 1:
         qty = {s: q + 1 if q * inputs.price(s) < wanted[s] else q for s, q in qty.items()}
 
-    def spent() -> Decimal:
-        return sum((round_cents(q * inputs.price(s)) + cost_of(inputs, q, inputs.price(s)) for s, q in qty.items()), ZERO)
+    def line(s: str) -> Decimal:  # what the buy of s spends, in cents: exact, so a running total stays exact
+        return round_cents(qty[s] * inputs.price(s)) + cost_of(inputs, qty[s], inputs.price(s))
+
+    lines = {s: line(s) for s in qty}
+    spent = sum(lines.values(), ZERO)
+
+    def change(s: str, by: Decimal) -> None:
+        nonlocal spent
+        qty[s] += by
+        new = line(s)
+        spent += new - lines[s]
+        lines[s] = new
 
     # cent rounding (or a rounded-up share) can still overspend: take shares back from the largest buy until it fits.
     # Fractions are taken back by the overspend (and two cents for the roundings) in one step, not a quantum at a time.
-    while (over := spent() - available) > 0 and any(qty.values()):
+    while (over := spent - available) > 0 and any(qty.values()):
         s = max(qty, key=lambda k: (qty[k] * inputs.price(k), k))
         if inputs.policy.whole_shares:
-            qty[s] -= 1
+            change(s, Decimal(-1))
         else:
             unit = inputs.price(s) * (1 + rate) + per_share
-            qty[s] -= min(qty[s], ((over + 2 * CENT) / unit).quantize(FRACTION, rounding=ROUND_CEILING))
+            change(s, -min(qty[s], ((over + 2 * CENT) / unit).quantize(FRACTION, rounding=ROUND_CEILING)))
     if inputs.policy.whole_shares and top_up:
         # leftover cash buys one more share of the asset furthest below its wanted value, while it fits
         for _ in range(len(qty) * 4):
@@ -461,9 +471,9 @@ def _fund_buys(inputs: Inputs, wanted: dict[str, Decimal], available: Decimal, r
             s = max(short, key=lambda k: (short[k] / inputs.price(k), k))
             if short[s] < inputs.price(s) / 2:
                 break
-            qty[s] += 1
-            if spent() > available:
-                qty[s] -= 1
+            change(s, Decimal(1))
+            if spent > available:
+                change(s, Decimal(-1))
                 break
     return [Order(symbol=s, side="buy", quantity=q, price=inputs.price(s)) for s, q in sorted(qty.items()) if q > 0]
 
