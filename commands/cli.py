@@ -13,7 +13,7 @@ import click
 from commands import render, service
 from commands.imports import (cash_event, export_lines, looks_like_jsonl, read_csv, read_jsonl, read_prices,
                               trade_event)
-from commands.service import Context, Pending, Refused, account_stream
+from commands.service import Context, Pending, account_stream
 from domain import events as ev
 from domain import values as v
 from domain.errors import DomainError

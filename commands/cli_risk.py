@@ -10,7 +10,7 @@ import numpy as np
 
 from commands import rebalance as rb
 from commands import render
-from commands.cli import DATE, DECIMAL, App, cli, fail_on_errors, pass_app
+from commands.cli import DATE, App, cli, fail_on_errors, pass_app
 from commands.cli_rebalance import model
 from domain import events as ev
 from domain import values as v

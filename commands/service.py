@@ -18,7 +18,6 @@ from domain.books import Books, check_timeline
 from domain.errors import AccountExists, DomainError, InvalidVoid
 from domain.events import AccountOpened, EventVoided, Recorded
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message
-from ledger.errors import IdempotencyConflict
 from ledger import codec
 from projections.replay import SNAPSHOT_EVERY, STATE_EVERY, Point, load_books, owner_scope, save_snapshot, scope_of
 from projections.views import summarize

@@ -438,4 +438,4 @@ def check_timeline(
     return books, refusals
 
 
-from domain import corporate  # noqa: E402  (registers the security-event handlers in _HANDLERS)
+from domain import corporate  # noqa: E402,F401  (registers the security-event handlers in _HANDLERS)

@@ -10,7 +10,6 @@ from typing import Sequence
 import attrs
 
 from domain import events as ev
-from domain import tax
 from domain.books import Books
 from domain.errors import DomainError
 from domain.rebalancing.model import Holding, Inputs, LotInfo, Quote
@@ -18,7 +17,7 @@ from ledger import codec
 from ledger.prices import prices_on
 from ledger.store import EventStore, StoredRow
 from projections import tax_views
-from projections.replay import Point, load_books
+from projections.replay import Point
 
 
 class MissingPrices(DomainError):

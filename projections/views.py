@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
-from typing import Callable, Sequence
+from typing import Callable
 
 import attrs
 

@@ -21,18 +21,10 @@ from commands.cli import cli
 from domain.events import CashDeposited
 from ledger.errors import ConcurrencyConflict
 from ledger.store import EventStore, NewEvent
+from tests.cli_helpers import count, out as ok
 
 
 # -- helpers ------------------------------------------------------------------------
-def ok(result) -> str:
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
-    return result.stdout
-
-
-def count(db_path: str) -> int:
-    with contextlib.closing(sqlite3.connect(db_path)) as c:
-        return c.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-
 
 def state(folio, db_path) -> tuple[str, int]:
     return ok(folio("audit head")), count(db_path)

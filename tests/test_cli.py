@@ -12,7 +12,6 @@ import json
 import re
 import shlex
 from pathlib import Path
-from textwrap import dedent
 
 import click
 import pytest
@@ -21,23 +20,10 @@ from click.testing import CliRunner
 import commands.cli as cli_module
 from commands.cli import cli
 from ledger.store import EventStore
+from tests.cli_helpers import js, out, text
 
 
 # -- helpers ------------------------------------------------------------------------
-def out(result) -> str:
-    """stdout of a command that must have succeeded."""
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
-    return result.stdout
-
-
-def text(s: str) -> str:
-    """A dedented expected block, ending in one newline like click.echo output."""
-    return dedent(s).lstrip("\n")
-
-
-def js(result):
-    return json.loads(out(result))
-
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 

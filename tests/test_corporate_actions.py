@@ -27,6 +27,7 @@ import json
 import pytest
 
 from commands.imports import ALL_COLUMNS
+from tests.cli_helpers import out as ok
 
 # -- helpers ------------------------------------------------------------------------
 LOT_KEYS = ("lot_id", "symbol", "quantity", "cost_basis", "acquired")
@@ -53,10 +54,6 @@ BASE_LOTS = {
 }
 BASE_CASH = {"A": "8370.00", "B": "9450.00", "C": "9850.00"}
 
-
-def ok(result) -> str:
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
-    return result.stdout
 
 
 def refused(result) -> str:

@@ -40,7 +40,6 @@ import attrs
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-import pytest
 
 from commands import service
 from commands.actions import (dividend_event, merger_event, reinvest_event, security_stream, spinoff_event,

@@ -22,23 +22,10 @@ from domain import events as ev
 from domain.rebalancing.drift import WEIGHT
 from domain.rebalancing.model import Holding, Inputs, LotInfo, Quote
 from domain.rebalancing.trades import plan
+from tests.cli_helpers import count, js, out
 
 
 # -- CLI helpers ----------------------------------------------------------------------------------
-def out(result) -> str:
-    """stdout of a command that must have succeeded."""
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
-    return result.stdout
-
-
-def js(result):
-    return json.loads(out(result))
-
-
-def count(db_path: str) -> int:
-    with contextlib.closing(sqlite3.connect(db_path)) as c:
-        return c.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-
 
 def row(db_path: str, seq: int) -> tuple[str, str, dict]:
     with contextlib.closing(sqlite3.connect(db_path)) as c:

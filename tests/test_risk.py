@@ -53,6 +53,7 @@ from scipy.optimize import minimize
 from commands.cli import cli
 from domain.rebalancing import risk, targets
 from ledger import codec
+from tests.cli_helpers import count, js, out
 
 # -- the hand-checked series ----------------------------------------------------------------------------
 TINY_CYCLE = {"AAA": ["100", "125", "100", "100", "125"],
@@ -369,20 +370,6 @@ def test_every_solver_gives_identical_bytes_on_repeated_runs():
 
 
 # -- the CLI: helpers ------------------------------------------------------------------------------------
-def out(result) -> str:
-    """stdout of a command that must have succeeded."""
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
-    return result.stdout
-
-
-def js(result):
-    return json.loads(out(result))
-
-
-def count(db_path: str) -> int:
-    with contextlib.closing(sqlite3.connect(db_path)) as c:
-        return c.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-
 
 def model_rows(db_path: str, model: str = "core") -> list[tuple[int, str]]:
     """(seq, payload as stored) of a model's versions."""

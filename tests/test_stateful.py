@@ -45,7 +45,6 @@ import tempfile
 from decimal import Decimal
 from fractions import Fraction as F
 
-import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule

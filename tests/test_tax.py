@@ -16,38 +16,18 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import os
 import shlex
-import sqlite3
 import tomllib
 from decimal import Decimal
-from textwrap import dedent
 
 import pytest
 
 from tests import scenario as sc
+from tests.cli_helpers import count, js, out, text
 
 
 # -- helpers ------------------------------------------------------------------------
-def out(result) -> str:
-    """stdout of a command that must have succeeded."""
-    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
-    return result.stdout
-
-
-def js(result):
-    return json.loads(out(result))
-
-
-def text(s: str) -> str:
-    return dedent(s).lstrip("\n")
-
-
-def count(db_path: str) -> int:
-    with contextlib.closing(sqlite3.connect(db_path)) as c:
-        return c.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-
 
 @contextlib.contextmanager
 def unchanged(folio, db_path):

@@ -24,7 +24,6 @@ from decimal import Decimal
 from unittest import mock
 
 import attrs
-import pytest
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
