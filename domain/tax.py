@@ -114,7 +114,7 @@ def on_acquisition(books, acct, lot: Lot, day: dt.date) -> None:
     _drop_before(ot.acquisitions, cutoff, _acquired)
     _drop_before(ot.losses, cutoff, _sold)
     ot.add_acquisition(Acquisition(day=day, account=acct.account, lot=lot))
-    for loss in _in_group(books, ot.losses_of, lot.symbol, cutoff, _sold):
+    for loss in _in_group(books, ot.losses_of, lot.symbol, cutoff, _sold, _unmatched):
         if lot.repl <= 0:
             break
         if loss.unmatched > 0 and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id):
@@ -140,11 +140,22 @@ def _drop_before(entries: list, cutoff: dt.date, day_of) -> None:
         del entries[:n]
 
 
-def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_of) -> list:
-    """The window's entries of every symbol in `symbol`'s group, in the order they were recorded.
+def _unmatched(s: "LossSale") -> bool:
+    return s.quantity > s.matched
+
+
+def _can_replace(a: "Acquisition") -> bool:
+    return a.lot.repl > 0 and a.lot.quantity > 0
+
+
+def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_of, live) -> list:
+    """The window's live entries of every symbol in `symbol`'s group, in the order they were recorded.
 
     Losses are keyed by the symbol sold, acquisitions by their lot's current symbol (a rename moves them,
-    see `on_rename`), so an entry is in the group exactly when its key is: the group is looked up now."""
+    see `on_rename`), so an entry is in the group exactly when its key is: the group is looked up now.
+    A spent entry (a fully matched loss, a purchase with no replacement shares left) never comes back to life,
+    so it leaves the index here (the owner's lists keep it until it falls out of the window): a busy account's
+    scans then walk only what can still match."""
     group = group_of(books, symbol)
     members = [group] if not books.identical else [m for m in group_members(books, group) if group_of(books, m) == group]
     lists = []
@@ -152,6 +163,7 @@ def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_o
         entries = index.get(m)
         if entries:
             _drop_before(entries, cutoff, day_of)
+            entries[:] = [e for e in entries if live(e)]
             if entries:
                 lists.append(entries)
     if len(lists) == 1:
@@ -183,7 +195,7 @@ def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss
                     lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=held)
     cutoff = day - WINDOW
     _drop_before(ot.acquisitions, cutoff, _acquired)
-    for acq in _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired):
+    for acq in _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired, _can_replace):
         if sale.unmatched <= 0:
             break
         if (acq.lot.repl > 0 and acq.lot.quantity > 0 and acq.lot is not lot
@@ -229,7 +241,8 @@ def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
     lot_id = f"{lot.lot_id}w{seq}"
     # the parts of one purchase always share a symbol (corporate actions move all of a symbol's lots
     # together), so an id taken by an earlier part of this lot can only be among the same symbol's lots
-    taken = {l.lot_id for l in acct.lots[lot.symbol]}
+    lots = acct.lots[lot.symbol]
+    taken = {l.lot_id for l in lots}
     n = 2
     while lot_id in taken:
         lot_id, n = f"{lot.lot_id}w{seq}-{n}", n + 1
@@ -238,7 +251,6 @@ def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
     lot.quantity -= quantity
     lot.basis -= basis
     lot.repl -= quantity
-    lots = acct.lots[lot.symbol]
     at = next(i for i, other in enumerate(lots) if other is lot)
     lots.insert(at + 1, part)
     return part
