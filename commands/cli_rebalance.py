@@ -244,7 +244,7 @@ def _targets(app: App, account_id: str | None, all_accounts: bool, as_of) -> tup
         raise click.UsageError("give an ACCOUNT or --all")
     if account_id:
         return [account_id], None
-    books = load_books(app.store, resolve_point(app.store, as_of or app.today()))
+    books = service.load_all(app.store, resolve_point(app.store, as_of or app.today()))
     return sorted(a for a, acct in books.accounts.items() if acct.model and acct.policy), books
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import sqlite3
 import uuid
 from typing import Mapping, Sequence
 
@@ -122,6 +123,20 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         if new_head - store.latest_snapshot_seq(scope_of(accounts, books.keep_gains)) >= SNAPSHOT_EVERY:
             save_snapshot(store, books, new_head, accounts)
         return Outcome(result, books)
+
+
+def load_all(store: EventStore, point: Point) -> Books:
+    """Every account's books at a point (`check --all`, `propose --all`). A fold that read SNAPSHOT_EVERY events or
+    more leaves a snapshot of all accounts at its point behind: the write path snapshots the scope each command
+    touches, which is never every account when files come account by account, so without this each `--all`
+    would fold the log from its start. A ledger file this process may not write keeps none (the fold stands)."""
+    books = load_books(store, point)
+    if books.folded >= SNAPSHOT_EVERY and point.as_of is not None:
+        try:
+            save_snapshot(store, books, point.known_seq, None, as_of=point.as_of)
+        except sqlite3.OperationalError:  # read-only or busy: a cache not written, nothing lost
+            pass
+    return books
 
 
 def _by_line(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -1147,6 +1147,36 @@ def test_propose_all_proposes_where_a_trigger_fires(base):
     assert [p["account"] for p in js(base("proposals --json"))] == ["A"]
 
 
+def test_check_all_leaves_a_snapshot_of_every_account_behind(base, db_path, monkeypatch):
+    """Commands touch one account at a time, so the write path never snapshots all accounts; a `--all` fold that
+    read many events does, and the next `--all` starts from it with the same answers. A read-only ledger
+    still answers."""
+    import sqlite3
+
+    from commands import service
+    from ledger.store import EventStore
+    out(base("account open B --date 2024-01-02 --owner bea"))
+    out(base("record deposit B 5000 --date 2024-01-02"))
+    monkeypatch.setattr(service, "SNAPSHOT_EVERY", 5)  # the ledger holds 9 events; every scope so far is one owner's
+
+    def all_scopes() -> list[tuple]:
+        with contextlib.closing(sqlite3.connect(db_path)) as c:
+            return c.execute("SELECT as_of, seq FROM snapshots WHERE scope = '*'").fetchall()
+
+    assert all_scopes() == []
+    first = out(base("check --all --as-of 2024-06-28"))
+    assert all_scopes() == [("2024-06-28", 9)]
+    assert out(base("check --all --as-of 2024-06-28")) == first
+    assert first.startswith("A: needs attention as of 2024-06-28\n")
+
+    def read_only(*args):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(EventStore, "put_snapshot", read_only)  # as SQLite answers for a file it may not write
+    assert out(base("check --all --as-of 2024-06-30")).startswith("A: needs attention as of 2024-06-30\n")
+    assert all_scopes() == [("2024-06-28", 9)]
+
+
 def test_nothing_to_propose_is_refused_and_records_nothing(base, db_path):
     # on 2024-01-02 the account is at its model
     with unchanged(base, db_path):
