@@ -155,7 +155,7 @@ def approve(store: EventStore, ctx: Context, pid: str, comment: str | None, toda
                 f"not all filled, so they would be traded twice; import its fills, or close it first "
                 f"(folio proposals close {other.proposal} --reason ...)")
         event = ev.ProposalApproved(proposal=pid, approver=ctx.actor, comment=comment)
-        return record(store, [Pending(NewEvent(f"proposal:{pid}", event, today, ctx.meta()))])
+        return _record_review(store, ctx, event, today)
 
 
 def reject(store: EventStore, ctx: Context, pid: str, reason: str, today: dt.date):
@@ -164,7 +164,7 @@ def reject(store: EventStore, ctx: Context, pid: str, reason: str, today: dt.dat
         if view.status not in ("proposed", "stale", "expired"):
             raise ReviewError(f"cannot reject {pid}: it is {view.status}")
         event = ev.ProposalRejected(proposal=pid, reviewer=ctx.actor, reason=reason)
-        return record(store, [Pending(NewEvent(f"proposal:{pid}", event, today, ctx.meta()))])
+        return _record_review(store, ctx, event, today)
 
 
 def close(store: EventStore, ctx: Context, pid: str, reason: str, today: dt.date):
@@ -175,7 +175,12 @@ def close(store: EventStore, ctx: Context, pid: str, reason: str, today: dt.date
             raise ReviewError(f"cannot close {pid}: it is {view.status}; only an approved proposal with orders "
                               f"still to fill can be closed")
         event = ev.ProposalClosed(proposal=pid, closer=ctx.actor, reason=reason)
-        return record(store, [Pending(NewEvent(f"proposal:{pid}", event, today, ctx.meta()))])
+        return _record_review(store, ctx, event, today)
+
+
+def _record_review(store: EventStore, ctx: Context, event, today: dt.date):
+    """A review event (approval, rejection, closing) on its proposal's stream."""
+    return record(store, [Pending(NewEvent(f"proposal:{event.proposal}", event, today, ctx.meta()))])
 
 
 def _reviewable(view, actor: str, verb: str) -> None:

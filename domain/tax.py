@@ -163,11 +163,13 @@ def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_o
         entries = index.get(m)
         if entries:
             _drop_before(entries, cutoff, day_of)
-            entries[:] = [e for e in entries if live(e)]
-            if entries:
-                lists.append(entries)
+            kept = [e for e in entries if live(e)]  # a copy too: matching may add entries while the caller walks them
+            if len(kept) != len(entries):
+                entries[:] = kept
+            if kept:
+                lists.append(kept)
     if len(lists) == 1:
-        return list(lists[0])  # a copy: matching may add entries while the caller walks them
+        return lists[0]
     return sorted((e for entries in lists for e in entries), key=lambda e: e.n)
 
 

@@ -67,11 +67,15 @@ def price_on(store: EventStore, symbol: str, day: dt.date, known_at: str | None 
     return Price(symbol=r[0], date=dt.date.fromisoformat(r[1]), close=Decimal(r[2]), currency=r[3], source=r[4])
 
 
+def prices_version(store: EventStore) -> tuple | None:
+    """The table's last row: the table is append-only, so it names the whole content (a memo's key)."""
+    return store.conn.execute("SELECT id, symbol, date, close, recorded_at FROM prices ORDER BY id DESC LIMIT 1").fetchone()
+
+
 def prices_on(store: EventStore, symbols: Sequence[str], day: dt.date, known_at: str | None = None) -> dict[str, Price | None]:
     """`price_on` for many symbols, kept in the store's memo: `check --all` and `propose --all` ask for the same
-    symbols account after account. The table is append-only, so its last row names its whole content: a price
-    recorded since changes the key."""
-    last = store.conn.execute("SELECT id, symbol, date, close, recorded_at FROM prices ORDER BY id DESC LIMIT 1").fetchone()
+    symbols account after account; a price recorded since changes the key (`prices_version`)."""
+    last = prices_version(store)
     memo = store.memo.setdefault("price_on", {})
     if len(memo) > 50_000:
         memo.clear()

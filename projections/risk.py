@@ -10,6 +10,7 @@ import numpy as np
 
 from domain.rebalancing import risk
 from domain.rebalancing.model import Inputs
+from ledger.prices import prices_version
 from ledger.store import EventStore
 
 MIN_OBSERVATIONS = 20
@@ -59,9 +60,8 @@ def price_history(store: EventStore, symbols: Sequence[str], as_of: dt.date, win
 def _closes(store: EventStore, symbols: Sequence[str], as_of: dt.date, known_at: str | None,
             since: dt.date | None) -> dict[str, dict[str, float]]:
     """Each symbol's closes, kept in the store's memo: `check --all` asks for the same symbols' histories account
-    after account. The prices table is append-only, so its last row names its whole content: a price recorded
-    since changes the key."""
-    last = store.conn.execute("SELECT id, symbol, date, close, recorded_at FROM prices ORDER BY id DESC LIMIT 1").fetchone()
+    after account; a price recorded since changes the key (`prices_version`)."""
+    last = prices_version(store)
     memo = store.memo.setdefault("closes", {})
     if len(memo) > 5_000:
         memo.clear()
