@@ -18,11 +18,11 @@ import attrs
 
 from domain import events as ev
 from domain import tax
-from domain.errors import DomainError, InsufficientCash, InsufficientShares, UnknownAccount, AccountExists
+from domain.errors import Doing, say, DomainError, InsufficientCash, InsufficientShares, UnknownAccount, AccountExists
 from domain.lots import Lot, allocate, relieve, select
 from decimal import ROUND_DOWN
 
-from domain.values import ZERO, is_long_term, normalize, price_text, round_cents
+from domain.values import ZERO, is_long_term, plain_text, price_text, round_cents
 
 #: reinvested shares are bought to a millionth of a share, rounded down so cash never goes negative
 REINVEST_QUANTUM = Decimal("0.000001")
@@ -168,12 +168,13 @@ class Books:
         while self.due and (until is None or self.due[0].pay_date <= until):
             pay_dividend(self, heapq.heappop(self.due))
 
-    def account(self, account_id: str, when: dt.date, doing: str) -> Account:
+    def account(self, account_id: str, when: dt.date, doing: Doing) -> Account:
         acct = self.accounts.get(account_id)
         if acct is None:
-            raise UnknownAccount(f"cannot {doing}: account {account_id} is not open on {when} (open it with `folio account open`)")
+            raise UnknownAccount(f"cannot {say(doing)}: account {account_id} is not open on {when} "
+                                 f"(open it with `folio account open`)")
         if when < acct.opened:
-            raise UnknownAccount(f"cannot {doing}: account {account_id} opens on {acct.opened}, after {when}")
+            raise UnknownAccount(f"cannot {say(doing)}: account {account_id} opens on {acct.opened}, after {when}")
         return acct
 
 
@@ -187,22 +188,23 @@ def _opened(books: Books, rec: ev.Recorded) -> None:
     )
 
 
-def _spend(acct: Account, amount: Decimal, doing: str) -> None:
+def _spend(acct: Account, amount: Decimal, doing: Doing) -> None:
     """Take cash out, refusing to go below zero where the account allows no overdraft."""
     if not acct.overdraft and acct.cash - amount < 0:
-        raise InsufficientCash(f"cannot {doing}: needs {amount:.2f} {acct.currency}, cash is {acct.cash:.2f}")
+        raise InsufficientCash(f"cannot {say(doing)}: needs {amount:.2f} {acct.currency}, cash is {acct.cash:.2f}")
     acct.cash -= amount
 
 
 def _deposit(books: Books, rec: ev.Recorded) -> None:
     e = rec.event
-    acct = books.account(e.account, rec.effective, f"deposit {e.amount} in {e.account} on {rec.effective}")
+    acct = books.account(e.account, rec.effective, lambda: f"deposit {e.amount} in {e.account} on {rec.effective}")
     acct.cash += e.amount
 
 
 def _interest(books: Books, rec: ev.Recorded) -> None:
     e = rec.event
-    acct = books.account(e.account, rec.effective, f"record interest {e.amount} in {e.account} on {rec.effective}")
+    acct = books.account(e.account, rec.effective,
+                         lambda: f"record interest {e.amount} in {e.account} on {rec.effective}")
     acct.cash += e.amount
     acct.income.append(Income(symbol="", kind="interest", ex_date=rec.effective, pay_date=rec.effective, gross=e.amount,
                               withheld=ZERO, reinvested=False, seq=rec.seq))
@@ -239,40 +241,43 @@ def _tax_rates(books: Books, rec: ev.Recorded) -> None:
 
 def _withdraw(books: Books, rec: ev.Recorded) -> None:
     e = rec.event
-    doing = f"withdraw {e.amount} from {e.account} on {rec.effective}"
+    doing = lambda: f"withdraw {e.amount} from {e.account} on {rec.effective}"  # noqa: E731
     _spend(books.account(e.account, rec.effective, doing), e.amount, doing)
 
 
 def _fee(books: Books, rec: ev.Recorded) -> None:
     e = rec.event
-    doing = f"charge a fee of {e.amount} to {e.account} on {rec.effective}"
+    doing = lambda: f"charge a fee of {e.amount} to {e.account} on {rec.effective}"  # noqa: E731
     _spend(books.account(e.account, rec.effective, doing), e.amount, doing)
 
 
 def _trade(books: Books, rec: ev.Recorded) -> None:
     e: ev.TradeExecuted = rec.event
-    where = f"{e.quantity} {e.symbol} in {e.account} on {rec.effective}"
-    acct = books.account(e.account, rec.effective, f"{e.side} {where}")
+    where = lambda: f"{e.quantity} {e.symbol} in {e.account} on {rec.effective}"  # noqa: E731
+    acct = books.account(e.account, rec.effective, lambda: f"{e.side} {where()}")
     gross = e.quantity * e.price
     if e.side == "buy":
         cost = round_cents(gross + e.fees)
-        _spend(acct, cost, f"buy {where}")
+        _spend(acct, cost, lambda: f"buy {where()}")
         lot = Lot(lot_id=str(rec.seq), symbol=e.symbol, quantity=e.quantity, basis=cost, acquired=rec.effective,
-                  order=rec.seq, origin=((rec.seq, f"bought {normalize(e.quantity):f} at {price_text(e.price)}"),))
+                  order=rec.seq, origin=((rec.seq, f"bought {plain_text(e.quantity)} at {price_text(e.price)}"),))
         add_lot(acct, lot)
         acct.basis_in += cost
         tax.on_acquisition(books, acct, lot, rec.effective)
         return
     lots = acct.lots.get(e.symbol, [])
     if not lots:
-        raise InsufficientShares(f"cannot sell {where}: none held")
+        raise InsufficientShares(f"cannot sell {where()}: none held")
     proceeds = round_cents(gross - e.fees)
     if proceeds < 0:
-        raise DomainError(f"cannot sell {where}: fees {e.fees} exceed the sale's value {round_cents(gross)}")
-    owner = books.owners.get(acct.owner)
-    # min-tax ranks lots by what each share nets after the sale's fees
-    chosen = select(lots, e.quantity, e.lot_method or acct.lot_method, e.lots, where=where,
-                    price=e.price - e.fees / e.quantity, day=rec.effective, rates=owner.rates if owner else None)
+        raise DomainError(f"cannot sell {where()}: fees {e.fees} exceed the sale's value {round_cents(gross)}")
+    method = e.lot_method or acct.lot_method
+    if method == "min-tax" and not e.lots:  # it ranks lots by what each share nets after the sale's fees
+        owner = books.owners.get(acct.owner)
+        chosen = select(lots, e.quantity, method, e.lots, where=where, price=e.price - e.fees / e.quantity,
+                        day=rec.effective, rates=owner.rates if owner else None)
+    else:
+        chosen = select(lots, e.quantity, method, e.lots, where=where)
     shares = allocate(proceeds, [q for _, q in chosen])
     losses: list = []
     for (lot, quantity), lot_proceeds in zip(chosen, shares):

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
+#: what a command was doing, for an error message: the text, or (in the fold's hot paths) a function that
+#: makes it, so replaying a long log formats no message it never shows
+Doing = str | Callable[[], str]
+
+
+def say(doing: Doing) -> str:
+    return doing if isinstance(doing, str) else doing()
+
 
 class DomainError(Exception):
     """A command or event breaks a business rule; nothing was recorded."""

@@ -8,18 +8,22 @@ so basis paid = basis in open lots + basis relieved, to the cent, always.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from decimal import Decimal
 
 import attrs
 
-from domain.errors import InsufficientShares, UnknownLot
+from domain.errors import Doing, InsufficientShares, UnknownLot, say
 from domain.events import LotPick
 from domain.values import ZERO, is_long_term, round_cents
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)
 class Lot:
-    """An open tax lot. Mutable only inside the fold; read models copy it out."""
+    """An open tax lot. Mutable only inside the fold; read models copy it out.
+
+    Lots compare by identity: each is one lot of one account, and the fold finds a lot in its symbol's
+    list with `list.index` (at C speed, which a field-by-field `__eq__` would lose)."""
 
     lot_id: str
     symbol: str
@@ -34,6 +38,8 @@ class Lot:
     hp_start: dt.date | None = None
     #: shares of this lot that may still serve as replacement shares in a wash sale (purchases only)
     repl: Decimal = Decimal(0)
+    #: (sale seq, parts) of the last wash-sale split of this lot: names the next part (see `tax._split_off`)
+    last_split: tuple[int, int] = (0, 0)
 
     def __attrs_post_init__(self):
         if self.hp_start is None:
@@ -42,6 +48,9 @@ class Lot:
     @property
     def unit_basis(self) -> Decimal:
         return self.basis / self.quantity
+
+
+_acquired_order = operator.attrgetter("acquired", "order")  # FIFO's order: by date, then fold position
 
 
 def tax_per_share(lot: Lot, price: Decimal, day: dt.date, rates: tuple[Decimal, Decimal]) -> Decimal:
@@ -74,35 +83,37 @@ def relief_order(lots: list[Lot], method: str, price: Decimal | None = None, day
             return sorted(lots, key=lambda lot: (tax_per_share(lot, price, day, rates), _min_tax_key(lot, price, day)))
         return sorted(lots, key=lambda lot: _min_tax_key(lot, price, day))
     if method == "fifo":
-        return sorted(lots, key=lambda lot: (lot.acquired, lot.order))
+        return sorted(lots, key=_acquired_order)
     if method == "lifo":
-        return sorted(lots, key=lambda lot: (lot.acquired, lot.order), reverse=True)
+        return sorted(lots, key=_acquired_order, reverse=True)
     if method == "hifo":
         return sorted(lots, key=lambda lot: (-lot.unit_basis, lot.acquired, lot.order))
     raise ValueError(f"unknown lot method {method!r}")
 
 
-def select(lots: list[Lot], quantity: Decimal, method: str | None, picks: tuple[LotPick, ...], *, where: str,
+def select(lots: list[Lot], quantity: Decimal, method: str | None, picks: tuple[LotPick, ...], *,
+           where: Doing,
            price: Decimal | None = None, day: dt.date | None = None,
            rates: tuple[Decimal, Decimal] | None = None) -> list[tuple[Lot, Decimal]]:
     """Which lots, and how many shares of each, a sale of `quantity` relieves. Changes nothing.
 
-    `where` names the sale for error messages ("cannot sell 50 AAPL in IRA-1 on 2024-03-01").
+    `where` names the sale for error messages ("cannot sell 50 AAPL in IRA-1 on 2024-03-01"), or makes that name.
     """
-    held = sum((lot.quantity for lot in lots), ZERO)
-    if quantity > held:
-        raise InsufficientShares(f"cannot sell {where}: {held} held")
+
     if picks:
+        held = sum((lot.quantity for lot in lots), ZERO)
+        if quantity > held:
+            raise InsufficientShares(f"cannot sell {say(where)}: {held} held")
         by_id = {lot.lot_id: lot for lot in lots}
         chosen = []
         for pick in picks:
             lot = by_id.get(pick.lot)
             if lot is None:
                 open_ids = ", ".join(lot.lot_id for lot in lots) or "none"
-                raise UnknownLot(f"cannot sell {where}: lot {pick.lot} is not an open lot of this symbol (open: {open_ids})")
+                raise UnknownLot(f"cannot sell {say(where)}: lot {pick.lot} is not an open lot of this symbol (open: {open_ids})")
             if pick.quantity > lot.quantity:
                 raise InsufficientShares(
-                    f"cannot sell {where}: lot {pick.lot} holds {lot.quantity}, {pick.quantity} asked"
+                    f"cannot sell {say(where)}: lot {pick.lot} holds {lot.quantity}, {pick.quantity} asked"
                 )
             chosen.append((lot, pick.quantity))
         return chosen
@@ -111,9 +122,11 @@ def select(lots: list[Lot], quantity: Decimal, method: str | None, picks: tuple[
     for lot in relief_order(lots, method or "fifo", price, day, rates):
         if remaining <= 0:
             break
-        take = min(lot.quantity, remaining)
+        take = lot.quantity if lot.quantity < remaining else remaining
         chosen.append((lot, take))
         remaining -= take
+    if remaining > 0:
+        raise InsufficientShares(f"cannot sell {say(where)}: {sum((lot.quantity for lot in lots), ZERO)} held")
     return chosen
 
 

@@ -108,16 +108,20 @@ def owner_tax(books, owner: str) -> OwnerTax:
 
 def on_acquisition(books, acct, lot: Lot, day: dt.date) -> None:
     """A purchase: it may replace shares of recent loss sales; later loss sales may use it too."""
-    ot = owner_tax(books, acct.owner)
+    ot = books.owners.get(acct.owner) or owner_tax(books, acct.owner)
     lot.repl = lot.quantity
     cutoff = day - WINDOW
-    _drop_before(ot.acquisitions, cutoff, _acquired)
-    _drop_before(ot.losses, cutoff, _sold)
+    if ot.acquisitions and ot.acquisitions[0].day < cutoff:
+        _drop_before(ot.acquisitions, cutoff, _acquired)
+    if ot.losses and ot.losses[0].sold < cutoff:
+        _drop_before(ot.losses, cutoff, _sold)
     ot.add_acquisition(Acquisition(day=day, account=acct.account, lot=lot))
-    for loss in _in_group(books, ot.losses_of, lot.symbol, cutoff, _sold, _unmatched):
+    if not ot.losses:
+        return
+    for loss in _in_group(books, ot.losses_of, lot.symbol, cutoff, _sold, _live_losses):
         if lot.repl <= 0:
             break
-        if loss.unmatched > 0 and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id):
+        if loss.quantity > loss.matched and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id):
             _match(books, loss, acct, lot)
 
 
@@ -140,12 +144,14 @@ def _drop_before(entries: list, cutoff: dt.date, day_of) -> None:
         del entries[:n]
 
 
-def _unmatched(s: "LossSale") -> bool:
-    return s.quantity > s.matched
+def _live_losses(entries: list["LossSale"]) -> list["LossSale"]:
+    """The losses not yet fully matched."""
+    return [s for s in entries if s.quantity > s.matched]
 
 
-def _can_replace(a: "Acquisition") -> bool:
-    return a.lot.repl > 0 and a.lot.quantity > 0
+def _live_acquisitions(entries: list["Acquisition"]) -> list["Acquisition"]:
+    """The purchases that may still replace shares."""
+    return [a for a in entries if a.lot.repl > 0 and a.lot.quantity > 0]
 
 
 def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_of, live) -> list:
@@ -156,6 +162,16 @@ def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_o
     A spent entry (a fully matched loss, a purchase with no replacement shares left) never comes back to life,
     so it leaves the index here (the owner's lists keep it until it falls out of the window): a busy account's
     scans then walk only what can still match."""
+    if not books.identical:  # the common case, and the fold's hot path: a group of one symbol
+        entries = index.get(symbol)
+        if not entries:
+            return ()
+        if day_of(entries[0]) < cutoff:
+            _drop_before(entries, cutoff, day_of)
+        kept = live(entries)
+        if len(kept) != len(entries):
+            entries[:] = kept
+        return kept
     group = group_of(books, symbol)
     members = [group] if not books.identical else [m for m in group_members(books, group) if group_of(books, m) == group]
     lists = []
@@ -163,7 +179,7 @@ def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_o
         entries = index.get(m)
         if entries:
             _drop_before(entries, cutoff, day_of)
-            kept = [e for e in entries if live(e)]  # a copy too: matching may add entries while the caller walks them
+            kept = live(entries)  # a copy too: matching may add entries while the caller walks them
             if len(kept) != len(entries):
                 entries[:] = kept
             if kept:
@@ -191,21 +207,24 @@ def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss
     """A sale at a loss: earlier purchases within 30 days may disallow it now; later ones when they come.
 
     `hp_start` is the sold shares' holding-period start at the moment they were sold."""
-    ot = owner_tax(books, acct.owner)
+    ot = books.owners.get(acct.owner) or owner_tax(books, acct.owner)
     held = (day - (hp_start or lot.hp_start)).days
     sale = LossSale(seq=seq, sold=day, symbol=lot.symbol, account=acct.account, gain_index=gain_index,
                     lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=held)
     cutoff = day - WINDOW
-    _drop_before(ot.acquisitions, cutoff, _acquired)
-    for acq in _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired, _can_replace):
-        if sale.unmatched <= 0:
+    if ot.acquisitions and ot.acquisitions[0].day < cutoff:
+        _drop_before(ot.acquisitions, cutoff, _acquired)
+    for acq in _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired, _live_acquisitions):
+        if sale.quantity <= sale.matched:
             break
         if (acq.lot.repl > 0 and acq.lot.quantity > 0 and acq.lot is not lot
                 and not same_purchase(acq.account, acq.lot.lot_id, sale.account, sale.lot_id)):
             _match(books, sale, books.accounts[acq.account], acq.lot)
-    _drop_before(ot.recent_losses, day - RECENT, _sold)
-    ot.recent_losses.append(sale)
-    if sale.unmatched > 0:
+    recent = ot.recent_losses
+    if recent and recent[0].sold < day - RECENT:
+        _drop_before(recent, day - RECENT, _sold)
+    recent.append(sale)
+    if sale.quantity > sale.matched:
         ot.add_loss(sale)
 
 
@@ -240,21 +259,20 @@ def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
     if quantity == lot.quantity:
         return lot
     basis = round_cents(lot.basis * quantity / lot.quantity)
-    lot_id = f"{lot.lot_id}w{seq}"
-    # the parts of one purchase always share a symbol (corporate actions move all of a symbol's lots
-    # together), so an id taken by an earlier part of this lot can only be among the same symbol's lots
-    lots = acct.lots[lot.symbol]
-    taken = {l.lot_id for l in lots}
-    n = 2
-    while lot_id in taken:
-        lot_id, n = f"{lot.lot_id}w{seq}-{n}", n + 1
+    # A lot and a sale meet only while one event is folded (the sale's, or the lot's purchase), so the parts
+    # split off a lot for one sale are made together: the first is `<lot>w<seq>`, the next `<lot>w<seq>-2`...
+    # and the lot itself remembers how many it has made for the sale it last met.
+    last_seq, parts = lot.last_split
+    parts = parts + 1 if last_seq == seq else 1
+    lot.last_split = (seq, parts)
+    lot_id = f"{lot.lot_id}w{seq}" if parts == 1 else f"{lot.lot_id}w{seq}-{parts}"
     part = Lot(lot_id=lot_id, symbol=lot.symbol, quantity=quantity, basis=basis, acquired=lot.acquired, order=lot.order,
                origin=lot.origin, hp_start=lot.hp_start)
     lot.quantity -= quantity
     lot.basis -= basis
     lot.repl -= quantity
-    at = next(i for i, other in enumerate(lots) if other is lot)
-    lots.insert(at + 1, part)
+    lots = acct.lots[lot.symbol]
+    lots.insert(lots.index(lot) + 1, part)
     return part
 
 

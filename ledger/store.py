@@ -19,7 +19,7 @@ import attrs
 
 from domain.events import Event, Recorded
 from ledger import codec
-from ledger.errors import ConcurrencyConflict, IdempotencyConflict, LedgerError, NotALedger
+from ledger.errors import ConcurrencyConflict, CorruptRow, IdempotencyConflict, LedgerError, NotALedger
 
 FORMAT = 1
 GENESIS = "0" * 64
@@ -416,7 +416,11 @@ class EventStore:
             day = dates.get(effective)
             if day is None:
                 day = dates[effective] = fromiso(effective)
-            yield Recorded(seq=seq, effective=day, stream=stream, event=decode(type_, schema, payload, where=f"seq {seq}: "))
+            try:
+                event = decode(type_, schema, payload)
+            except CorruptRow as e:  # named by its seq only now: no message is made for a row that reads
+                raise CorruptRow(f"seq {seq}: {e}") from None
+            yield Recorded(seq, day, stream, event)
 
     def voided(self, known_seq: int | None = None) -> dict[int, int]:
         """Voided seq -> the seq of the void, as known at `known_seq`."""

@@ -216,10 +216,12 @@ def freeze(books: Books, gains: bool = True) -> bytes:
                 l.held_days, str(l.matched), str(l.disallowed)]
 
     def sales(t: tax.OwnerTax) -> list:
-        """Every loss sale once: the two lists share objects, and must again after thawing."""
+        """Every loss sale a purchase may still match, once: the two lists share objects, and must again after
+        thawing. A fully matched loss is left out: no purchase can match it, and it restricts nothing."""
         seen: dict[int, tax.LossSale] = {}
         for l in t.losses + t.recent_losses:
-            seen.setdefault(id(l), l)
+            if l.quantity > l.matched:
+                seen.setdefault(id(l), l)
         return list(seen.values())
 
     def owner(t: tax.OwnerTax) -> dict:
@@ -227,8 +229,8 @@ def freeze(books: Books, gains: bool = True) -> bytes:
         index = {id(l): i for i, l in enumerate(every)}
         return {"rates": None if t.rates is None else [str(r) for r in t.rates],
                 "sales": [loss(l) for l in every],
-                "losses": [index[id(l)] for l in t.losses],
-                "recent": [index[id(l)] for l in t.recent_losses],
+                "losses": [index[id(l)] for l in t.losses if id(l) in index],
+                "recent": [index[id(l)] for l in t.recent_losses if id(l) in index],
                 "acquisitions": [[a.day.isoformat(), a.account, a.lot.lot_id] for a in t.acquisitions
                                  if a.lot.quantity > 0]}
 

@@ -78,6 +78,87 @@ def test_every_event_round_trips_through_its_canonical_encoding(name, data):
         assert codec.encode(again)[2] == payload
 
 
+def _slow_structure(name: str, payload: dict):
+    """cattrs's generic structure function, which the compiled fast one must always agree with."""
+    gen = codec.make_dict_structure_fn(ev.REGISTRY[name], codec.converter, _cattrs_forbid_extra_keys=True)
+    return gen(payload, ev.REGISTRY[name])
+
+
+def _outcome(fn, payload):
+    """The event, or what `codec.decode` would say of the refusal (the text a person sees)."""
+    try:
+        return ("event", fn(dict(payload)))
+    except codec.STRUCTURE_ERRORS as e:
+        return ("refused", codec._describe(e))
+
+
+# values a stored payload could hold instead of what Folio writes: each sends the fast path to cattrs's
+_ODD_VALUES = st.sampled_from([1, 0, -3, 2.5, True, None, "", "x", "NaN", "-1", "1E+3", " 7", [], ["a"], {}, {"a": 1}])
+
+
+@pytest.mark.parametrize("name", sorted(ev.REGISTRY))
+@FAST
+@given(data=st.data())
+def test_the_compiled_structure_function_agrees_with_cattrs_on_any_payload(name, data):
+    """Replays build events with a compiled function for the payloads Folio writes; for those, and for any
+    payload changed behind Folio's back (a value of another type, a key missing or added), it gives the very
+    event, or the very refusal, that cattrs's generic function gives."""
+    payload = json.loads(codec.encode(data.draw(S.EVENTS[name], label="event"))[2])
+    change = data.draw(st.sampled_from(["none", "value", "drop", "add"]), label="change")
+    key = data.draw(st.sampled_from(sorted(payload)), label="key") if payload else None
+    if change == "value" and key:
+        payload[key] = data.draw(_ODD_VALUES, label="value")
+    elif change == "drop" and key:
+        del payload[key]
+    elif change == "add":
+        payload["extra"] = 1
+    fast = codec._structure_fn(name)
+    assert _outcome(fast, payload) == _outcome(lambda p: _slow_structure(name, p), payload)
+
+
+_DECIMALS = st.one_of(st.decimals(allow_nan=True, allow_infinity=True, places=None),
+                      st.builds(lambda d, e: d.scaleb(e), st.decimals(-10**9, 10**9, places=0), st.integers(-12, 30)),
+                      st.sampled_from([Decimal(t) for t in ("0", "-0", "0.00", "1.000", "190.00", "1E+1", "1E-7",
+                                                              "12.345", "0.10", "-3.20", "sNaN", "-Infinity")]))
+
+
+@FAST
+@given(d=_DECIMALS)
+def test_decimal_validators_take_their_fast_path_only_for_what_the_full_check_accepts(d):
+    """The event validators skip the full check for plainly valid Decimals; whatever the value, they accept
+    exactly what the full check (domain.values) accepts."""
+    def full(kind) -> bool:
+        try:
+            kind(d, "amount")
+            return True
+        except (InvalidValue, ArithmeticError):
+            return False
+
+    def event(make) -> bool:
+        try:
+            make()
+            return True
+        except (InvalidValue, ArithmeticError):
+            return False
+
+    assert event(lambda: ev.CashDeposited(account="A", amount=d)) == full(lambda x, w: v.positive(v.money(x, w), w))
+    assert event(lambda: ev.TradeExecuted(account="A", symbol="X", side="buy", quantity=Decimal(1), price=Decimal(1),
+                                          fees=d)) == full(lambda x, w: v.non_negative(v.money(x, w), w))
+    assert event(lambda: ev.TradeExecuted(account="A", symbol="X", side="buy", quantity=d,
+                                          price=Decimal(1))) == full(v.positive)
+
+
+@FAST
+@given(d=_DECIMALS.filter(lambda d: d.is_finite() and d.adjusted() < 28))  # as many digits as the context holds
+def test_quantity_and_price_texts_are_what_their_definitions_say(d):
+    """`plain_text` and `price_text` take a fast path on text already in shape; it gives what the definitions
+    give: the normalized number, and a price whole or to at least the cent."""
+    n = v.normalize(d)
+    assert v.plain_text(d) == format(n, "f")
+    exponent = n.as_tuple().exponent
+    assert v.price_text(d) == format(n if exponent >= 0 or exponent <= -2 else n.quantize(v.CENT), "f")
+
+
 @FAST
 @given(event=S.EVENTS["AccountOpened"])
 def test_schema_1_account_openings_upcast_to_fifo_without_overdraft(event):

@@ -788,3 +788,24 @@ def test_a_sale_of_several_lots_never_washes_a_loss_into_a_lot_it_sells(folio):
                                                      ("4", "5", "50.00", "0.00", "", "0.00")]
     assert js(folio("cash T --json")) == [{"currency": "USD", "balance": "999.00"}]  # 1000 - 11 - 50 + 60
     refused(folio("record sell T X 1 --price 10 --date 2024-02-02"), "cannot sell 1 X in T on 2024-02-02", code=1)
+
+
+def test_one_sale_of_two_loss_lots_splits_one_replacement_lot_into_numbered_parts(folio):
+    """Each loss lot of one sale takes its own part of the replacement lot: `<lot>w<sale>`, then `<lot>w<sale>-2`."""
+    run_all(folio, [
+        "init", "account open T --date 2024-01-02 --owner alice", "record deposit T 10000 --date 2024-01-02",
+        "record buy T X 2 --price 100 --date 2024-01-02",  # 3: 200.00
+        "record buy T X 3 --price 90 --date 2024-01-03",  # 4: 270.00
+        "account open U --date 2024-01-02 --owner alice", "record deposit U 10000 --date 2024-01-02",  # 5, 6
+        "record buy U X 10 --price 60 --date 2024-02-20",  # 7: 600.00, 10 days before the sale
+        # 8: FIFO 2 of lot 3 (120.00 - 200.00 = -80.00) and 3 of lot 4 (180.00 - 270.00 = -90.00), both washed
+        # by lot 7: 2 shares (120.00 + 80.00 = 200.00) then 3 shares (180.00 + 90.00 = 270.00); 5 stay at 300.00
+        "record sell T X 5 --price 60 --date 2024-03-01",
+    ])
+    assert [(g["lot_id"], g["gain"], g["adjustment"], g["code"]) for g in js(folio("gains T --json"))] == \
+        [("3", "0.00", "80.00", "W"), ("4", "0.00", "90.00", "W")]
+    # held from: 2024-02-20 less 59 days (lot 3, 2024-01-02 .. 2024-03-01), less 58 days (lot 4)
+    assert [(l["lot_id"], l["quantity"], l["cost_basis"], l["holding_period_start"])
+            for l in js(folio("lots U --json"))] == [("7w8", "2", "200.00", "2023-12-23"),
+                                                     ("7w8-2", "3", "270.00", "2023-12-24"),
+                                                     ("7", "5", "300.00", "2024-02-20")]

@@ -204,6 +204,8 @@ def check_basis_conservation(books: Books) -> None:
         assert acct.basis_in == open_basis + acct.basis_out, \
             f"{acct.account}: basis in {acct.basis_in} != open {open_basis} + out {acct.basis_out}"
         assert acct.basis_out == sum((g.cost_basis for g in acct.gains), ZERO)
+        ids = [lot.lot_id for lot in acct.open_lots()]
+        assert len(ids) == len(set(ids)), f"{acct.account}: a lot id is used twice: {sorted(ids)}"
         for lot in acct.open_lots():
             assert lot.quantity > 0 and lot.basis == round_cents(lot.basis), f"lot {lot.lot_id} is not whole cents"
             assert lot.hp_start <= lot.acquired, f"lot {lot.lot_id}: a holding period only ever moves back"
@@ -366,10 +368,12 @@ SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W
 def _owner_state(books: Books, day: dt.date) -> dict:
     out = {}
     for owner, ot in sorted(books.owners.items()):
+        # what a later event can still meet: losses not fully matched, purchases with shares left
+        # (a snapshot keeps only those; a full fold keeps spent ones until they leave the window)
         out[owner] = {
             "rates": ot.rates,
-            "losses": [(l.seq, l.lot_id, l.matched, l.disallowed) for l in ot.losses],
-            "recent": [(l.seq, l.lot_id, l.matched, l.disallowed) for l in ot.recent_losses],
+            "losses": [(l.seq, l.lot_id, l.matched, l.disallowed) for l in ot.losses if l.quantity > l.matched],
+            "recent": [(l.seq, l.lot_id, l.matched, l.disallowed) for l in ot.recent_losses if l.quantity > l.matched],
             "acquisitions": [(a.day, a.account, a.lot.lot_id, a.lot.repl) for a in ot.acquisitions if a.lot.quantity > 0],
             "restrictions": tax_views.restrictions(books, owner, day),
         }
