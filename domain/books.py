@@ -286,8 +286,8 @@ def _trade(books: Books, rec: ev.Recorded) -> None:
     acct.cash += proceeds
     # only now, with every lot of this sale relieved, may the losses look for replacement shares:
     # a lot sold in the same sale is not held, so it cannot replace another of its lots
-    for args in losses:
-        tax.on_loss_sale(books, acct, *args)
+    if losses:
+        tax.on_loss_sales(books, acct, losses)
 
 
 def dispose(books: Books, acct: Account, lot: Lot, quantity: Decimal, proceeds: Decimal, rec: ev.Recorded, reason: str,

@@ -40,6 +40,8 @@ class Lot:
     repl: Decimal = Decimal(0)
     #: (sale seq, parts) of the last wash-sale split of this lot: names the next part (see `tax._split_off`)
     last_split: tuple[int, int] = (0, 0)
+    #: where in its symbol's list the lot was when last split: a hint, checked before use
+    at: int = 0
 
     def __attrs_post_init__(self):
         if self.hp_start is None:

@@ -207,38 +207,56 @@ def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss
     """A sale at a loss: earlier purchases within 30 days may disallow it now; later ones when they come.
 
     `hp_start` is the sold shares' holding-period start at the moment they were sold."""
+    on_loss_sales(books, acct, [(lot, gain_index, quantity, loss, day, seq, hp_start)])
+
+
+def on_loss_sales(books, acct, losses: list[tuple]) -> None:
+    """The loss lots of one sale (one symbol, one day), each as `on_loss_sale`'s arguments, in the order sold.
+
+    One scan of the window's purchases serves them all: a purchase spent by one loss is skipped by the next
+    (nothing a match does adds a purchase), so this is `on_loss_sale` for each in turn, done once."""
     ot = books.owners.get(acct.owner) or owner_tax(books, acct.owner)
-    held = (day - (hp_start or lot.hp_start)).days
-    sale = LossSale(seq=seq, sold=day, symbol=lot.symbol, account=acct.account, gain_index=gain_index,
-                    lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=held)
+    day = losses[0][4]
     cutoff = day - WINDOW
     if ot.acquisitions and ot.acquisitions[0].day < cutoff:
         _drop_before(ot.acquisitions, cutoff, _acquired)
-    for acq in _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired, _live_acquisitions):
-        if sale.quantity <= sale.matched:
-            break
-        if (acq.lot.repl > 0 and acq.lot.quantity > 0 and acq.lot is not lot
-                and not same_purchase(acq.account, acq.lot.lot_id, sale.account, sale.lot_id)):
-            _match(books, sale, books.accounts[acq.account], acq.lot)
     recent = ot.recent_losses
     if recent and recent[0].sold < day - RECENT:
         _drop_before(recent, day - RECENT, _sold)
-    recent.append(sale)
-    if sale.quantity > sale.matched:
-        ot.add_loss(sale)
+    account = acct.account
+    candidates = None
+    for lot, gain_index, quantity, loss, day, seq, hp_start in losses:
+        sale = LossSale(seq=seq, sold=day, symbol=lot.symbol, account=account, gain_index=gain_index,
+                        lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=(day - (hp_start or lot.hp_start)).days)
+        if candidates is None:
+            candidates = _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired, _live_acquisitions)
+        for acq in candidates:
+            if sale.quantity <= sale.matched:
+                break
+            replacement = acq.lot
+            if (replacement.repl > 0 and replacement.quantity > 0 and replacement is not lot
+                    and not same_purchase(acq.account, replacement.lot_id, account, sale.lot_id)):
+                _match(books, sale, books.accounts[acq.account], replacement)
+        recent.append(sale)
+        if sale.quantity > sale.matched:
+            ot.add_loss(sale)
 
 
 def _match(books, sale: LossSale, acct, lot: Lot) -> None:
     """Match as many of the sale's loss shares as the lot can replace; move the disallowed loss."""
-    m = min(sale.unmatched, lot.repl, lot.quantity)
+    m = sale.quantity - sale.matched  # min(unmatched, replaceable, held), written out: the fold's hottest path
+    if lot.repl < m:
+        m = lot.repl
+    if lot.quantity < m:
+        m = lot.quantity
     if m <= 0:
         return
     sale.matched += m
     total = sale.loss if sale.matched == sale.quantity else round_cents(sale.loss * sale.matched / sale.quantity)
     disallowed = total - sale.disallowed
     sale.disallowed = total
-    seller = books.accounts[sale.account]
     if books.keep_gains:
+        seller = books.accounts[sale.account]
         g = seller.gains[sale.gain_index]
         seller.gains[sale.gain_index] = attrs.evolve(g, adjustment=g.adjustment + disallowed, code="W")
     part = _split_off(acct, lot, m, sale.seq)
@@ -250,7 +268,8 @@ def _match(books, sale: LossSale, acct, lot: Lot) -> None:
         what = f"wash sale: +{disallowed} disallowed loss of lot {sale.lot_id} (sold seq {sale.seq}); held from {new_start}"
     else:
         what = f"wash sale: {disallowed} loss of lot {sale.lot_id} (sold seq {sale.seq}) disallowed and lost ({acct.tax_status})"
-    part.hp_start = min(part.hp_start, new_start)
+    if new_start < part.hp_start:
+        part.hp_start = new_start
     part.origin += ((sale.seq, what),)
 
 
@@ -266,13 +285,15 @@ def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
     parts = parts + 1 if last_seq == seq else 1
     lot.last_split = (seq, parts)
     lot_id = f"{lot.lot_id}w{seq}" if parts == 1 else f"{lot.lot_id}w{seq}-{parts}"
-    part = Lot(lot_id=lot_id, symbol=lot.symbol, quantity=quantity, basis=basis, acquired=lot.acquired, order=lot.order,
-               origin=lot.origin, hp_start=lot.hp_start)
+    part = Lot(lot_id, lot.symbol, quantity, basis, lot.acquired, lot.order, lot.origin, lot.hp_start)
     lot.quantity -= quantity
     lot.basis -= basis
     lot.repl -= quantity
     lots = acct.lots[lot.symbol]
-    lots.insert(lots.index(lot) + 1, part)
+    at = lot.at  # where the lot was when last split (a sale's losses often split one lot in turn): else, look
+    if at >= len(lots) or lots[at] is not lot:
+        at = lot.at = lots.index(lot)
+    lots.insert(at + 1, part)
     return part
 
 
