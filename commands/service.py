@@ -152,6 +152,7 @@ def _drop_duplicates(store: EventStore, pending: Sequence[Pending],
                      problems: list[tuple[str, str]]) -> tuple[list[Pending], list[tuple[str, int]]]:
     """Leave out events whose idempotency key is already recorded for the same event; a reused key is a problem."""
     keep, duplicates, seen = [], [], {}
+    recorded = store.find_idems([p.new.idem_key for p in pending if p.new.idem_key is not None])
     for p in pending:
         key = p.new.idem_key
         if key is None:
@@ -159,7 +160,7 @@ def _drop_duplicates(store: EventStore, pending: Sequence[Pending],
             continue
         type_, _, payload = codec.encode(p.new.event)
         mine = (p.new.stream, type_, p.new.effective.isoformat(), payload)
-        found = store.find_idem(key)
+        found = recorded.get(key)
         if found is not None:
             if tuple(found[1:]) != mine:
                 problems.append((p.label, idem_conflict_message(key, found[0])))

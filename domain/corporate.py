@@ -133,12 +133,14 @@ def _merger(books: Books, rec: ev.Recorded) -> None:
             lot.quantity, lot.basis = ZERO, ZERO
             total_cash += cash
             add_lot(acct, new)
-            if e.taxable:  # shares received in a taxable exchange are a purchase (wash-sale replacements)
-                tax.on_acquisition(books, acct, new, rec.effective)
             new_lots.append(new)
         drop_empty(acct, e.symbol)
         for new in new_lots:
             total_cash += _fraction(new, e.fraction, e.lieu_price, books, acct, rec)
+            # shares received in a taxable exchange are a purchase (wash-sale replacements): the shares settled,
+            # so a part split off for a wash sale is never taken for a fraction of a share to round or cash
+            if e.taxable and new.quantity > 0:
+                tax.on_acquisition(books, acct, new, rec.effective)
         if e.acquirer:
             drop_empty(acct, e.acquirer)
         acct.cash += total_cash

@@ -118,10 +118,11 @@ def on_acquisition(books, acct, lot: Lot, day: dt.date) -> None:
     ot.add_acquisition(Acquisition(day=day, account=acct.account, lot=lot))
     if not ot.losses:
         return
+    account, mine = acct.account, _purchase_of(lot.lot_id)
     for loss in _in_group(books, ot.losses_of, lot.symbol, cutoff, _sold, _live_losses):
         if lot.repl <= 0:
             break
-        if loss.quantity > loss.matched and not same_purchase(loss.account, loss.lot_id, acct.account, lot.lot_id):
+        if loss.quantity > loss.matched and not (loss.account == account and _is_part(loss.lot_id, mine)):
             _match(books, loss, acct, lot)
 
 
@@ -197,9 +198,15 @@ def on_rename(books, old: str, new: str) -> None:
             ot.acquisitions_of[new] = sorted(ot.acquisitions_of.get(new, []) + moved, key=lambda a: a.n)
 
 
-def same_purchase(account_a: str, lot_a: str, account_b: str, lot_b: str) -> bool:
-    """Two lots that are parts of one purchase (a wash sale splits a lot into `<id>` and `<id>w<seq>`)."""
-    return account_a == account_b and lot_a.split("w", 1)[0] == lot_b.split("w", 1)[0]
+def _purchase_of(lot_id: str) -> str:
+    """The id of the purchase a lot is (a part of): a wash sale splits a lot into `<id>` and `<id>w<seq>`.
+    Two parts of one purchase in one account never replace each other."""
+    return lot_id.split("w", 1)[0]
+
+
+def _is_part(lot_id: str, purchase: str) -> bool:
+    """`_purchase_of(lot_id) == purchase`, without making a string (a purchase's id holds no "w")."""
+    return lot_id.startswith(purchase) and (len(lot_id) == len(purchase) or lot_id[len(purchase)] == "w")
 
 
 def on_loss_sale(books, acct, lot: Lot, gain_index: int, quantity: Decimal, loss: Decimal, day: dt.date, seq: int,
@@ -226,6 +233,7 @@ def on_loss_sales(books, acct, losses: list[tuple]) -> None:
     account = acct.account
     candidates = None
     for lot, gain_index, quantity, loss, day, seq, hp_start in losses:
+        mine = _purchase_of(lot.lot_id)
         sale = LossSale(seq=seq, sold=day, symbol=lot.symbol, account=account, gain_index=gain_index,
                         lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=(day - (hp_start or lot.hp_start)).days)
         if candidates is None:
@@ -235,7 +243,7 @@ def on_loss_sales(books, acct, losses: list[tuple]) -> None:
                 break
             replacement = acq.lot
             if (replacement.repl > 0 and replacement.quantity > 0 and replacement is not lot
-                    and not same_purchase(acq.account, replacement.lot_id, account, sale.lot_id)):
+                    and not (acq.account == account and _is_part(replacement.lot_id, mine))):
                 _match(books, sale, books.accounts[acq.account], replacement)
         recent.append(sale)
         if sale.quantity > sale.matched:

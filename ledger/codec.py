@@ -72,13 +72,44 @@ def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def canonical_plain(obj: Any) -> str:
+    """`canonical` of data without floats (strings, ints, bools, None, lists, dicts with string keys), made by
+    orjson at 5-10x the speed, byte for byte the same text; anything orjson will not write (a lone surrogate,
+    an integer past 64 bits, a key not a string) goes to `canonical`. Floats are the one thing the two write
+    differently (1e-05 and 0.00001): never hand this one a float."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return canonical(obj)
+
+
+def _float_free(cls: type) -> bool:
+    """Whether every field of an event class unstructures to strings, ints, bools, None, or lists of attrs
+    classes that do too: its payloads may go to `canonical_plain`."""
+    plain = (str, bool, int, Decimal, dt.date, str | None, Decimal | None, dt.date | None)
+    hints = typing.get_type_hints(cls)
+    for t in (hints[f.name] for f in attrs.fields(cls)):
+        if t in plain:
+            continue
+        args = typing.get_args(t)
+        if typing.get_origin(t) is tuple and len(args) == 2 and args[1] is Ellipsis and (
+                args[0] in plain or (attrs.has(args[0]) and _float_free(args[0]))):
+            continue
+        return False
+    return True
+
+
+_FLOAT_FREE = {cls for cls in REGISTRY.values() if _float_free(cls)}
+
+
 def encode(event: Event) -> tuple[str, int, str]:
     """An event as (type, schema, canonical JSON payload)."""
     cls = type(event)
     name = cls.__name__
     if REGISTRY.get(name) is not cls:
         raise UnknownEventType(f"{name} is not a registered event")
-    return name, cls.schema, canonical(converter.unstructure(event))
+    data = converter.unstructure(event)
+    return name, cls.schema, canonical_plain(data) if cls in _FLOAT_FREE else canonical(data)
 
 
 def upcast(type_name: str, schema: int, payload: dict) -> dict:

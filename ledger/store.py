@@ -126,7 +126,7 @@ class AppendResult:
 
 
 def row_hash(prev: str, seq, stream, version, type_, schema, effective, recorded_at, payload, meta, idem_key) -> str:
-    content = codec.canonical([seq, stream, version, type_, schema, effective, recorded_at, payload, meta, idem_key])
+    content = codec.canonical_plain([seq, stream, version, type_, schema, effective, recorded_at, payload, meta, idem_key])
     return hashlib.sha256((prev + content).encode()).hexdigest()
 
 
@@ -257,11 +257,12 @@ class EventStore:
         duplicates: list[tuple[str, int]] = []
         seen_keys: dict[str, tuple] = {}
         metas: dict[tuple, str] = {}
+        recorded = self.find_idems([item.idem_key for item in new if item.idem_key is not None])
         for item in new:
             type_, schema, payload = codec.encode(item.event)
             effective = item.effective.isoformat()
             if item.idem_key is not None:
-                found = self.find_idem(item.idem_key)
+                found = recorded.get(item.idem_key)
                 if found is None and item.idem_key in seen_keys:
                     found = seen_keys[item.idem_key]
                 if found is not None:
@@ -458,6 +459,18 @@ class EventStore:
         """(seq, stream, type, effective, payload) of the row recorded under an idempotency key."""
         return self.conn.execute(
             "SELECT seq, stream, type, effective, payload FROM events WHERE idem_key = ?", (key,)).fetchone()
+
+    def find_idems(self, keys: Sequence[str]) -> dict[str, tuple]:
+        """`find_idem` of many keys at once (an import's): key -> (seq, stream, type, effective, payload)."""
+        found: dict[str, tuple] = {}
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), 500):  # well under SQLite's limit on bound parameters
+            chunk = keys[i:i + 500]
+            for key, *row in self.conn.execute(
+                    f"SELECT idem_key, seq, stream, type, effective, payload FROM events "
+                    f"WHERE idem_key IN ({','.join('?' * len(chunk))})", chunk):
+                found[key] = tuple(row)
+        return found
 
     def latest_snapshot_seq(self, scope: str) -> int:
         return self.conn.execute("SELECT MAX(seq) FROM snapshots WHERE scope = ?", (scope,)).fetchone()[0] or 0

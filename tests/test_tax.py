@@ -809,3 +809,25 @@ def test_one_sale_of_two_loss_lots_splits_one_replacement_lot_into_numbered_part
             for l in js(folio("lots U --json"))] == [("7w8", "2", "200.00", "2023-12-23"),
                                                      ("7w8-2", "3", "270.00", "2023-12-24"),
                                                      ("7", "5", "300.00", "2024-02-20")]
+
+
+def test_shares_from_a_taxable_merger_settle_their_fractions_before_a_wash_sale_splits_them(folio):
+    """Regression (found by test_each_action_keeps_value_and_dates_lot_by_lot): the wash-sale split ran before the
+    fraction policy, so round-up took the split-reduced lot (0.5 share) for a fraction and made 1.5 shares of 1."""
+    run_all(folio, [
+        "init", "account open T --date 2024-01-02 --owner alice", "record deposit T 100 --date 2024-01-02",
+        "record buy T X 1 --price 10 --date 2024-01-02",  # 3: lot 3, 10.00
+        "account open U --date 2024-01-02 --owner alice", "record deposit U 100 --date 2024-01-02",  # 4, 5
+        "record buy U Y 0.5 --price 10 --date 2024-01-02",  # 6: lot 6, 5.00
+        "record sell U Y 0.5 --price 8 --date 2024-01-10",  # 7: 4.00 - 5.00 = -1.00
+        # 8: taxable, 1 Y (worth 9) a share: lot 3.8 of 1 Y at 9.00; 0.5 of it replaces U's loss 10 days later:
+        # 3.8w7 0.5 at 4.50 + 1.00 = 5.50, held from 2024-01-20 less 8 days; lot 3.8 keeps 0.5 at 4.50
+        "record merger X --acquirer Y --shares 1 --acquirer-fmv 9 --taxable --fraction round-up --date 2024-01-20",
+    ])
+    assert [(p["symbol"], p["quantity"], p["cost_basis"]) for p in js(folio("positions T --json"))] == \
+        [("Y", "1", "10.00")]
+    assert [(l["lot_id"], l["quantity"], l["cost_basis"], l["holding_period_start"])
+            for l in js(folio("lots T --json"))] == [("3.8w7", "0.5", "5.50", "2024-01-12"),
+                                                     ("3.8", "0.5", "4.50", "2024-01-20")]
+    assert [(g["lot_id"], g["gain"], g["adjustment"], g["code"]) for g in js(folio("gains U --json"))] == \
+        [("6", "0.00", "1.00", "W")]
