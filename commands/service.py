@@ -79,6 +79,10 @@ def accounts_touched(store: EventStore, pending: Sequence[Pending]) -> list[str]
     return owner_scope(store, sorted(accounts))
 
 
+#: the most events past a scope's latest snapshot with gains that the write path folds with gains to make a new one
+GAINS_FOLD_LIMIT = 50_000
+
+
 def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[str, int] | None = None,
            problems: Sequence[tuple[str, str]] = ()) -> Outcome:
     """Check new events against the timeline and append them, all or nothing.
@@ -108,7 +112,11 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         new_recs.sort(key=Recorded.sort_key)
         # the check needs holdings, cash and wash-sale state, not the gain history: the lighter fold, unless
         # a snapshot with gains is due at the head (then this very fold makes it, for reports and the rebalancer)
-        full_due = head + len(pending) - store.latest_snapshot_seq(scope_of(accounts)) >= SNAPSHOT_EVERY
+        # and the gain history is near enough to fold: a scope with no snapshot with gains in GAINS_FOLD_LIMIT
+        # events (a ledger appended to in bulk) gets one from `folio snapshot` or a `--all` read, not from a
+        # command that would spend a whole replay on it
+        since_gains = head - store.latest_snapshot_seq(scope_of(accounts))
+        full_due = SNAPSHOT_EVERY <= since_gains + len(pending) and since_gains <= GAINS_FOLD_LIMIT
         base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=full_due)
         if base.folded >= STATE_EVERY:  # the next command dated the same day starts here, not where this one did
             save_snapshot(store, base, head, accounts, as_of=day_before, gains=False)

@@ -483,3 +483,28 @@ def test_books_known_at_seq_k_equal_a_ledger_that_recorded_only_the_first_k_even
         # --known-at with seq K's timestamp resolves to seq K
         if k:
             assert resolve_point(store, known_at=store.row(k).recorded_at).known_seq == k
+
+
+@pytest.mark.parametrize("appended, makes_gains", [(8, True), (20, False)])
+def test_the_write_path_folds_the_gain_history_only_when_it_is_near(monkeypatch, appended, makes_gains):
+    """A command folds with gains, and leaves a snapshot with gains at the head, when one is due (SNAPSHOT_EVERY
+    events since the last) and the last is within GAINS_FOLD_LIMIT events; a ledger appended to in bulk (no
+    such snapshot near) is checked with the holdings fold and left for `folio snapshot`. The books are the same."""
+    monkeypatch.setattr(service, "SNAPSHOT_EVERY", 5)
+    monkeypatch.setattr(service, "GAINS_FOLD_LIMIT", 10)
+    day = dt.date(2024, 1, 2)
+
+    def new(event) -> NewEvent:
+        return NewEvent("account:A", event, day, {"actor": "t"})
+
+    with S.temp_store() as store:
+        store.append([new(ev.AccountOpened(account="A", owner="o", tax_status="taxable", currency="USD",
+                                           lot_method="fifo"))]
+                     + [new(ev.CashDeposited(account="A", amount=Decimal("10.00"))) for _ in range(appended - 1)])
+        out = service.record(store, [service.Pending(new(ev.CashWithdrawn(account="A", amount=Decimal("5.00"))))])
+        assert out.books.keep_gains is makes_gains
+        with_gains = [s for (s,) in store.conn.execute("SELECT DISTINCT scope FROM snapshots WHERE scope NOT LIKE '%|holdings'")]
+        assert with_gains == (["*"] if makes_gains else [])  # A is every account: the whole-ledger scope
+        full = load_books(store, resolve_point(store), accounts=["A"], use_snapshots=False)
+        assert S.books_state(load_books(store, resolve_point(store), accounts=["A"])) == S.books_state(full)
+        assert full.accounts["A"].cash == Decimal("10.00") * (appended - 1) - Decimal("5.00")

@@ -272,18 +272,19 @@ def plain_single_inserts(conn: sqlite3.Connection, reps: int) -> list[float]:
 
 
 def memory_probe(path: str, traced: bool) -> dict:
-    """Run in a fresh process: how much one full replay (keep_gains=False) grew the process's peak resident memory,
-    the open lots it ends with, and (`traced`) the peak of Python's allocations under tracemalloc, in a second
+    """Run in a fresh process (Linux): the peak resident memory during one full replay (keep_gains=False) above
+    the resident size at its start (the peak reset through /proc/self/clear_refs), the open lots it ends with, and (`traced`) the peak of Python's allocations under tracemalloc, in a second
     replay (exact, but tracing slows a replay several times, so the bench asks for it on small ledgers only)."""
-    import resource
-
-    def peak_rss() -> float:  # ru_maxrss is in KiB on Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def status(field: str) -> float:  # MB, from /proc/self/status (Linux)
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
 
     store = EventStore.open(path)
-    before = peak_rss()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # the peak (VmHWM) starts again from the resident size now
+    before = status("VmRSS")
     books = replay(store, keep_gains=False)
-    out = {"rss_mb": peak_rss() - before, "open_lots": open_lots(books)}
+    out = {"rss_mb": status("VmHWM") - before, "open_lots": open_lots(books)}
     del books
     if traced:
         import tracemalloc

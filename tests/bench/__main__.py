@@ -105,7 +105,7 @@ def run_size(n: int, tmp: str) -> tuple[str, list[tuple[str, ...]]]:
         lots = max(1, mem["open_lots"])
         per_lot = f"{mem['rss_mb'] * 1024 / lots:.1f} KB RSS" + (
             f", {mem['traced_mb'] * 1024 / lots:.2f} KB traced" if traced else "") + " per open lot"
-        return [(f"{traced}{mem['rss_mb']:.1f} MB RSS growth", f"ledger file {mem['file_mb']:.0f} MB", "", ""),
+        return [(f"{traced}{mem['rss_mb']:.1f} MB resident", f"ledger file {mem['file_mb']:.0f} MB", "", ""),
                 (f"{mem['open_lots']:,}", per_lot, "", "")]
     guard(rows, ["peak memory of a full replay", "open lots after the replay"], memory)
 
