@@ -311,13 +311,12 @@ def dispose(books: Books, acct: Account, lot: Lot, quantity: Decimal, proceeds: 
 
 def record_gain(books: Books, acct: Account, lot: Lot, quantity: Decimal, proceeds: Decimal, basis: Decimal,
                 rec: ev.Recorded, reason: str) -> None:
-    if books.keep_gains:
+    if books.keep_gains:  # positional: a replay books one per lot sold
+        start = lot.hp_start
         acct.gains.append(RealizedGain(
-            lot_id=lot.lot_id, symbol=lot.symbol, quantity=quantity, acquired=lot.acquired, sold=rec.effective,
-            proceeds=proceeds, cost_basis=basis,
-            term="long" if is_long_term(lot.hp_start, rec.effective) else "short", reason=reason, seq=rec.seq,
-            held_from=lot.hp_start if lot.hp_start != lot.acquired else None,
-        ))
+            lot.lot_id, lot.symbol, quantity, lot.acquired, rec.effective, proceeds, basis,
+            "long" if is_long_term(start, rec.effective) else "short", reason, rec.seq, ZERO, "",
+            start if start != lot.acquired else None))
 
 
 def drop_empty(acct: Account, symbol: str) -> None:

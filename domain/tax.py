@@ -266,7 +266,9 @@ def _match(books, sale: LossSale, acct, lot: Lot) -> None:
     if books.keep_gains:
         seller = books.accounts[sale.account]
         g = seller.gains[sale.gain_index]
-        seller.gains[sale.gain_index] = attrs.evolve(g, adjustment=g.adjustment + disallowed, code="W")
+        seller.gains[sale.gain_index] = type(g)(g.lot_id, g.symbol, g.quantity, g.acquired, g.sold, g.proceeds,
+                                                g.cost_basis, g.term, g.reason, g.seq, g.adjustment + disallowed, "W",
+                                                g.held_from)  # attrs.evolve, written out (5x faster)
     part = _split_off(acct, lot, m, sale.seq)
     part.repl = ZERO
     new_start = part.acquired - dt.timedelta(days=sale.held_days)

@@ -136,10 +136,19 @@ def parse_date(value: object, what: str = "date") -> dt.date:
 
 def one_year_after(day: dt.date) -> dt.date:
     """The anniversary of a date; 29 February's is 28 February of the next year."""
-    try:
-        return day.replace(year=day.year + 1)
-    except ValueError:
-        return day.replace(year=day.year + 1, day=28)
+    anniversary = _ANNIVERSARIES.get(day)
+    if anniversary is None:
+        try:
+            anniversary = day.replace(year=day.year + 1)
+        except ValueError:
+            anniversary = day.replace(year=day.year + 1, day=28)
+        if len(_ANNIVERSARIES) > 100_000:
+            _ANNIVERSARIES.clear()
+        _ANNIVERSARIES[day] = anniversary
+    return anniversary
+
+
+_ANNIVERSARIES: dict[dt.date, dt.date] = {}  # every gain asks for its lot's: a replay meets each date many times
 
 
 def is_long_term(acquired: dt.date, sold: dt.date) -> bool:

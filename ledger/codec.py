@@ -173,8 +173,8 @@ def _fast_structure(cls: type, slow: Callable[[dict], Event]) -> Callable[[dict]
         else:
             return None
         args[-1] = f"{field.alias}={args[-1]}"
-    source = (f"def structure(d):\n"
-              f"    if d.keys() != _keys:\n        return _slow(d)\n"
+    source = ("def structure(d):\n"
+              "    if d.keys() != _keys:\n        return _slow(d)\n"
               + "".join(f"    {r}\n" for r in reads)
               + (f"    if {' or '.join(checks)}:\n        return _slow(d)\n" if checks else "")
               + f"    try:\n        return _cls({', '.join(args)})\n"

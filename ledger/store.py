@@ -382,10 +382,12 @@ class EventStore:
         after: dt.date | None = None,
         as_of: dt.date | None = None,
         accounts: Sequence[str] | None = None,
+        keep: Callable[[str], bool] | None = None,
     ) -> Iterator[Recorded]:
         """Decoded events in fold order (effective, phase, seq), lazily, for (after, as_of] and seq <= known_seq.
 
-        With `accounts`, only those account streams and every security stream.
+        With `accounts`, only those account streams and every security stream; with `keep`, only the rows of
+        the streams it keeps (rows it drops are not decoded).
         """
         where, args = ["type <> 'EventVoided'"], []
         if known_seq is not None:
@@ -414,6 +416,8 @@ class EventStore:
         fromiso = dt.date.fromisoformat
         dates: dict[str, dt.date] = {}
         for seq, effective, stream, type_, schema, payload, *_ in self.conn.execute(sql, args):
+            if keep is not None and not keep(stream):
+                continue
             day = dates.get(effective)
             if day is None:
                 day = dates[effective] = fromiso(effective)
@@ -474,6 +478,15 @@ class EventStore:
 
     def latest_snapshot_seq(self, scope: str) -> int:
         return self.conn.execute("SELECT MAX(seq) FROM snapshots WHERE scope = ?", (scope,)).fetchone()[0] or 0
+
+    def stream_sizes(self, known_seq: int) -> dict[str, int]:
+        """Stream -> how many of its events are recorded at or before `known_seq`."""
+        return dict(self.conn.execute("SELECT stream, COUNT(*) FROM events WHERE seq <= ? GROUP BY stream", (known_seq,)))
+
+    def account_openings(self, known_seq: int) -> list[tuple[int, str, str]]:
+        """(seq, effective, stream) of every account opening recorded at or before `known_seq`."""
+        return self.conn.execute("SELECT seq, effective, stream FROM events WHERE type = 'AccountOpened' AND seq <= ?",
+                                 (known_seq,)).fetchall()
 
     def account_owners(self) -> dict[str, str]:
         """Account id -> owner, from every account ever opened.

@@ -14,6 +14,9 @@ import contextlib
 import datetime as dt
 import gc
 import heapq
+import multiprocessing
+import os
+import pickle
 from decimal import Decimal
 from typing import Iterator, Sequence
 
@@ -29,6 +32,10 @@ from ledger.codec import converter
 from ledger.store import EventStore
 
 SNAPSHOT_FORMAT = 6
+#: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
+PARALLEL_FROM = 5_000
+#: the forked process's share of the events: less than half, as it also packs its books for the trip back
+CHILD_SHARE = 0.45
 #: a snapshot is worth writing once a fold has passed this many events since the last one
 SNAPSHOT_EVERY = 5_000
 #: holdings-only snapshots (no gain history, so small whatever the ledger's age) are taken this often:
@@ -112,9 +119,134 @@ def load_books(
     with collector_paused():
         if use_snapshots:
             books, after = _from_snapshot(store, point, accounts, keep_gains)
+        if books is None and accounts is None and point.known_seq >= PARALLEL_FROM:
+            books = _fold_in_two(store, point, voided, keep_gains)
+            if books is not None:
+                return books
         books = books if books is not None else Books(keep_gains=keep_gains)
         records = store.fold_records(known_seq=point.known_seq, after=after, as_of=point.as_of, accounts=accounts)
         return fold(records, books, voided=voided, until=point.as_of)
+
+
+# -- a long fold of the whole ledger, split by owner over two processes ---------------------------
+def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: bool) -> Books | None:
+    """The whole ledger's books at a point, folded by two processes at once: the owners split in two halves
+    of about equal events, each process folding its half's account and owner streams with every security
+    stream. Owners never meet in the fold (wash sales are an owner's; a corporate action is applied to each
+    holder on its own; a dividend is paid to each account on its own), so each half's books are the full
+    fold's books of its accounts, and the two together are the full fold's (a property test holds them equal).
+
+    None, and the caller folds in one process, where that is not possible (no fork on this platform, a
+    ledger in memory, an open transaction whose view a second connection would not share, one owner), and
+    when either half fails: the one-process fold then raises the error, the first in fold order."""
+    if not hasattr(os, "fork") or store.path in ("", ":memory:") or store.conn.in_transaction:
+        return None
+    try:
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:
+        return None
+    theirs = _half_of_the_owners(store, point.known_seq)
+    if not theirs:
+        return None
+    reader, writer = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_fold_half, args=(store.path, point, voided, keep_gains, theirs, writer), daemon=True)
+    child.start()
+    writer.close()
+    try:
+        try:
+            books = _fold_streams(store, point, voided, keep_gains, lambda stream: stream not in theirs)
+        except Exception:  # noqa: BLE001  (the one-process fold raises it)
+            return None
+        try:
+            status, other = pickle.loads(reader.recv_bytes())
+        except (EOFError, OSError):  # the child died without a word
+            return None
+    finally:
+        reader.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if status != "ok":
+        return None
+    other, gains = other
+    for account_id, rows in gains.items():
+        other.accounts[account_id].gains = _unpack_gains(rows)
+    return _merge(store, point, voided, books, other)
+
+
+def _pack_gains(gains: list[RealizedGain]) -> list[tuple]:
+    """Gain records as tuples of strings and numbers, which pickle at C speed (attrs objects and Decimals do not)."""
+    return [(g.lot_id, g.symbol, str(g.quantity), g.acquired.toordinal(), g.sold.toordinal(), str(g.proceeds),
+             str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code,
+             g.held_from.toordinal() if g.held_from else None) for g in gains]
+
+
+def _unpack_gains(rows: list[tuple]) -> list[RealizedGain]:
+    d, day = Decimal, dt.date.fromordinal
+    return [RealizedGain(r[0], r[1], d(r[2]), day(r[3]), day(r[4]), d(r[5]), d(r[6]), r[7], r[8], r[9], d(r[10]), r[11],
+                         None if r[12] is None else day(r[12])) for r in rows]
+
+
+def _half_of_the_owners(store: EventStore, known_seq: int) -> set[str]:
+    """The account and owner streams of about half the ledger's events, whole owners only (empty: one owner)."""
+    owner_of = store.account_owners()
+    weight: dict[str, int] = {}
+    streams: dict[str, list[str]] = {}
+    for stream, size in store.stream_sizes(known_seq).items():
+        kind, _, name = stream.partition(":")
+        owner = owner_of.get(name) if kind == "account" else name if kind == "owner" else None
+        if owner is not None:
+            weight[owner] = weight.get(owner, 0) + size
+            streams.setdefault(owner, []).append(stream)
+    if len(weight) < 2:
+        return set()
+    halves: tuple[list[str], list[str]] = ([], [])
+    loads, shares = [0, 0], (1 - CHILD_SHARE, CHILD_SHARE)
+    for owner in sorted(weight, key=lambda o: (-weight[o], o)):  # the heaviest first, each to the half most short
+        lighter = 0 if loads[0] / shares[0] <= loads[1] / shares[1] else 1
+        halves[lighter].append(owner)
+        loads[lighter] += weight[owner]
+    return {stream for owner in halves[1] for stream in streams[owner]}
+
+
+def _fold_streams(store: EventStore, point: Point, voided: set[int], keep_gains: bool, keep) -> Books:
+    records = store.fold_records(known_seq=point.known_seq, as_of=point.as_of, keep=keep)
+    return fold(records, Books(keep_gains=keep_gains), voided=voided, until=point.as_of)
+
+
+def _fold_half(path: str, point: Point, voided: set[int], keep_gains: bool, streams: set[str], pipe) -> None:
+    """In the forked process: fold `streams` with every security stream, send the books back (pickled)."""
+    try:
+        store = EventStore.open(path)  # its own connection: one inherited through fork is not to be used
+        books = _fold_streams(store, point, voided, keep_gains,
+                              lambda stream: stream in streams or stream.startswith("security:"))
+        gains = {}
+        for acct in books.accounts.values():  # the bulk of the books: sent as plain values, 5-10x faster
+            gains[acct.account], acct.gains = _pack_gains(acct.gains), []
+        message = ("ok", (books, gains))
+    except BaseException:  # noqa: BLE001  (the parent folds in one process and raises the error itself)
+        message = ("failed", None)
+    pipe.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    pipe.close()
+
+
+def _merge(store: EventStore, point: Point, voided: set[int], books: Books, other: Books) -> Books:
+    """Two halves' books as one, accounts in the order the full fold opens them."""
+    opened = {**books.accounts, **other.accounts}
+    order = sorted((effective, seq, stream.partition(":")[2]) for seq, effective, stream in
+                   store.account_openings(point.known_seq) if seq not in voided)
+    books.accounts = {a: opened.pop(a) for _, _, a in order if a in opened}
+    books.accounts.update(opened)  # none left: every account was opened by a recorded event
+    books.owners.update(other.owners)
+    books.due.extend(other.due)
+    heapq.heapify(books.due)
+    for seq, lines in other.effects.items():
+        books.effects.setdefault(seq, {}).update(lines)
+    books.last_seq = max(books.last_seq, other.last_seq)
+    if other.as_of is not None and (books.as_of is None or other.as_of > books.as_of):
+        books.as_of = other.as_of
+    books.folded += other.folded
+    return books
 
 
 @contextlib.contextmanager

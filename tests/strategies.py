@@ -549,3 +549,14 @@ def account_state(acct) -> dict:
 
 def books_state(books) -> dict:
     return {name: account_state(books.accounts[name]) for name in sorted(books.accounts)}
+
+
+def owner_state(ot) -> dict:
+    """An owner's wash-sale state as it can still act: losses not fully matched, purchases with shares left."""
+    def loss(l) -> tuple:
+        return (l.seq, l.account, l.lot_id, l.quantity, l.matched, l.disallowed)
+
+    return {"rates": ot.rates,
+            "losses": [loss(l) for l in ot.losses if l.quantity > l.matched],
+            "recent": [loss(l) for l in ot.recent_losses if l.quantity > l.matched],
+            "acquisitions": [(a.day, a.account, a.lot.lot_id, a.lot.repl) for a in ot.acquisitions if a.lot.quantity > 0]}

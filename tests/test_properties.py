@@ -35,7 +35,7 @@ from domain import values as v
 from domain.errors import InvalidValue
 from ledger import codec
 from ledger.store import EventStore, NewEvent
-from projections.replay import Point, _from_snapshot, build_snapshots, load_books, resolve_point
+from projections.replay import Point, _from_snapshot, _merge as _MERGE, build_snapshots, load_books, resolve_point
 from tests import strategies as S
 from tests.conftest import TickingClock
 
@@ -401,7 +401,39 @@ def test_folding_from_snapshots_equals_the_full_fold_at_every_point(data, steps,
                         f"at {point} for {scope or 'all accounts'}, keep_gains={gains}"
 
 
+@HISTORY
+@given(data=st.data(), steps=st.integers(5, 30))
+def test_the_fold_split_over_two_processes_equals_the_one_process_fold(data, steps):
+    """A long fold of the whole ledger is split by owner over two processes (ann's accounts in one, bob's in
+    the other, every security event in both): the merged books equal the one-process fold, accounts in the
+    same order, at random points, with and without gains; a refused or corrupt history falls back to one."""
+    from projections import replay
+
+    with S.temp_store() as store, pytest.MonkeyPatch.context() as monkeypatch:
+        run(data, store, steps=steps, corporate=True, renames=True)
+        head = store.head()[0]
+        monkeypatch.setattr(replay, "PARALLEL_FROM", 1)
+        split = []
+        monkeypatch.setattr(replay, "_merge", lambda *args: split.append(1) or _MERGE(*args))
+        for as_of, known in [(None, head)] + _points(data, store, 3):
+            for gains in (True, False):
+                point = Point(as_of, known)
+                two = load_books(store, point, use_snapshots=False, keep_gains=gains)
+                monkeypatch.setattr(replay, "PARALLEL_FROM", 10**12)
+                one = load_books(store, point, use_snapshots=False, keep_gains=gains)
+                monkeypatch.setattr(replay, "PARALLEL_FROM", 1)
+                assert S.books_state(two) == S.books_state(one), f"at {point}, keep_gains={gains}"
+                assert list(two.accounts) == list(one.accounts)
+                assert (two.last_seq, two.as_of, sorted(two.due), two.effects) == \
+                    (one.last_seq, one.as_of, sorted(one.due), one.effects)
+                assert {o: S.owner_state(t) for o, t in two.owners.items()} == \
+                    {o: S.owner_state(t) for o, t in one.owners.items()}
+        owners = {store.account_owners()[a] for a in store.account_owners()}
+        assert bool(split) is (len(owners) > 1), "two owners' ledgers are folded in two processes"
+
+
 # ======================================================================================
+# 4. Export, then import into an empty ledger: the same ledger# ======================================================================================
 # 4. Export, then import into an empty ledger: the same ledger
 # ======================================================================================
 @HISTORY
@@ -508,3 +540,37 @@ def test_the_write_path_folds_the_gain_history_only_when_it_is_near(monkeypatch,
         full = load_books(store, resolve_point(store), accounts=["A"], use_snapshots=False)
         assert S.books_state(load_books(store, resolve_point(store), accounts=["A"])) == S.books_state(full)
         assert full.accounts["A"].cash == Decimal("10.00") * (appended - 1) - Decimal("5.00")
+
+
+@pytest.mark.parametrize("half", ["parent", "child"])
+def test_a_corrupt_row_in_either_half_of_a_split_fold_gives_the_one_process_error(monkeypatch, half):
+    """Each half folds its own owners: a row that does not decode is met by one of them; the fold then runs in
+    one process and names the row as it would have (the first bad row in fold order)."""
+    import sqlite3
+
+    from ledger.errors import CorruptRow
+    from projections import replay
+
+    day = dt.date(2024, 1, 2)
+    with S.temp_store() as store:
+        for account, owner in (("A", "heavy"), ("B", "light")):
+            store.append([NewEvent(f"account:{account}", ev.AccountOpened(
+                account=account, owner=owner, tax_status="taxable", currency="USD", lot_method="fifo"), day, {})]
+                + [NewEvent(f"account:{account}", ev.CashDeposited(account=account, amount=Decimal("1.00")), day, {})]
+                * (5 if account == "A" else 2))
+        assert replay._half_of_the_owners(store, store.head()[0]) == {"account:B"}  # the lighter owner: the child's
+        bad = 2 if half == "parent" else 8  # a deposit of A (the parent's half) or of B (the child's)
+        with sqlite3.connect(store.path) as c:
+            c.execute("DROP TRIGGER events_no_update")
+            c.execute("UPDATE events SET payload = ? WHERE seq = ?", ('{"account":"A"}', bad))
+        monkeypatch.setattr(replay, "PARALLEL_FROM", 1)
+        tried = []
+        real = replay._fold_in_two
+        monkeypatch.setattr(replay, "_fold_in_two", lambda *args: tried.append(real(*args)) or tried[-1])
+        with pytest.raises(CorruptRow) as split:
+            load_books(store, resolve_point(store), use_snapshots=False)
+        assert tried == [None]  # the split was tried, and gave way to the one-process fold
+        monkeypatch.setattr(replay, "PARALLEL_FROM", 10**12)
+        with pytest.raises(CorruptRow) as one:
+            load_books(store, resolve_point(store), use_snapshots=False)
+        assert str(split.value) == str(one.value) and str(one.value).startswith(f"seq {bad}: ")
