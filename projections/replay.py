@@ -148,9 +148,18 @@ def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: 
     theirs = _half_of_the_owners(store, point.known_seq)
     if not theirs:
         return None
-    reader, writer = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_fold_half, args=(store.path, point, voided, keep_gains, theirs, writer), daemon=True)
-    child.start()
+    # (multiprocessing flushes stdout and stderr before it forks: the child never writes the parent's output again)
+    reader = writer = None
+    try:
+        reader, writer = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_fold_half, args=(store.path, point, voided, keep_gains, theirs, writer),
+                            daemon=True)
+        child.start()  # refused in a daemonic process, or out of processes or files: fold in one
+    except (OSError, AssertionError, ValueError):
+        for end in (reader, writer):
+            if end is not None:
+                end.close()
+        return None
     writer.close()
     try:
         try:

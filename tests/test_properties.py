@@ -15,6 +15,7 @@ commands the ledger refuses are part of the history (and must write nothing). Ex
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import os
 import random
@@ -167,6 +168,16 @@ def test_decimal_validators_take_their_fast_path_only_for_what_the_full_check_ac
                                           fees=d)) == full(lambda x, w: v.non_negative(v.money(x, w), w))
     assert event(lambda: ev.TradeExecuted(account="A", symbol="X", side="buy", quantity=d,
                                           price=Decimal(1))) == full(v.positive)
+
+
+@FAST
+@given(d=_DECIMALS.filter(lambda d: d.is_finite()))
+def test_the_canonical_text_of_a_decimal_is_its_normalized_value_in_full(d):
+    """What a payload stores for a Decimal: its value without trailing zeros, in plain notation, every digit
+    kept (a fast path takes text already in that shape)."""
+    expected = "0" if d == 0 else format(d.normalize(decimal.Context(prec=max(28, len(d.as_tuple().digits)))), "f")
+    assert codec._decimal_text(d) == expected
+    assert Decimal(codec._decimal_text(d)) == d
 
 
 @FAST
@@ -574,3 +585,34 @@ def test_a_corrupt_row_in_either_half_of_a_split_fold_gives_the_one_process_erro
         with pytest.raises(CorruptRow) as one:
             load_books(store, resolve_point(store), use_snapshots=False)
         assert str(split.value) == str(one.value) and str(one.value).startswith(f"seq {bad}: ")
+
+
+def test_output_written_before_a_split_fold_is_not_written_twice(tmp_path):
+    """The fork copies the parent's unwritten output (stdout to a pipe is block-buffered), which the forked
+    process would flush again on its way out: it must be flushed before the fork (multiprocessing does)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import datetime as dt, sys
+from decimal import Decimal
+from domain import events as ev
+from ledger.store import EventStore, NewEvent
+from projections import replay
+store = EventStore.create({str(tmp_path / "l.db")!r})
+day = dt.date(2024, 1, 2)
+store.append([NewEvent(f"account:{{a}}", ev.AccountOpened(account=a, owner=a.lower(), tax_status="taxable",
+                                                          currency="USD", lot_method="fifo"), day, {{}})
+              for a in ("A", "B")])
+replay.PARALLEL_FROM = 1
+split = []
+real = replay._merge
+replay._merge = lambda *args: split.append(1) or real(*args)
+print("before", end="")
+books = replay.load_books(store, replay.resolve_point(store), use_snapshots=False)
+print(" after", sorted(books.accounts), len(split))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "before after ['A', 'B'] 1\n"
