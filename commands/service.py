@@ -20,7 +20,8 @@ from domain.errors import AccountExists, DomainError, InvalidVoid
 from domain.events import AccountOpened, EventVoided, Recorded
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message
 from ledger import codec
-from projections.replay import SNAPSHOT_EVERY, STATE_EVERY, Point, load_books, owner_scope, save_snapshot, scope_of
+from projections.replay import (SNAPSHOT_EVERY, STATE_EVERY, Point, gains_spacing, load_books, owner_scope,
+                                save_snapshot, scope_of)
 from projections.views import summarize
 
 
@@ -116,7 +117,7 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         # events (a ledger appended to in bulk) gets one from `folio snapshot` or a `--all` read, not from a
         # command that would spend a whole replay on it
         since_gains = head - store.latest_snapshot_seq(scope_of(accounts))
-        full_due = SNAPSHOT_EVERY <= since_gains + len(pending) and since_gains <= GAINS_FOLD_LIMIT
+        full_due = gains_spacing(head, SNAPSHOT_EVERY) <= since_gains + len(pending) and since_gains <= GAINS_FOLD_LIMIT
         base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=full_due)
         if base.folded >= STATE_EVERY:  # the next command dated the same day starts here, not where this one did
             save_snapshot(store, base, head, accounts, as_of=day_before, gains=False)
@@ -128,7 +129,8 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         result = store.append([p.new for p in pending], expected)
         result = attrs.evolve(result, duplicates=tuple(duplicates) + result.duplicates)
         new_head = store.head()[0]
-        if new_head - store.latest_snapshot_seq(scope_of(accounts, books.keep_gains)) >= SNAPSHOT_EVERY:
+        due = gains_spacing(new_head, SNAPSHOT_EVERY) if books.keep_gains else SNAPSHOT_EVERY
+        if new_head - store.latest_snapshot_seq(scope_of(accounts, books.keep_gains)) >= due:
             save_snapshot(store, books, new_head, accounts)
         return Outcome(result, books)
 

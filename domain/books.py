@@ -121,7 +121,8 @@ class Account:
 
 
 class Books:
-    """All accounts, as folded so far. `keep_gains=False` drops gain records (a replay that needs only holdings)."""
+    """All accounts, as folded so far. `keep_gains=False` keeps no history: no gain records, no income records
+    (a replay that needs only holdings and cash, whose size then follows open lots, not the ledger's age)."""
 
     def __init__(self, *, keep_gains: bool = True):
         self.accounts: dict[str, Account] = {}
@@ -206,8 +207,9 @@ def _interest(books: Books, rec: ev.Recorded) -> None:
     acct = books.account(e.account, rec.effective,
                          lambda: f"record interest {e.amount} in {e.account} on {rec.effective}")
     acct.cash += e.amount
-    acct.income.append(Income(symbol="", kind="interest", ex_date=rec.effective, pay_date=rec.effective, gross=e.amount,
-                              withheld=ZERO, reinvested=False, seq=rec.seq))
+    if books.keep_gains:
+        acct.income.append(Income(symbol="", kind="interest", ex_date=rec.effective, pay_date=rec.effective,
+                                  gross=e.amount, withheld=ZERO, reinvested=False, seq=rec.seq))
 
 
 def _identical(books: Books, rec: ev.Recorded) -> None:
@@ -341,8 +343,9 @@ def pay_dividend(books: Books, p: Payment) -> None:
     net = p.gross - p.withheld
     acct.cash += net
     reinvested = p.symbol in acct.reinvest and p.reinvest_price is not None and net > 0
-    acct.income.append(Income(symbol=p.symbol, kind=p.kind, ex_date=p.ex_date, pay_date=p.pay_date,
-                              gross=p.gross, withheld=p.withheld, reinvested=reinvested, seq=p.seq))
+    if books.keep_gains:
+        acct.income.append(Income(symbol=p.symbol, kind=p.kind, ex_date=p.ex_date, pay_date=p.pay_date,
+                                  gross=p.gross, withheld=p.withheld, reinvested=reinvested, seq=p.seq))
     if reinvested:
         quantity = (net / p.reinvest_price).quantize(REINVEST_QUANTUM, rounding=ROUND_DOWN)
         if quantity > 0:

@@ -38,9 +38,18 @@ PARALLEL_FROM = 5_000
 CHILD_SHARE = 0.45
 #: a snapshot is worth writing once a fold has passed this many events since the last one
 SNAPSHOT_EVERY = 5_000
-#: holdings-only snapshots (no gain history, so small whatever the ledger's age) are taken this often:
+#: holdings-only snapshots (no gain or income history, so small whatever the ledger's age) are taken this often:
 #: they serve positions, lots and cash as of any date
 STATE_EVERY = 500
+#: a snapshot with gains holds the whole gain history, so they are spaced by SNAPSHOT_EVERY only while the history
+#: is short: then each time the scope's events have grown by 1/GAINS_GROWTH, so that all of them together hold a
+#: few copies of the history, not one per SNAPSHOT_EVERY events (at 10^6 events: 30 snapshots, not 200)
+GAINS_GROWTH = 4
+
+
+def gains_spacing(events: int, every: int | None = None) -> int:
+    """How many events after a snapshot with gains the next is due, for a scope of `events` events."""
+    return max(every or SNAPSHOT_EVERY, events // GAINS_GROWTH)
 
 
 @attrs.frozen
@@ -294,14 +303,15 @@ def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, ev
                     keep_gains: bool = True) -> int:
     """Fold a scope once from the start, storing a snapshot every `every` events (at a day's end). Returns how many.
 
-    `keep_gains=False` stores holdings-only snapshots (every STATE_EVERY events by default)."""
-    every = every or (SNAPSHOT_EVERY if keep_gains else STATE_EVERY)
+    `keep_gains=False` stores holdings-only snapshots (every STATE_EVERY events by default). By default
+    snapshots with gains are spaced by `gains_spacing`, as they hold the whole gain history."""
+    spacing = (lambda folded: every) if every else gains_spacing if keep_gains else (lambda folded: STATE_EVERY)
     point = resolve_point(store)
     accounts = owner_scope(store, accounts)
     scope = scope_of(accounts, keep_gains)
     voided = set(store.voided(point.known_seq))
     books = Books(keep_gains=keep_gains)
-    since, made = 0, 0
+    since, made, folded = 0, 0, 0
     pending_day: dt.date | None = None
     for rec in store.fold_records(known_seq=point.known_seq, accounts=accounts):
         if pending_day is not None and rec.effective > pending_day:
@@ -311,7 +321,8 @@ def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, ev
         if rec.seq not in voided:
             books.apply(rec)
         since += 1
-        if since >= every:
+        folded += 1
+        if since >= spacing(folded):
             pending_day = rec.effective
     if since and books.as_of is not None:
         store.put_snapshot(scope, books.as_of.isoformat(), point.known_seq, SNAPSHOT_FORMAT, freeze(books))
@@ -332,7 +343,7 @@ def save_snapshot(store: EventStore, books: Books, known_seq: int, accounts: Seq
 
 # -- snapshot codec: books <-> compact JSON --------------------------------------
 def freeze(books: Books, gains: bool = True) -> bytes:
-    """The books as compact JSON; `gains=False` leaves the gain history out (a holdings-only snapshot)."""
+    """The books as compact JSON; `gains=False` leaves the gain and income history out (a holdings-only snapshot)."""
     gains = gains and books.keep_gains
     accounts = {}
     for a in books.accounts.values():
@@ -345,7 +356,7 @@ def freeze(books: Books, gains: bool = True) -> bytes:
                        str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code,
                        g.held_from and g.held_from.isoformat()] for g in a.gains] if gains else [],
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
-                        i.reinvested, i.seq] for i in a.income],
+                        i.reinvested, i.seq] for i in a.income] if gains else [],
             "reinvest": sorted(a.reinvest),
             "model": a.model,
             "policy": None if a.policy is None else [a.policy_seq, converter.unstructure(a.policy)],
@@ -403,7 +414,7 @@ def thaw(blob: bytes, keep_gains: bool = True) -> Books:
                                    adjustment=d(g[10]), code=g[11], held_from=g[12] and day(g[12]))
                       for g in a["gains"]] if keep_gains else []
         acct.income = [Income(symbol=i[0], kind=i[1], ex_date=day(i[2]), pay_date=day(i[3]), gross=d(i[4]),
-                              withheld=d(i[5]), reinvested=i[6], seq=i[7]) for i in a["income"]]
+                              withheld=d(i[5]), reinvested=i[6], seq=i[7]) for i in a["income"]] if keep_gains else []
         acct.reinvest = set(a["reinvest"])
         acct.model = a["model"]
         if a["policy"] is not None:

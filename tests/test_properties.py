@@ -616,3 +616,32 @@ print(" after", sorted(books.accounts), len(split))
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert run.returncode == 0, run.stderr
     assert run.stdout == "before after ['A', 'B'] 1\n"
+
+
+def test_snapshots_with_gains_grow_apart_as_the_history_grows_and_holdings_snapshots_keep_no_history(monkeypatch):
+    """A snapshot with gains holds every gain record so far: past the first few they are taken each time the
+    scope has grown by a quarter, so together they hold a few copies of the history (not one per SNAPSHOT_EVERY
+    events). A holdings-only snapshot holds neither gain nor income records: its size follows open lots."""
+    from projections import replay
+
+    monkeypatch.setattr(replay, "SNAPSHOT_EVERY", 4)
+    assert [replay.gains_spacing(n) for n in (0, 10, 16, 20, 100, 1000)] == [4, 4, 4, 5, 25, 250]
+    start = dt.date(2024, 1, 1)
+    with S.temp_store() as store:
+        store.append([NewEvent("account:A", ev.AccountOpened(account="A", owner="o", tax_status="taxable",
+                                                             currency="USD", lot_method="fifo"), start, {})])
+        store.append([NewEvent("account:A", ev.InterestReceived(account="A", amount=Decimal("1.00")),
+                               start + dt.timedelta(days=i), {}) for i in range(1, 200)])
+        made = build_snapshots(store)
+        days = [d for (d,) in store.conn.execute("SELECT as_of FROM snapshots WHERE scope = '*' ORDER BY as_of")]
+        folded = [(dt.date.fromisoformat(d) - start).days + 1 for d in days]  # one event a day: events folded
+        # due once the events since the last reach max(4, events // 4): 16 -> 21 (5 >= 21 // 4), 21 -> 27 (6),
+        # 27 -> 35 (8), ... 142 -> 189 (47); and one at the end
+        assert made == len(folded) and folded == [4, 8, 12, 16, 21, 27, 35, 46, 61, 81, 107, 142, 189, 200]
+        assert build_snapshots(store, keep_gains=False) == 200 // replay.STATE_EVERY + 1
+        (blob,) = store.conn.execute("SELECT state FROM snapshots WHERE scope = '*|holdings' ORDER BY as_of DESC").fetchone()
+        state = json.loads(blob)
+        assert state["accounts"]["A"]["income"] == [] and state["accounts"]["A"]["gains"] == []
+        books = load_books(store, resolve_point(store))
+        assert len(books.accounts["A"].income) == 199 and books.accounts["A"].cash == Decimal("199.00")
+        assert load_books(store, resolve_point(store), keep_gains=False).accounts["A"].income == []
