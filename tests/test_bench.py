@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ROWS = ["bulk import", "full replay, keep_gains=False (best of 3)", "full replay, keep_gains=True (best of 3)", "peak memory of a full replay",
+ROWS = ["bulk import", "full replay, keep_gains=False (best of 5)", "full replay, keep_gains=True (best of 5)", "peak memory of a full replay",
         "open lots after the replay", "as-of positions of BIG, no snapshots", "build_snapshots(store, [BIG]) (with gains)",
         "build_snapshots(store, [BIG], keep_gains=False)", "as-of positions of BIG, snapshots",
         "build_snapshots(store, keep_gains=False) (all accounts)", "checked import", "record 1 deposit, account without",

@@ -23,7 +23,7 @@ FULL, QUICK = (10_000, 100_000, 1_000_000), (10_000, 100_000)
 REPS = 20
 BUDGET_S = 60  # as-of queries of one kind stop after this many seconds (3 queries at least)
 TRACED_UP_TO = 100_000  # tracemalloc slows a replay several times: traced peaks on ledgers this size or smaller
-REPLAYS = 3  # full replays (and their baseline) timed this many times on ledgers up to TRACED_UP_TO; the best counts
+REPLAYS = 5  # full replays (and their baseline) timed this many times on ledgers up to TRACED_UP_TO; the best counts
 
 
 def progress(message: str) -> None:
