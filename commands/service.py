@@ -117,7 +117,8 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         # events (a ledger appended to in bulk) gets one from `folio snapshot` or a `--all` read, not from a
         # command that would spend a whole replay on it
         since_gains = head - store.latest_snapshot_seq(scope_of(accounts))
-        full_due = gains_spacing(head, SNAPSHOT_EVERY) <= since_gains + len(pending) and since_gains <= GAINS_FOLD_LIMIT
+        full_due = (gains_spacing(head + len(pending), SNAPSHOT_EVERY) <= since_gains + len(pending)  # as at the save below
+                    and since_gains <= GAINS_FOLD_LIMIT)
         base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=full_due)
         if base.folded >= STATE_EVERY:  # the next command dated the same day starts here, not where this one did
             save_snapshot(store, base, head, accounts, as_of=day_before, gains=False)

@@ -81,9 +81,14 @@ def canonical_plain(obj: Any) -> str:
     an integer past 64 bits, a key not a string) goes to `canonical`. Floats are the one thing the two write
     differently (1e-05 and 0.00001): never hand this one a float."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(obj, option=_PLAIN).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return canonical(obj)
+
+
+# types orjson would write and the stdlib refuses (or writes otherwise) go to the stdlib, which decides
+_PLAIN = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+          | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
 
 def _float_free(cls: type) -> bool:

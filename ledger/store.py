@@ -151,6 +151,23 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def decode_rows(rows: Iterable[tuple]) -> Iterator[Recorded]:
+    """Rows as `EventStore.fold_rows` reads them, decoded into records, lazily; a row that does not decode is
+    named by its seq."""
+    decode = codec.decode
+    fromiso = dt.date.fromisoformat
+    dates: dict[str, dt.date] = {}
+    for seq, effective, stream, type_, schema, payload, *_ in rows:
+        day = dates.get(effective)
+        if day is None:
+            day = dates[effective] = fromiso(effective)
+        try:
+            event = decode(type_, schema, payload)
+        except CorruptRow as e:  # named by its seq only now: no message is made for a row that reads
+            raise CorruptRow(f"seq {seq}: {e}") from None
+        yield Recorded(seq, day, stream, event)
+
+
 class EventStore:
     """A Folio ledger file. Open with `EventStore.open(path)`; create with `EventStore.create(path)`."""
 
@@ -382,13 +399,22 @@ class EventStore:
         after: dt.date | None = None,
         as_of: dt.date | None = None,
         accounts: Sequence[str] | None = None,
-        keep: Callable[[str], bool] | None = None,
     ) -> Iterator[Recorded]:
         """Decoded events in fold order (effective, phase, seq), lazily, for (after, as_of] and seq <= known_seq.
 
-        With `accounts`, only those account streams and every security stream; with `keep`, only the rows of
-        the streams it keeps (rows it drops are not decoded).
+        With `accounts`, only those account streams and every security stream.
         """
+        return decode_rows(self.fold_rows(known_seq=known_seq, after=after, as_of=as_of, accounts=accounts))
+
+    def fold_rows(
+        self,
+        *,
+        known_seq: int | None = None,
+        after: dt.date | None = None,
+        as_of: dt.date | None = None,
+        accounts: Sequence[str] | None = None,
+    ) -> Iterator[tuple]:
+        """`fold_records`'s rows as read, (seq, effective, stream, type, schema, payload, ...), not decoded."""
         where, args = ["type <> 'EventVoided'"], []
         if known_seq is not None:
             # scoped, `+seq`: never walk the log by seq, use the stream index
@@ -412,20 +438,7 @@ class EventStore:
                    f"UNION ALL SELECT seq, effective, stream, type, schema, payload, 0 AS phase FROM events "
                    f"WHERE stream >= 'security:' AND stream < 'security;' AND {cond} ORDER BY effective, phase, seq")
             args = [*streams, *args, *args]
-        decode = codec.decode
-        fromiso = dt.date.fromisoformat
-        dates: dict[str, dt.date] = {}
-        for seq, effective, stream, type_, schema, payload, *_ in self.conn.execute(sql, args):
-            if keep is not None and not keep(stream):
-                continue
-            day = dates.get(effective)
-            if day is None:
-                day = dates[effective] = fromiso(effective)
-            try:
-                event = decode(type_, schema, payload)
-            except CorruptRow as e:  # named by its seq only now: no message is made for a row that reads
-                raise CorruptRow(f"seq {seq}: {e}") from None
-            yield Recorded(seq, day, stream, event)
+        return self.conn.execute(sql, args)
 
     def voided(self, known_seq: int | None = None) -> dict[int, int]:
         """Voided seq -> the seq of the void, as known at `known_seq`."""
