@@ -75,12 +75,16 @@ def normalize(d: Decimal) -> Decimal:
     return n.quantize(Decimal(1)) if n.as_tuple().exponent > 0 else n
 
 
+def is_plain(text: str) -> bool:
+    """Whether a Decimal's `str` is already its plain spelling: no exponent, no trailing zero after a point (the
+    fast path of the texts below and of canonical JSON: a replay or an import spells numbers by the thousand)."""
+    return not ("E" in text or "e" in text or ("." in text and text[-1] == "0"))
+
+
 def plain_text(d: Decimal) -> str:
     """`normalize(d)` as text (10, 2.5, 0.001): what a quantity reads as."""
-    # the fast path (a replay describes every purchase): text already plain, without trailing zeros, and
-    # short enough that normalize() would not round it to the context's precision
-    text = str(d)
-    if len(text) > 27 or "E" in text or "e" in text or ("." in text and text[-1] == "0") or text in ("0", "-0"):
+    text = str(d)  # as is when plain, and short enough that normalize() would not round it to the context's 28 digits
+    if len(text) > 27 or not is_plain(text) or text in ("0", "-0"):
         return format(normalize(d), "f")
     return text
 
@@ -88,7 +92,7 @@ def plain_text(d: Decimal) -> str:
 def price_text(d: Decimal) -> str:
     """A price as people write one: whole numbers bare (190), otherwise at least to the cent (185.50, 12.345)."""
     text = str(d)  # the fast path, as in `plain_text`: 190, 12.345 and 185.55 are already as written
-    if not (len(text) > 27 or "E" in text or "e" in text or text[-1] == "0" or text.startswith("-")):
+    if len(text) <= 27 and is_plain(text) and text[-1] != "0" and not text.startswith("-"):
         point = text.find(".")
         if point == -1 or len(text) - point > 2:
             return text

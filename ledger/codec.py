@@ -20,17 +20,18 @@ from cattrs.gen import make_dict_structure_fn
 
 from domain.errors import DomainError
 from domain.events import REGISTRY, Event
+from domain.values import is_plain
 from ledger.errors import CorruptRow, UnknownEventType
 
 def _decimal_text(d: Decimal) -> str:
     """Equal decimals give equal text (10, 10.0 and 1E+1 all become "10"), so equal events hash the same."""
     if d == 0:
         return "0"
-    text = str(d)  # the fast path (every append writes a few): already plain, no trailing zero after the point
-    if "E" in text or ("." in text and text[-1] == "0"):
-        n = d.normalize(decimal.Context(prec=max(28, len(d.as_tuple().digits))))  # never round a digit away
-        return format(n, "f")
-    return text
+    text = str(d)
+    if is_plain(text):
+        return text
+    n = d.normalize(decimal.Context(prec=max(28, len(d.as_tuple().digits))))  # never round a digit away
+    return format(n, "f")
 
 
 converter = cattrs.Converter(forbid_extra_keys=True)

@@ -474,8 +474,7 @@ class EventStore:
 
     def find_idem(self, key: str) -> tuple | None:
         """(seq, stream, type, effective, payload) of the row recorded under an idempotency key."""
-        return self.conn.execute(
-            "SELECT seq, stream, type, effective, payload FROM events WHERE idem_key = ?", (key,)).fetchone()
+        return self.find_idems([key]).get(key)
 
     def find_idems(self, keys: Sequence[str]) -> dict[str, tuple]:
         """`find_idem` of many keys at once (an import's): key -> (seq, stream, type, effective, payload)."""

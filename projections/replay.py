@@ -290,17 +290,18 @@ def _merge(store: EventStore, point: Point, voided: set[int], books: Books, othe
     return books
 
 
-def _pack_gains(gains: list[RealizedGain]) -> list[tuple]:
-    """Gain records as tuples of strings and numbers, which pickle at C speed (attrs objects and Decimals do not)."""
-    return [(g.lot_id, g.symbol, str(g.quantity), g.acquired.toordinal(), g.sold.toordinal(), str(g.proceeds),
+def _pack_gains(gains: list[RealizedGain]) -> list[list]:
+    """Gain records as lists of strings and numbers: what a snapshot stores, and what pickles at C speed (attrs
+    objects and Decimals do not)."""
+    return [[g.lot_id, g.symbol, str(g.quantity), g.acquired.isoformat(), g.sold.isoformat(), str(g.proceeds),
              str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code,
-             g.held_from.toordinal() if g.held_from else None) for g in gains]
+             g.held_from and g.held_from.isoformat()] for g in gains]
 
 
-def _unpack_gains(rows: list[tuple]) -> list[RealizedGain]:
-    d, day = Decimal, dt.date.fromordinal
+def _unpack_gains(rows: list[list]) -> list[RealizedGain]:
+    d, day = Decimal, dt.date.fromisoformat
     return [RealizedGain(r[0], r[1], d(r[2]), day(r[3]), day(r[4]), d(r[5]), d(r[6]), r[7], r[8], r[9], d(r[10]), r[11],
-                         None if r[12] is None else day(r[12])) for r in rows]
+                         r[12] and day(r[12])) for r in rows]
 
 
 @contextlib.contextmanager
@@ -388,9 +389,7 @@ def freeze(books: Books, gains: bool = True) -> bytes:
             "sums": [str(a.cash), str(a.basis_in), str(a.basis_out)],
             "lots": [[l.lot_id, l.symbol, str(l.quantity), str(l.basis), l.acquired.isoformat(), l.order,
                       [list(o) for o in l.origin], l.hp_start.isoformat(), str(l.repl)] for l in a.open_lots()],
-            "gains": [[g.lot_id, g.symbol, str(g.quantity), g.acquired.isoformat(), g.sold.isoformat(), str(g.proceeds),
-                       str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code,
-                       g.held_from and g.held_from.isoformat()] for g in a.gains] if gains else [],
+            "gains": _pack_gains(a.gains) if gains else [],
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
                         i.reinvested, i.seq] for i in a.income] if gains else [],
             "reinvest": sorted(a.reinvest),
@@ -445,10 +444,7 @@ def thaw(blob: bytes, keep_gains: bool = True) -> Books:
             acct.lots.setdefault(sym, []).append(
                 Lot(lot_id, sym, d(qty), d(basis), day(acquired), order, tuple(tuple(o) for o in origin), day(hp_start),
                     d(repl)))
-        acct.gains = [RealizedGain(lot_id=g[0], symbol=g[1], quantity=d(g[2]), acquired=day(g[3]), sold=day(g[4]),
-                                   proceeds=d(g[5]), cost_basis=d(g[6]), term=g[7], reason=g[8], seq=g[9],
-                                   adjustment=d(g[10]), code=g[11], held_from=g[12] and day(g[12]))
-                      for g in a["gains"]] if keep_gains else []
+        acct.gains = _unpack_gains(a["gains"]) if keep_gains else []
         acct.income = [Income(symbol=i[0], kind=i[1], ex_date=day(i[2]), pay_date=day(i[3]), gross=d(i[4]),
                               withheld=d(i[5]), reinvested=i[6], seq=i[7]) for i in a["income"]] if keep_gains else []
         acct.reinvest = set(a["reinvest"])
