@@ -20,9 +20,9 @@ from domain import events as ev
 from domain import tax
 from domain.errors import Doing, say, DomainError, InsufficientCash, InsufficientShares, UnknownAccount, AccountExists
 from domain.lots import Lot, allocate, relieve, select
-from decimal import ROUND_DOWN
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN
 
-from domain.values import ZERO, is_long_term, plain_text, price_text, round_cents
+from domain.values import CENT, ZERO, is_long_term, plain_text, price_text, round_cents
 
 #: reinvested shares are bought to a millionth of a share, rounded down so cash never goes negative
 REINVEST_QUANTUM = Decimal("0.000001")
@@ -256,18 +256,27 @@ def _fee(books: Books, rec: ev.Recorded) -> None:
 def _trade(books: Books, rec: ev.Recorded) -> None:
     e: ev.TradeExecuted = rec.event
     where = lambda: f"{e.quantity} {e.symbol} in {e.account} on {rec.effective}"  # noqa: E731
-    acct = books.account(e.account, rec.effective, lambda: f"{e.side} {where()}")
+    acct = books.accounts.get(e.account)
+    if acct is None or rec.effective < acct.opened:  # (the fold's hot path: `books.account`, its error only)
+        acct = books.account(e.account, rec.effective, lambda: f"{e.side} {where()}")
     gross = e.quantity * e.price
     if e.side == "buy":
-        cost = round_cents(gross + e.fees)
-        _spend(acct, cost, lambda: f"buy {where()}")
-        lot = Lot(lot_id=str(rec.seq), symbol=e.symbol, quantity=e.quantity, basis=cost, acquired=rec.effective,
-                  order=rec.seq, origin=((rec.seq, f"bought {plain_text(e.quantity)} at {price_text(e.price)}"),))
-        add_lot(acct, lot)
+        cost = (gross + e.fees).quantize(CENT, ROUND_HALF_EVEN)  # round_cents, inlined
+        left = acct.cash - cost
+        if left < 0 and not acct.overdraft:
+            _spend(acct, cost, lambda: f"buy {where()}")  # raises
+        acct.cash = left
+        lot = Lot(str(rec.seq), e.symbol, e.quantity, cost, rec.effective, rec.seq,
+                  ((rec.seq, f"bought {plain_text(e.quantity)} at {price_text(e.price)}"),), rec.effective)
+        lots = acct.lots.get(e.symbol)
+        if lots is None:
+            acct.lots[e.symbol] = [lot]
+        else:
+            lots.append(lot)
         acct.basis_in += cost
         tax.on_acquisition(books, acct, lot, rec.effective)
         return
-    lots = acct.lots.get(e.symbol, [])
+    lots = acct.lots.get(e.symbol)
     if not lots:
         raise InsufficientShares(f"cannot sell {where()}: none held")
     proceeds = round_cents(gross - e.fees)
@@ -280,10 +289,12 @@ def _trade(books: Books, rec: ev.Recorded) -> None:
                         day=rec.effective, rates=owner.rates if owner else None)
     else:
         chosen = select(lots, e.quantity, method, e.lots, where=where)
-    shares = allocate(proceeds, [q for _, q in chosen])
     losses: list = []
-    for (lot, quantity), lot_proceeds in zip(chosen, shares):
-        dispose(books, acct, lot, quantity, lot_proceeds, rec, "sale", losses)
+    if len(chosen) == 1:
+        dispose(books, acct, chosen[0][0], chosen[0][1], proceeds, rec, "sale", losses)
+    else:
+        for (lot, quantity), lot_proceeds in zip(chosen, allocate(proceeds, [q for _, q in chosen])):
+            dispose(books, acct, lot, quantity, lot_proceeds, rec, "sale", losses)
     drop_empty(acct, e.symbol)
     acct.cash += proceeds
     # only now, with every lot of this sale relieved, may the losses look for replacement shares:
@@ -301,8 +312,9 @@ def dispose(books: Books, acct: Account, lot: Lot, quantity: Decimal, proceeds: 
     """
     basis = relieve(lot, quantity)
     acct.basis_out += basis
-    record_gain(books, acct, lot, quantity, proceeds, basis, rec, reason)
-    if reason == "sale" and proceeds < basis and acct.tax_status == "taxable":  # no loss is recognized elsewhere
+    if books.keep_gains:
+        record_gain(books, acct, lot, quantity, proceeds, basis, rec, reason)
+    if proceeds < basis and reason == "sale" and acct.tax_status == "taxable":  # no loss is recognized elsewhere
         args = (lot, len(acct.gains) - 1, quantity, basis - proceeds, rec.effective, rec.seq, lot.hp_start)
         if losses is None:
             tax.on_loss_sale(books, acct, *args)
@@ -328,7 +340,8 @@ def drop_empty(acct: Account, symbol: str) -> None:
         return
     remaining = [lot for lot in lots if lot.quantity > 0]
     if remaining:
-        acct.lots[symbol] = remaining
+        if len(remaining) != len(lots):
+            acct.lots[symbol] = remaining
     else:
         del acct.lots[symbol]
 

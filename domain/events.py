@@ -55,12 +55,15 @@ def _one_of(options):
                 f"{type(instance).__name__}: {attribute.name} {value!r} must be one of {', '.join(options)}"
             )
 
+    validator.plain = frozenset(options).__contains__
     return validator
 
 
 # Replaying a log builds every event again, so the validators below take a fast path for what is
 # plainly valid (a string seen valid before, a finite Decimal in range) and leave every refusal, and
-# its message, to the full check.
+# its message, to the full check. Each also offers that test as `validator.plain(value)` (True: the
+# validator would pass the value, which is of the field's type), which the codec's compiled structure
+# functions run in place of the validators: see `ledger.codec._fast_structure`.
 _VALID: dict[str, set[str]] = {"symbol": set(), "account": set()}
 
 
@@ -78,6 +81,7 @@ def _text(kind: str, check):
             seen.clear()
         seen.add(value)
 
+    validator.plain = seen.__contains__
     return validator
 
 
@@ -86,8 +90,9 @@ _account = _text("account", v.account_id)
 
 
 def _decimal(kind, plainly_valid=lambda d: False):
+    """`plainly_valid(d)` for a Decimal `d`: True when `kind` would pass it (False may still pass: it decides)."""
     def validator(instance, attribute, value):
-        if value.__class__ is Decimal and value.is_finite() and plainly_valid(value):
+        if value.__class__ is Decimal and plainly_valid(value):
             return
         if not isinstance(value, Decimal):
             raise InvalidValue(f"{type(instance).__name__}: {attribute.name} must be a Decimal, got {value!r}")
@@ -96,17 +101,18 @@ def _decimal(kind, plainly_valid=lambda d: False):
         except InvalidValue as e:
             raise InvalidValue(f"{type(instance).__name__}: {e}") from None
 
+    validator.plain = plainly_valid
     return validator
 
 
-def _cents(d: Decimal) -> bool:
-    return d.adjusted() < 20 and d.quantize(v.CENT) == d
-
-
-_positive = _decimal(v.positive, lambda d: d > 0)
-_non_negative = _decimal(v.non_negative, lambda d: d >= 0)
-_money = _decimal(lambda d, what: v.positive(v.money(d, what), what), lambda d: d > 0 and _cents(d))
-_money_or_zero = _decimal(lambda d, what: v.non_negative(v.money(d, what), what), lambda d: d >= 0 and _cents(d))
+_CENT = v.CENT
+# each tests finiteness first: a NaN does not compare
+_positive = _decimal(v.positive, lambda d: d.is_finite() and d > 0)
+_non_negative = _decimal(v.non_negative, lambda d: d.is_finite() and d >= 0)
+_money = _decimal(lambda d, what: v.positive(v.money(d, what), what),
+                  lambda d: d.is_finite() and d > 0 and d.adjusted() < 20 and d.quantize(_CENT) == d)
+_money_or_zero = _decimal(lambda d, what: v.non_negative(v.money(d, what), what),
+                          lambda d: d.is_finite() and d >= 0 and d.adjusted() < 20 and d.quantize(_CENT) == d)
 
 
 class Event:
@@ -169,6 +175,14 @@ class LotPick:
     quantity: Decimal = attrs.field(validator=_positive)
 
 
+def _lot_method(instance, attribute, value):
+    if value is not None and value not in LOT_METHODS:
+        raise InvalidValue(f"TradeExecuted: lot method {value!r} must be one of {', '.join(LOT_METHODS)}")
+
+
+_lot_method.plain = frozenset((None, *LOT_METHODS)).__contains__
+
+
 @register(schema=1)
 @event
 class TradeExecuted(Event):
@@ -183,15 +197,10 @@ class TradeExecuted(Event):
     quantity: Decimal = attrs.field(validator=_positive)
     price: Decimal = attrs.field(validator=_positive)
     fees: Decimal = attrs.field(default=Decimal("0"), validator=_money_or_zero)
-    lot_method: str | None = attrs.field(default=None)
+    lot_method: str | None = attrs.field(default=None, validator=_lot_method)
     lots: tuple[LotPick, ...] = attrs.field(default=(), converter=tuple)
     ref: str | None = None
     proposal: str | None = None
-
-    @lot_method.validator
-    def _lot_method(self, attribute, value):
-        if value is not None and value not in LOT_METHODS:
-            raise InvalidValue(f"TradeExecuted: lot method {value!r} must be one of {', '.join(LOT_METHODS)}")
 
     def __attrs_post_init__(self):
         if self.side == "buy" and (self.lots or self.lot_method):

@@ -12,13 +12,15 @@ purchase's date on, so as-of and known-at views show both truths at their points
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from decimal import Decimal
+import operator
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import attrs
 
 from domain.lots import Lot
-from domain.values import ZERO, round_cents
+from domain.values import CENT, ZERO
 
 WINDOW = dt.timedelta(days=30)
 #: loss sales this recent restrict buying back (the 30 days after a sale, and the sale day itself)
@@ -127,20 +129,14 @@ def on_acquisition(books, acct, lot: Lot, day: dt.date) -> None:
 
 
 # The fold goes forward in time, so purchases and loss sales arrive in date order: what falls out of the
-# window is a prefix, dropped in place. Spent entries (no replacement shares left, or a fully matched loss)
-# stay until then and are skipped.
-def _acquired(a: "Acquisition") -> dt.date:
-    return a.day
-
-
-def _sold(s: "LossSale") -> dt.date:
-    return s.sold
+# window is a prefix, dropped in place (found by bisection, the key read at C speed). Spent entries (no
+# replacement shares left, or a fully matched loss) stay until then and are skipped.
+_acquired = operator.attrgetter("day")
+_sold = operator.attrgetter("sold")
 
 
 def _drop_before(entries: list, cutoff: dt.date, day_of) -> None:
-    n = 0
-    while n < len(entries) and day_of(entries[n]) < cutoff:
-        n += 1
+    n = bisect.bisect_left(entries, cutoff, key=day_of)
     if n:
         del entries[:n]
 
@@ -230,24 +226,33 @@ def on_loss_sales(books, acct, losses: list[tuple]) -> None:
     recent = ot.recent_losses
     if recent and recent[0].sold < day - RECENT:
         _drop_before(recent, day - RECENT, _sold)
-    account = acct.account
+    account, accounts = acct.account, books.accounts
     candidates = None
     for lot, gain_index, quantity, loss, day, seq, hp_start in losses:
-        mine = _purchase_of(lot.lot_id)
-        sale = LossSale(seq=seq, sold=day, symbol=lot.symbol, account=account, gain_index=gain_index,
-                        lot_id=lot.lot_id, quantity=quantity, loss=loss, held_days=(day - (hp_start or lot.hp_start)).days)
-        if candidates is None:
+        sale = LossSale(seq, day, lot.symbol, account, gain_index, lot.lot_id, quantity, loss,
+                        (day - (hp_start or lot.hp_start)).days)
+        if candidates is None:  # a copy: spent purchases at its head are dropped from it as the losses go
             candidates = _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired, _live_acquisitions)
-        for acq in candidates:
-            if sale.quantity <= sale.matched:
-                break
-            replacement = acq.lot
-            if (replacement.repl > 0 and replacement.quantity > 0 and replacement is not lot
-                    and not (acq.account == account and _is_part(replacement.lot_id, mine))):
-                _match(books, sale, books.accounts[acq.account], replacement)
+        if candidates:
+            mine, spent, live_seen = _purchase_of(lot.lot_id), 0, False
+            for acq in candidates:
+                replacement = acq.lot
+                if replacement.repl > 0 and replacement.quantity > 0:
+                    live_seen = True
+                    if replacement is not lot and not (acq.account == account and _is_part(replacement.lot_id, mine)):
+                        _match(books, sale, accounts[acq.account], replacement)
+                        if sale.matched == sale.quantity:
+                            break
+                elif not live_seen:
+                    spent += 1
+            if spent:
+                del candidates[:spent]
         recent.append(sale)
         if sale.quantity > sale.matched:
             ot.add_loss(sale)
+
+
+_DAYS: dict[int, dt.timedelta] = {}  # holding periods a wash sale carries over, by length: made once each
 
 
 def _match(books, sale: LossSale, acct, lot: Lot) -> None:
@@ -259,8 +264,8 @@ def _match(books, sale: LossSale, acct, lot: Lot) -> None:
         m = lot.quantity
     if m <= 0:
         return
-    sale.matched += m
-    total = sale.loss if sale.matched == sale.quantity else round_cents(sale.loss * sale.matched / sale.quantity)
+    matched = sale.matched = sale.matched + m
+    total = sale.loss if matched == sale.quantity else (sale.loss * matched / sale.quantity).quantize(CENT, ROUND_HALF_EVEN)
     disallowed = total - sale.disallowed
     sale.disallowed = total
     if books.keep_gains:
@@ -271,7 +276,10 @@ def _match(books, sale: LossSale, acct, lot: Lot) -> None:
                                                 g.held_from)  # attrs.evolve, written out (5x faster)
     part = _split_off(acct, lot, m, sale.seq)
     part.repl = ZERO
-    new_start = part.acquired - dt.timedelta(days=sale.held_days)
+    held = _DAYS.get(sale.held_days)
+    if held is None:
+        held = _DAYS[sale.held_days] = dt.timedelta(days=sale.held_days)
+    new_start = part.acquired - held
     if acct.tax_status == "taxable":
         part.basis += disallowed
         acct.basis_in += disallowed
@@ -287,7 +295,7 @@ def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
     """The part of `lot` holding `quantity` shares, split into a lot of its own when it is not all of it."""
     if quantity == lot.quantity:
         return lot
-    basis = round_cents(lot.basis * quantity / lot.quantity)
+    basis = (lot.basis * quantity / lot.quantity).quantize(CENT, ROUND_HALF_EVEN)  # round_cents, inlined
     # A lot and a sale meet only while one event is folded (the sale's, or the lot's purchase), so the parts
     # split off a lot for one sale are made together: the first is `<lot>w<seq>`, the next `<lot>w<seq>-2`...
     # and the lot itself remembers how many it has made for the sale it last met.

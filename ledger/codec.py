@@ -155,47 +155,101 @@ def _fast_structure(cls: type, slow: Callable[[dict], Event]) -> Callable[[dict]
     """A structure function for the payloads Folio writes (every field present, each of its exact JSON type),
     compiled for one event class: 2-3x cattrs's generic one, which any other payload goes to (`slow`), as
     does any payload it cannot build an event from, so the result, and every error, is cattrs's.
-    None for a class with a field it does not know how to read."""
+    None for a class with a field it does not know how to read.
+
+    When every validator of the class offers its plain-value test (`validator.plain`, see `domain.events`),
+    a payload whose values all pass them is built without the class's `__init__`: the fields set through
+    their slots, then `__attrs_post_init__`, which is what `__init__` would do with validators that pass
+    (twice the speed); a value that does not pass goes through `__init__`, whose validators decide."""
     hints = typing.get_type_hints(cls)
-    reads, checks, args = [], [], []
+    scope: dict[str, object] = {"_slow": slow, "_cls": cls,
+                                "_D": Decimal, "_day": dt.date.fromisoformat, "_new": object.__new__}
+    reads, checks, makes, args, plain, sets = [], [], [], [], [], []
+    direct = "__slots__" in cls.__dict__
     for i, field in enumerate(attrs.fields(cls)):
-        t, v = hints[field.name], f"v{i}"
+        t, v, a = hints[field.name], f"v{i}", f"a{i}"
         reads.append(f"{v} = d[{field.name!r}]")
+        converted = False
         if t in (str, bool, int):
             checks.append(f"{v}.__class__ is not {t.__name__}")
-            args.append(v)
+            a = v
         elif t is Decimal:
             checks.append(f"{v}.__class__ is not str")
-            args.append(f"_D({v})")
+            makes.append(f"{a} = _D({v})")
         elif t is dt.date:
             checks.append(f"{v}.__class__ is not str")
-            args.append(f"_day({v})")
+            makes.append(f"{a} = _day({v})")
         elif t == str | None:
             checks.append(f"({v} is not None and {v}.__class__ is not str)")
-            args.append(v)
+            a = v
         elif t == Decimal | None:
             checks.append(f"({v} is not None and {v}.__class__ is not str)")
-            args.append(f"None if {v} is None else _D({v})")
+            makes.append(f"{a} = None if {v} is None else _D({v})")
         elif typing.get_origin(t) is tuple:
             checks.append(f"{v}.__class__ is not list or {v}")  # an empty list; any other goes the slow way
-            args.append("()")
+            makes.append(f"{a} = ()")
+            converted = True  # an empty tuple is what the field's converter (tuple) would make of it
         else:
             return None
-        args[-1] = f"{field.alias}={args[-1]}"
-    source = ("def structure(d):\n"
-              "    if d.keys() != _keys:\n        return _slow(d)\n"
-              + "".join(f"    {r}\n" for r in reads)
-              + (f"    if {' or '.join(checks)}:\n        return _slow(d)\n" if checks else "")
-              + f"    try:\n        return _cls({', '.join(args)})\n"
-              + "    except Exception:\n        return _slow(d)  # a refusal: cattrs's, so the error is too\n")
-    scope = {"_keys": frozenset(f.name for f in attrs.fields(cls)), "_slow": slow, "_cls": cls, "_D": Decimal,
-             "_day": dt.date.fromisoformat}
+        args.append(f"{field.alias}={a}")
+        if field.validator is not None:
+            test = getattr(field.validator, "plain", None)
+            if test is None:
+                direct = False
+            elif isinstance(getattr(test, "__self__", None), (set, frozenset)) and test.__name__ == "__contains__":
+                scope[f"_p{i}"] = test.__self__  # a set's membership: tested in place, not called
+                plain.append(f"{a} in _p{i}")
+            else:
+                scope[f"_p{i}"] = test
+                plain.append(f"_p{i}({a})")
+        if field.converter is not None and not converted:
+            direct = False
+        scope[f"_s{i}"] = getattr(cls.__dict__.get(field.name), "__set__", None)
+        direct = direct and scope[f"_s{i}"] is not None
+        sets.append(f"_s{i}(o, {a})")
+    body = ["try:", *(f"    {r}" for r in reads), "except KeyError:", "    return _slow(d)"]
+    if checks:
+        body += [f"if {' or '.join(checks)}:", "    return _slow(d)"]
+    body += ["try:", *(f"    {m}" for m in makes)]
+    if direct:
+        body += [f"    if {' and '.join(plain) or 'True'}:", "        o = _new(_cls)", *(f"        {x}" for x in sets)]
+        if hasattr(cls, "__attrs_post_init__"):
+            body.append("        o.__attrs_post_init__()")
+        body.append("        return o")
+    body += [f"    return _cls({', '.join(args)})",
+             "except Exception:", "    return _slow(d)  # a refusal: cattrs's, so the error is too"]
+    # as many keys as fields, each found: the payload has exactly the fields' keys
+    source = (f"def structure(d):\n    if len(d) != {len(attrs.fields(cls))}:\n        return _slow(d)\n"
+              + "".join(f"    {line}\n" for line in body))
     exec(compile(source, f"<fast structure of {cls.__name__}>", "exec"), scope)
     return scope["structure"]
 
 
 #: what building an event from a payload that does not fit raises
 STRUCTURE_ERRORS = (cattrs.BaseValidationError, DomainError, ValueError, TypeError, KeyError)
+
+
+#: type name -> (current schema, compiled structure function), for `decoder`'s fast path
+_current: dict[str, tuple[int, Callable[[dict], Event]]] = {}
+
+
+def decoder() -> Callable[[str, int, str], Event]:
+    """`decode` without `where`, for a replay's every row: a payload of a type already met at its current schema
+    goes straight to its structure function; anything else, and any failure, goes to `decode`, which gives the
+    event or raises the error."""
+    current, loads = _current, orjson.loads
+
+    def fast(type_name: str, schema: int, payload: str) -> Event:
+        known = current.get(type_name)
+        if known is not None and known[0] == schema and payload.__class__ is str:
+            try:
+                data = loads(payload)
+                if data.__class__ is dict:
+                    return known[1](data)
+            except Exception:  # noqa: BLE001  (decode says what is wrong)
+                pass
+        return decode(type_name, schema, payload)
+    return fast
 
 
 def decode(type_name: str, schema: int, payload: str | dict, *, where: str = "") -> Event:
@@ -211,9 +265,12 @@ def decode(type_name: str, schema: int, payload: str | dict, *, where: str = "")
         data = upcast(type_name, schema, data)
         fn = _structure_fn(type_name)
     try:
-        return fn(data)
+        event = fn(data)
     except STRUCTURE_ERRORS as e:
         raise CorruptRow(f"{where}{type_name} payload does not fit the event: {_describe(e)}") from None
+    cls = REGISTRY[type_name]
+    _current.setdefault(type_name, (cls.schema, fn))
+    return event
 
 
 def _describe(error: Exception) -> str:

@@ -154,10 +154,12 @@ def utc_now() -> str:
 def decode_rows(rows: Iterable[tuple]) -> Iterator[Recorded]:
     """Rows as `EventStore.fold_rows` reads them, decoded into records, lazily; a row that does not decode is
     named by its seq."""
-    decode = codec.decode
+    decode = codec.decoder()
     fromiso = dt.date.fromisoformat
+    record = tuple.__new__  # Recorded(...) without its Python-level __new__: a replay makes one per row
     dates: dict[str, dt.date] = {}
-    for seq, effective, stream, type_, schema, payload, *_ in rows:
+    for row in rows:
+        seq, effective, stream, type_, schema, payload = row if len(row) == 6 else row[:6]
         day = dates.get(effective)
         if day is None:
             day = dates[effective] = fromiso(effective)
@@ -165,7 +167,7 @@ def decode_rows(rows: Iterable[tuple]) -> Iterator[Recorded]:
             event = decode(type_, schema, payload)
         except CorruptRow as e:  # named by its seq only now: no message is made for a row that reads
             raise CorruptRow(f"seq {seq}: {e}") from None
-        yield Recorded(seq, day, stream, event)
+        yield record(Recorded, (seq, day, stream, event))
 
 
 class EventStore:

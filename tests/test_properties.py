@@ -94,7 +94,11 @@ def _outcome(fn, payload):
 
 
 # values a stored payload could hold instead of what Folio writes: each sends the fast path to cattrs's
-_ODD_VALUES = st.sampled_from([1, 0, -3, 2.5, True, None, "", "x", "NaN", "-1", "1E+3", " 7", [], ["a"], {}, {"a": 1}])
+# (and the texts that read as a Decimal but that a field's validator may refuse, or a symbol or account never seen:
+# each must fail the compiled function's plain-value tests, and go through the class's validators)
+_ODD_VALUES = st.sampled_from([1, 0, -3, 2.5, True, None, "", "x", "NaN", "-1", "1E+3", " 7", [], ["a"], {}, {"a": 1},
+                               "0", "-0", "0.001", "1.005", "Infinity", "-Infinity", "sNaN", "1E+30", "1e-30",
+                               "lower", "A B", "X" * 70, "buy", "sell", "fifo", "min-tax", "USD"])
 
 
 @pytest.mark.parametrize("name", sorted(ev.REGISTRY))
@@ -105,7 +109,7 @@ def test_the_compiled_structure_function_agrees_with_cattrs_on_any_payload(name,
     payload changed behind Folio's back (a value of another type, a key missing or added), it gives the very
     event, or the very refusal, that cattrs's generic function gives."""
     payload = json.loads(codec.encode(data.draw(S.EVENTS[name], label="event"))[2])
-    change = data.draw(st.sampled_from(["none", "value", "drop", "add"]), label="change")
+    change = data.draw(st.sampled_from(["none", "value", "drop", "add", "rename"]), label="change")
     key = data.draw(st.sampled_from(sorted(payload)), label="key") if payload else None
     if change == "value" and key:
         payload[key] = data.draw(_ODD_VALUES, label="value")
@@ -113,6 +117,8 @@ def test_the_compiled_structure_function_agrees_with_cattrs_on_any_payload(name,
         del payload[key]
     elif change == "add":
         payload["extra"] = 1
+    elif change == "rename" and key:  # as many keys as fields, one of them wrong
+        payload["extra"] = payload.pop(key)
     fast = codec._structure_fn(name)
     assert _outcome(fast, payload) == _outcome(lambda p: _slow_structure(name, p), payload)
 
@@ -168,6 +174,12 @@ def test_decimal_validators_take_their_fast_path_only_for_what_the_full_check_ac
                                           fees=d)) == full(lambda x, w: v.non_negative(v.money(x, w), w))
     assert event(lambda: ev.TradeExecuted(account="A", symbol="X", side="buy", quantity=d,
                                           price=Decimal(1))) == full(v.positive)
+    # the plain-value tests the codec's compiled structure functions run instead of the validators: a value
+    # they pass is one the full check accepts
+    for validator, kind in ((ev._money, lambda x, w: v.positive(v.money(x, w), w)),
+                            (ev._money_or_zero, lambda x, w: v.non_negative(v.money(x, w), w)),
+                            (ev._positive, v.positive), (ev._non_negative, v.non_negative)):
+        assert not validator.plain(d) or full(kind)
 
 
 @FAST
