@@ -493,9 +493,12 @@ class EventStore:
     def latest_snapshot_seq(self, scope: str) -> int:
         return self.conn.execute("SELECT MAX(seq) FROM snapshots WHERE scope = ?", (scope,)).fetchone()[0] or 0
 
-    def stream_sizes(self, known_seq: int) -> dict[str, int]:
-        """Stream -> how many of its events are recorded at or before `known_seq`."""
-        return dict(self.conn.execute("SELECT stream, COUNT(*) FROM events WHERE seq <= ? GROUP BY stream", (known_seq,)))
+    def stream_spans(self, known_seq: int) -> dict[str, tuple[int, str, str]]:
+        """Stream -> (how many of its events are recorded at or before `known_seq`, the first and last effective
+        date among them). Read from the (stream, effective) index alone."""
+        return {stream: (n, first, last) for stream, n, first, last in self.conn.execute(
+            "SELECT stream, COUNT(*), MIN(effective), MAX(effective) FROM events WHERE seq <= ? GROUP BY stream",
+            (known_seq,))}
 
     def account_openings(self, known_seq: int) -> list[tuple[int, str, str]]:
         """(seq, effective, stream) of every account opening recorded at or before `known_seq`."""
