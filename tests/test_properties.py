@@ -565,6 +565,23 @@ def test_the_write_path_folds_the_gain_history_only_when_it_is_near(monkeypatch,
         assert full.accounts["A"].cash == Decimal("10.00") * (appended - 1) - Decimal("5.00")
 
 
+def test_a_split_fold_weighs_owners_by_how_busy_they_are():
+    """A busy owner's wash sales fragment its lots, so its events cost more to fold: the split weighs each owner's
+    events by how many it has a day. Forty deposits on one day outweigh sixty and fifty spread one a day, so the
+    busy owner alone is the forked process's share (by count alone, it would have had the sixty)."""
+    from projections import replay
+
+    start = dt.date(2024, 1, 1)
+    with S.temp_store() as store:
+        for account, events, spread in (("A", 40, False), ("B", 60, True), ("C", 50, True)):
+            store.append([NewEvent(f"account:{account}", ev.AccountOpened(
+                account=account, owner=f"owner-{account}", tax_status="taxable", currency="USD", lot_method="fifo"),
+                start, {})] + [NewEvent(f"account:{account}", ev.CashDeposited(account=account, amount=Decimal("1.00")),
+                                        start + dt.timedelta(days=i if spread else 0), {}) for i in range(events)])
+        assert replay._half_of_the_owners(store, store.head()[0]) == {"account:A"}
+        assert replay.fold_weight(41, 1) > replay.fold_weight(61, 60) + replay.fold_weight(51, 50)
+
+
 @pytest.mark.parametrize("half", ["parent", "child"])
 def test_a_corrupt_row_in_either_half_of_a_split_fold_gives_the_one_process_error(monkeypatch, half):
     """Each half folds its own owners: a row that does not decode is met by one of them; the fold then runs in
@@ -581,8 +598,8 @@ def test_a_corrupt_row_in_either_half_of_a_split_fold_gives_the_one_process_erro
                 account=account, owner=owner, tax_status="taxable", currency="USD", lot_method="fifo"), day, {})]
                 + [NewEvent(f"account:{account}", ev.CashDeposited(account=account, amount=Decimal("1.00")), day, {})]
                 * (5 if account == "A" else 2))
-        assert replay._half_of_the_owners(store, store.head()[0]) == {"account:B"}  # the lighter owner: the child's
-        bad = 2 if half == "parent" else 8  # a deposit of A (the parent's half) or of B (the child's)
+        assert replay._half_of_the_owners(store, store.head()[0]) == {"account:A"}  # the heavier owner: the child's
+        bad = 8 if half == "parent" else 2  # a deposit of B (the parent's half) or of A (the child's)
         with sqlite3.connect(store.path) as c:
             c.execute("DROP TRIGGER events_no_update")
             c.execute("UPDATE events SET payload = ? WHERE seq = ?", ('{"account":"A"}', bad))
