@@ -267,7 +267,7 @@ def _trade(books: Books, rec: ev.Recorded) -> None:
             _spend(acct, cost, lambda: f"buy {where()}")  # raises
         acct.cash = left
         lot = Lot(str(rec.seq), e.symbol, e.quantity, cost, rec.effective, rec.seq,
-                  ((rec.seq, f"bought {plain_text(e.quantity)} at {price_text(e.price)}"),), rec.effective)
+                  ((rec.seq, (bought, e.quantity, e.price)),), rec.effective)
         lots = acct.lots.get(e.symbol)
         if lots is None:
             acct.lots[e.symbol] = [lot]
@@ -301,6 +301,11 @@ def _trade(books: Books, rec: ev.Recorded) -> None:
     # a lot sold in the same sale is not held, so it cannot replace another of its lots
     if losses:
         tax.on_loss_sales(books, acct, losses)
+
+
+def bought(quantity: Decimal, price: Decimal) -> str:
+    """A purchase's origin line (written when a lot is read: a replay makes one per purchase)."""
+    return f"bought {plain_text(quantity)} at {price_text(price)}"
 
 
 def dispose(books: Books, acct: Account, lot: Lot, quantity: Decimal, proceeds: Decimal, rec: ev.Recorded, reason: str,

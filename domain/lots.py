@@ -32,10 +32,12 @@ class Lot:
     acquired: dt.date
     #: fold position of the creating event, the tie-breaker of FIFO among lots of one date
     order: int = 0
-    #: the events that shaped the lot: (seq, what happened), oldest first
-    origin: tuple[tuple[int, str], ...] = ()
-    #: start of the holding period: the acquisition date, moved back by a wash sale
-    hp_start: dt.date | None = None
+    #: the events that shaped the lot: (seq, what happened), oldest first; what happened is its text, or (in the
+    #: fold's hot paths: a purchase, a wash sale) a function and the values it writes that text from, called only
+    #: when the lot is read (`origin_lines`)
+    origin: tuple[tuple[int, object], ...] = ()
+    #: start of the holding period: the acquisition date (when not given), moved back by a wash sale
+    hp_start: dt.date = attrs.field(default=attrs.Factory(lambda self: self.acquired, takes_self=True))
     #: shares of this lot that may still serve as replacement shares in a wash sale (purchases only)
     repl: Decimal = Decimal(0)
     #: (sale seq, parts) of the last wash-sale split of this lot: names the next part (see `tax._split_off`)
@@ -43,13 +45,18 @@ class Lot:
     #: where in its symbol's list the lot was when last split: a hint, checked before use
     at: int = 0
 
-    def __attrs_post_init__(self):
-        if self.hp_start is None:
-            self.hp_start = self.acquired
-
     @property
     def unit_basis(self) -> Decimal:
         return self.basis / self.quantity
+
+    def origin_lines(self) -> tuple[tuple[int, str], ...]:
+        """The origin as text: (seq, what happened), oldest first."""
+        return tuple((seq, origin_text(what)) for seq, what in self.origin)
+
+
+def origin_text(what) -> str:
+    """An origin entry's text: as given, or written now from its function and values."""
+    return what if what.__class__ is str else what[0](*what[1:])
 
 
 _acquired_order = operator.attrgetter("acquired", "order")  # FIFO's order: by date, then fold position

@@ -283,12 +283,16 @@ def _match(books, sale: LossSale, acct, lot: Lot) -> None:
     if acct.tax_status == "taxable":
         part.basis += disallowed
         acct.basis_in += disallowed
-        what = f"wash sale: +{disallowed} disallowed loss of lot {sale.lot_id} (sold seq {sale.seq}); held from {new_start}"
-    else:
-        what = f"wash sale: {disallowed} loss of lot {sale.lot_id} (sold seq {sale.seq}) disallowed and lost ({acct.tax_status})"
     if new_start < part.hp_start:
         part.hp_start = new_start
-    part.origin += ((sale.seq, what),)
+    part.origin += ((sale.seq, (washed, disallowed, sale.lot_id, sale.seq, new_start, acct.tax_status)),)
+
+
+def washed(disallowed: Decimal, lot_id: str, seq: int, held_from: dt.date, tax_status: str) -> str:
+    """A wash sale's line in its replacement shares' origin (written when the lot is read)."""
+    if tax_status == "taxable":
+        return f"wash sale: +{disallowed} disallowed loss of lot {lot_id} (sold seq {seq}); held from {held_from}"
+    return f"wash sale: {disallowed} loss of lot {lot_id} (sold seq {seq}) disallowed and lost ({tax_status})"
 
 
 def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:

@@ -318,7 +318,7 @@ def _price(inputs: Inputs, symbol: str):
 def _came_from(holding: Holding, acct) -> str:
     lots = [l for l in acct.lots.get(holding.symbol, [])]
     for lot in lots:
-        for seq, what in lot.origin:
+        for seq, what in lot.origin_lines():
             if "spun off" in what or "merger" in what or "renamed" in what:
                 return f" (from seq {seq}: {what})"
     return ""

@@ -422,7 +422,7 @@ def freeze(books: Books, gains: bool = True) -> bytes:
             "info": [a.owner, a.tax_status, a.currency, a.lot_method, a.overdraft, a.opened.isoformat()],
             "sums": [str(a.cash), str(a.basis_in), str(a.basis_out)],
             "lots": [[l.lot_id, l.symbol, str(l.quantity), str(l.basis), l.acquired.isoformat(), l.order,
-                      [list(o) for o in l.origin], l.hp_start.isoformat(), str(l.repl)] for l in a.open_lots()],
+                      [[seq, what] for seq, what in l.origin_lines()], l.hp_start.isoformat(), str(l.repl)] for l in a.open_lots()],
             "gains": _pack_gains(a.gains) if gains else [],
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
                         i.reinvested, i.seq] for i in a.income] if gains else [],

@@ -71,7 +71,7 @@ def positions(acct: Account, price_of: Callable[[str], Price | None] | None = No
 
 def lots(acct: Account) -> list[LotView]:
     out = [LotView(lot_id=l.lot_id, symbol=l.symbol, quantity=l.quantity, cost_basis=l.basis, acquired=l.acquired,
-                   origin=l.origin, hp_start=l.hp_start) for l in acct.open_lots()]
+                   origin=l.origin_lines(), hp_start=l.hp_start) for l in acct.open_lots()]
     return sorted(out, key=lambda l: (l.symbol, l.acquired, _lot_number(l.lot_id)))
 
 

@@ -240,7 +240,7 @@ def full(store: EventStore, as_of: dt.date | None = None, known: int | None = No
 
 def state(acct) -> tuple:
     """Everything an account's books hold, as comparable data."""
-    lots = tuple(sorted((l.lot_id, l.symbol, l.quantity, l.basis, l.acquired, l.hp_start, l.origin) for l in acct.open_lots()))
+    lots = tuple(sorted((l.lot_id, l.symbol, l.quantity, l.basis, l.acquired, l.hp_start, l.origin_lines()) for l in acct.open_lots()))
     return (acct.cash, lots, tuple(acct.gains), tuple(acct.income), tuple(sorted(acct.reinvest)), acct.basis_in,
             acct.basis_out)
 
