@@ -291,11 +291,14 @@ def _trade(books: Books, rec: ev.Recorded) -> None:
         chosen = select(lots, e.quantity, method, e.lots, where=where)
     losses: list = []
     if len(chosen) == 1:
-        dispose(books, acct, chosen[0][0], chosen[0][1], proceeds, rec, "sale", losses)
+        lot = chosen[0][0]
+        dispose(books, acct, lot, chosen[0][1], proceeds, rec, "sale", losses)
+        if lot.quantity <= 0:  # (no other lot was touched, and the lists hold no empty lot between events)
+            drop_empty(acct, e.symbol)
     else:
         for (lot, quantity), lot_proceeds in zip(chosen, allocate(proceeds, [q for _, q in chosen])):
             dispose(books, acct, lot, quantity, lot_proceeds, rec, "sale", losses)
-    drop_empty(acct, e.symbol)
+        drop_empty(acct, e.symbol)
     acct.cash += proceeds
     # only now, with every lot of this sale relieved, may the losses look for replacement shares:
     # a lot sold in the same sale is not held, so it cannot replace another of its lots

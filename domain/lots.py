@@ -126,6 +126,10 @@ def select(lots: list[Lot], quantity: Decimal, method: str | None, picks: tuple[
                 )
             chosen.append((lot, pick.quantity))
         return chosen
+    if len(lots) == 1:  # whatever the method, the one lot (the common case, and a replay's hot path)
+        if quantity > lots[0].quantity:
+            raise InsufficientShares(f"cannot sell {say(where)}: {lots[0].quantity} held")
+        return [(lots[0], quantity)]
     chosen = []
     remaining = quantity
     for lot in relief_order(lots, method or "fifo", price, day, rates):
