@@ -227,28 +227,29 @@ def on_loss_sales(books, acct, losses: list[tuple]) -> None:
     if recent and recent[0].sold < day - RECENT:
         _drop_before(recent, day - RECENT, _sold)
     account, accounts = acct.account, books.accounts
-    candidates = None
+    # the window's purchases of the group, each with its account's books and, in the seller's account, the
+    # purchase it is (a part of): a copy, from whose head spent purchases are dropped as the losses go
+    candidates = [(acq.lot, accounts[acq.account], _purchase_of(acq.lot.lot_id) if acq.account == account else None)
+                  for acq in _in_group(books, ot.acquisitions_of, losses[0][0].symbol, cutoff, _acquired,
+                                       _live_acquisitions)]
     for lot, gain_index, quantity, loss, day, seq, hp_start in losses:
         sale = LossSale(seq, day, lot.symbol, account, gain_index, lot.lot_id, quantity, loss,
                         (day - (hp_start or lot.hp_start)).days)
-        if candidates is None:  # a copy: spent purchases at its head are dropped from it as the losses go
-            candidates = _in_group(books, ot.acquisitions_of, sale.symbol, cutoff, _acquired, _live_acquisitions)
         if candidates:
             mine, spent, live_seen = _purchase_of(lot.lot_id), 0, False
-            for acq in candidates:
-                replacement = acq.lot
+            for replacement, holder, purchase in candidates:
                 if replacement.repl > 0 and replacement.quantity > 0:
                     live_seen = True
-                    if replacement is not lot and not (acq.account == account and _is_part(replacement.lot_id, mine)):
-                        _match(books, sale, accounts[acq.account], replacement)
+                    if replacement is not lot and purchase != mine:
+                        _match(books, sale, holder, replacement)
                         if sale.matched == sale.quantity:
                             break
                 elif not live_seen:
                     spent += 1
             if spent:
                 del candidates[:spent]
-        recent.append(sale)
-        if sale.quantity > sale.matched:
+        if sale.quantity > sale.matched:  # (a fully matched loss restricts no purchase, and no purchase matches it)
+            recent.append(sale)
             ot.add_loss(sale)
 
 
@@ -274,7 +275,7 @@ def _match(books, sale: LossSale, acct, lot: Lot) -> None:
         seller.gains[sale.gain_index] = type(g)(g.lot_id, g.symbol, g.quantity, g.acquired, g.sold, g.proceeds,
                                                 g.cost_basis, g.term, g.reason, g.seq, g.adjustment + disallowed, "W",
                                                 g.held_from)  # attrs.evolve, written out (5x faster)
-    part = _split_off(acct, lot, m, sale.seq)
+    part = _split_off(acct, lot, m, sale.seq) if m != lot.quantity else lot
     part.repl = ZERO
     held = _DAYS.get(sale.held_days)
     if held is None:
@@ -296,9 +297,7 @@ def washed(disallowed: Decimal, lot_id: str, seq: int, held_from: dt.date, tax_s
 
 
 def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
-    """The part of `lot` holding `quantity` shares, split into a lot of its own when it is not all of it."""
-    if quantity == lot.quantity:
-        return lot
+    """The part of `lot` holding `quantity` shares (fewer than it holds), split into a lot of its own."""
     basis = (lot.basis * quantity / lot.quantity).quantize(CENT, ROUND_HALF_EVEN)  # round_cents, inlined
     # A lot and a sale meet only while one event is folded (the sale's, or the lot's purchase), so the parts
     # split off a lot for one sale are made together: the first is `<lot>w<seq>`, the next `<lot>w<seq>-2`...
