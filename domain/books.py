@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from decimal import Decimal
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import attrs
 
@@ -28,9 +28,9 @@ from domain.values import CENT, ZERO, is_long_term, plain_text, price_text, roun
 REINVEST_QUANTUM = Decimal("0.000001")
 
 
-@attrs.frozen
-class RealizedGain:
-    """One lot's share of a disposal: what was sold, for how much, against what basis."""
+class RealizedGain(NamedTuple):
+    """One lot's share of a disposal: what was sold, for how much, against what basis. (A named tuple: a replay
+    books one per lot sold, and a tuple is made in a quarter of the time of a frozen attrs class.)"""
 
     lot_id: str
     symbol: str

@@ -541,7 +541,7 @@ def account_state(acct) -> dict:
         "positions": [(p.symbol, p.quantity, p.cost_basis) for p in views.positions(acct)],
         "lots": [(l.lot_id, l.symbol, l.quantity, l.cost_basis, l.acquired, l.origin) for l in views.lots(acct)],
         "cash": [(c.currency, c.balance) for c in views.cash(acct)],
-        "gains": [attrs.astuple(g) for g in views.gains(acct)],
+        "gains": [tuple(g) for g in views.gains(acct)],
         "income": [attrs.astuple(i) for i in acct.income],
         "sums": (acct.basis_in, acct.basis_out),
     }

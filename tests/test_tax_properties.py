@@ -384,7 +384,7 @@ def _books_state(books: Books, day: dt.date) -> dict:
     return {
         "accounts": {name: {
             "lots": [attrs.astuple(l) for l in views.lots(a)],
-            "gains": [attrs.astuple(g) for g in views.gains(a)],
+            "gains": [tuple(g) for g in views.gains(a)],
             "income": [attrs.astuple(i) for i in a.income],
             "cash": a.cash, "sums": (a.basis_in, a.basis_out),
         } for name, a in sorted(books.accounts.items())},
