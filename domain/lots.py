@@ -128,7 +128,7 @@ def select(lots: list[Lot], quantity: Decimal, method: str | None, picks: tuple[
         return chosen
     if len(lots) == 1:  # whatever the method, the one lot (the common case, and a replay's hot path)
         if quantity > lots[0].quantity:
-            raise InsufficientShares(f"cannot sell {say(where)}: {lots[0].quantity} held")
+            raise InsufficientShares(f"cannot sell {say(where)}: {ZERO + lots[0].quantity} held")  # as a sum says it
         return [(lots[0], quantity)]
     chosen = []
     remaining = quantity

@@ -24,6 +24,7 @@ from decimal import Decimal
 from unittest import mock
 
 import attrs
+import pytest
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,7 @@ from commands.service import Context, Pending
 from domain import events as ev
 from domain import tax
 from domain.books import Books, check_timeline
-from domain.errors import DomainError
+from domain.errors import DomainError, InsufficientShares
 from domain.events import Recorded
 from domain.lots import Lot, allocate, relieve, select
 from domain.values import ZERO, is_long_term, round_cents
@@ -342,6 +343,18 @@ def test_min_tax_with_sale_fees_never_realizes_more_tax_than_lifo():
     assert realized_tax(lots, D(100), "lifo", D(100), D(10), rates, day) == D("-3.7000")
     assert realized_tax(lots, D(100), "min-tax", D(100), D(10), rates, day) <= \
         realized_tax(lots, D(100), "lifo", D(100), D(10), rates, day)
+
+
+@pytest.mark.parametrize("method", ["fifo", "lifo", "hifo", "min-tax"])
+def test_an_oversale_says_what_is_held_the_same_way_for_one_lot_as_for_several(method):
+    """A sale of more than is held names what is held as the sum of the lots' shares: written plainly (20, not
+    the 2E+1 a 1:0.5 split leaves in a lot), the same for one lot, which takes a shorter path, as for two."""
+    day = dt.date(2024, 1, 4)
+    one = [Lot("1", "X", D("2E+1"), D("10.00"), dt.date(2024, 1, 2))]
+    two = [Lot("1", "X", D("1E+1"), D("5.00"), dt.date(2024, 1, 2)), Lot("2", "X", D("1E+1"), D("5.00"), dt.date(2024, 1, 2))]
+    for lots in (one, two):
+        with pytest.raises(InsufficientShares, match=r"^cannot sell 25 X: 20 held$"):
+            select(lots, D(25), method, (), where="25 X", price=D(1), day=day)
 
 
 def test_min_tax_without_rates_follows_the_categories():
