@@ -10,6 +10,7 @@ void invalidates the snapshots it must).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import gc
@@ -146,6 +147,9 @@ def load_books(
 # -- a long fold of the whole ledger, split by owner over two processes ---------------------------
 #: rows the parent sends the forked process at a time
 ROWS_PER_MESSAGE = 1_000
+#: how far (in its own rows) this process reads ahead of its own fold, sending the forked one its rows meanwhile:
+#: fed only as fast as this process folds, the forked one waited for rows a fifth of the time (10^4 events)
+LOOKAHEAD = 4_000
 
 
 def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: bool) -> Books | None:
@@ -187,23 +191,26 @@ def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: 
     sent = [0]  # security rows sent: both halves fold them, the merged count has them once
 
     def mine():
-        """This half's rows; the other half's (and every security row) go to the child as they are read."""
-        batch = []
+        """This half's rows, LOOKAHEAD behind the reading; the other half's (and every security row) go to the
+        child as they are read, so it is never kept waiting while this process folds."""
+        batch, own = [], collections.deque()
         for row in store.fold_rows(known_seq=point.known_seq, as_of=point.as_of):
             stream = row[2]
             if stream in theirs:
                 batch.append(row)
-            elif stream.startswith("security:"):
+                if len(batch) >= ROWS_PER_MESSAGE:
+                    to_child.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+                    batch = []
+                continue
+            if stream.startswith("security:"):
                 batch.append(row)
                 sent[0] += 1
-                yield row
-            else:
-                yield row
-            if len(batch) >= ROWS_PER_MESSAGE:
-                to_child.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
-                batch = []
+            own.append(row)
+            if len(own) > LOOKAHEAD:
+                yield own.popleft()
         to_child.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
         to_child.send_bytes(pickle.dumps(None))
+        yield from own
 
     try:
         try:

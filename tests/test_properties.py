@@ -429,13 +429,17 @@ def test_folding_from_snapshots_equals_the_full_fold_at_every_point(data, steps,
 def test_the_fold_split_over_two_processes_equals_the_one_process_fold(data, steps):
     """A long fold of the whole ledger is split by owner over two processes (ann's accounts in one, bob's in
     the other, every security event in both): the merged books equal the one-process fold, accounts in the
-    same order, at random points, with and without gains; a refused or corrupt history falls back to one."""
+    same order, at random points, with and without gains, whatever the message size and read-ahead; a refused
+    or corrupt history falls back to one."""
     from projections import replay
 
     with S.temp_store() as store, pytest.MonkeyPatch.context() as monkeypatch:
         run(data, store, steps=steps, corporate=True, renames=True)
         head = store.head()[0]
         monkeypatch.setattr(replay, "PARALLEL_FROM", 1)
+        # small messages and a short read-ahead, so a short history crosses their edges
+        monkeypatch.setattr(replay, "ROWS_PER_MESSAGE", data.draw(st.integers(1, 4), label="rows per message"))
+        monkeypatch.setattr(replay, "LOOKAHEAD", data.draw(st.integers(0, 6), label="read-ahead"))
         split = []
         monkeypatch.setattr(replay, "_merge", lambda *args: split.append(1) or _MERGE(*args))
         for as_of, known in [(None, head)] + _points(data, store, 3):
