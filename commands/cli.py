@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from commands import render, service
+from commands.progress import progress
 from commands.imports import (cash_event, export_lines, looks_like_jsonl, read_csv, read_jsonl, read_prices,
                               trade_event)
 from commands.service import Context, Pending, account_stream
@@ -244,15 +245,16 @@ def import_(app: App, file, as_json):
     """Import FILE: broker CSV (date,account,action,...) or a JSONL export. All or nothing."""
     text = Path(file).read_text(encoding="utf-8-sig")
     name = Path(file).name
-    if looks_like_jsonl(file, text):
-        rows = read_jsonl(text)
-        added, skipped = app.store.restore(rows)
-        build_snapshots(app.store)
-        summary = {"format": "jsonl", "recorded": added, "already_recorded": skipped}
-    else:
-        pending, problems = read_csv(text, Context(actor=app.actor, source="import"), name)
-        out = service.record(app.store, pending, problems=problems)
-        summary = {"format": "csv", "recorded": len(out.result.rows), "already_recorded": len(out.result.duplicates)}
+    with progress(f"importing {name}", as_json=as_json) as shown:
+        if looks_like_jsonl(file, text):
+            rows = read_jsonl(text, shown)
+            added, skipped = app.store.restore(rows, progress=shown)
+            build_snapshots(app.store, progress=lambda what, done, total: shown(f"{what} for snapshots", done, total))
+            summary = {"format": "jsonl", "recorded": added, "already_recorded": skipped}
+        else:
+            pending, problems = read_csv(text, Context(actor=app.actor, source="import"), name, shown)
+            out = service.record(app.store, pending, problems=problems, progress=shown)
+            summary = {"format": "csv", "recorded": len(out.result.rows), "already_recorded": len(out.result.duplicates)}
     if as_json:
         click.echo(render.dumps({k: str(x) if isinstance(x, int) else x for k, x in summary.items()}))
     elif summary["recorded"] == 0 and summary["already_recorded"]:
@@ -466,10 +468,14 @@ def prices_import(app: App, file, currency):
 def snapshot(app: App):
     """Rebuild the snapshots that make as-of queries fast (a cache; safe at any time)."""
     app.store.clear_snapshots()
-    made = build_snapshots(app.store)
-    for stream in app.store.streams("account:"):
-        account = [stream.partition(":")[2]]
-        made += build_snapshots(app.store, account) + build_snapshots(app.store, account, keep_gains=False)
+    with progress("folio snapshot") as shown:
+        made = build_snapshots(app.store, progress=lambda what, done, total: shown(f"{what} (whole ledger)", done, total))
+        streams = app.store.streams("account:")
+        for i, stream in enumerate(streams):
+            shown("accounts", i, len(streams))
+            account = [stream.partition(":")[2]]
+            made += build_snapshots(app.store, account) + build_snapshots(app.store, account, keep_gains=False)
+        shown("accounts", len(streams), len(streams))
     click.echo(f"Built {made} snapshots")
 
 

@@ -11,6 +11,7 @@ import click
 
 from commands import rebalance as rb
 from commands import render, service
+from commands.progress import progress
 from commands.cli import DATE, DECIMAL, App, account, cli, fail_on_errors, pass_app
 from domain import events as ev
 from domain import values as v
@@ -238,14 +239,26 @@ def drift(app: App, account_id, as_of, as_json):
         right=("price", "weight", "target", "drift", "relative")))
 
 
-def _targets(app: App, account_id: str | None, all_accounts: bool, as_of) -> tuple[list[str], object]:
+def _targets(app: App, account_id: str | None, all_accounts: bool, as_of, shown=None) -> tuple[list[str], object]:
     """The accounts to look at, and (for --all) the books of every account at the point, folded once."""
     if bool(account_id) == bool(all_accounts):
         raise click.UsageError("give an ACCOUNT or --all")
     if account_id:
         return [account_id], None
-    books = service.load_all(app.store, resolve_point(app.store, as_of or app.today()))
+    books = service.load_all(app.store, resolve_point(app.store, as_of or app.today()), shown)
     return sorted(a for a, acct in books.accounts.items() if acct.model and acct.policy), books
+
+
+def _check_one(app: App, acct: str, as_of, shared, all_accounts: bool) -> dict:
+    """One account's triggers, as `check` reports them (under --all, an error is the account's result)."""
+    try:
+        point, inputs, d, fired = _assess(app, acct, as_of, shared)
+        return {"account": acct, "as_of": point.as_of.isoformat(), "actionable": bool(fired),
+                "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired]}
+    except DomainError as e:
+        if not all_accounts:
+            raise
+        return {"account": acct, "error": str(e)}
 
 
 @cli.command()
@@ -258,16 +271,14 @@ def _targets(app: App, account_id: str | None, all_accounts: bool, as_of) -> tup
 def check(app: App, account_id, all_accounts, as_of, as_json):
     """Which rebalancing triggers fire, and why."""
     results = []
-    accounts, shared = _targets(app, account_id, all_accounts, as_of)
-    for acct in accounts:
-        try:
-            point, inputs, d, fired = _assess(app, acct, as_of, shared)
-            results.append({"account": acct, "as_of": point.as_of.isoformat(), "actionable": bool(fired),
-                            "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired]})
-        except DomainError as e:
-            if not all_accounts:
-                raise
-            results.append({"account": acct, "error": str(e)})
+    with progress("folio check", as_json=as_json) as shown:
+        accounts, shared = _targets(app, account_id, all_accounts, as_of, shown)
+        for i, acct in enumerate(accounts):
+            if all_accounts:
+                shown("checking accounts", i, len(accounts))
+            results.append(_check_one(app, acct, as_of, shared, all_accounts))
+        if all_accounts:
+            shown("checking accounts", len(accounts), len(accounts))
     if as_json:
         click.echo(render.dumps(results))
         return
@@ -298,20 +309,26 @@ def propose(app: App, account_id, all_accounts, mode, amount, as_of, dry_run, as
     if mode == "withdrawal" and amount is None:
         raise click.UsageError("withdrawal mode needs --amount")
     out = []
-    accounts, shared = _targets(app, account_id, all_accounts, as_of)
-    for acct in accounts:
-        point = resolve_point(app.store, as_of or app.today())
-        try:
-            if all_accounts and not _assess(app, acct, point.as_of, shared)[3]:
-                out.append({"account": acct, "error": f"no trigger fires as of {point.as_of}: nothing proposed"})
+    with progress("folio propose", as_json=as_json) as shown:
+        accounts, shared = _targets(app, account_id, all_accounts, as_of, shown)
+        for i, acct in enumerate(accounts):
+            if all_accounts:
+                shown("proposing for accounts", i, len(accounts))
+            point = resolve_point(app.store, as_of or app.today())
+            try:
+                if all_accounts and not _assess(app, acct, point.as_of, shared)[3]:
+                    out.append({"account": acct, "error": f"no trigger fires as of {point.as_of}: nothing proposed"})
+                    continue
+                event, seq = rb.propose(app.store, app.ctx, acct, point, mode, today=app.today(), amount=amount,
+                                        dry_run=dry_run)
+            except DomainError as e:
+                if not all_accounts:
+                    raise
+                out.append({"account": acct, "error": str(e)})
                 continue
-            event, seq = rb.propose(app.store, app.ctx, acct, point, mode, today=app.today(), amount=amount, dry_run=dry_run)
-        except DomainError as e:
-            if not all_accounts:
-                raise
-            out.append({"account": acct, "error": str(e)})
-            continue
-        out.append({"account": acct, "event": event, "seq": seq})
+            out.append({"account": acct, "event": event, "seq": seq})
+        if all_accounts:
+            shown("proposing for accounts", len(accounts), len(accounts))
     if as_json:
         click.echo(render.dumps([{"account": o["account"], "error": o["error"]} if "error" in o else
                                  {"proposal": o["event"].proposal, "recorded": o["seq"] is not None,

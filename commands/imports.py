@@ -17,6 +17,7 @@ from domain import values as v
 from domain.errors import DomainError, InvalidValue
 from ledger.prices import Price
 from ledger.store import NewEvent, StoredRow
+from projections.replay import Report, counted
 from commands.actions import (dividend_event, merger_event, reinvest_event, security_stream, spinoff_event,
                               split_event, symbol_change_event)
 from commands.service import Context, Pending, Refused, account_stream
@@ -67,8 +68,9 @@ def cash_event(action: str, account: str, amount) -> ev.Event:
     return CASH_ACTIONS[action](account=v.account_id(account), amount=v.positive(v.money(amount, "amount"), "amount"))
 
 
-def read_csv(text: str, ctx: Context, source: str) -> tuple[list[Pending], list[tuple[str, str]]]:
+def read_csv(text: str, ctx: Context, source: str, progress: Report | None = None) -> tuple[list[Pending], list[tuple[str, str]]]:
     """Parse the broker CSV: the events of the good rows, and (line, reason) for every bad one."""
+    total = text.rstrip("\n").count("\n")  # rows after the header
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in ("date", "account", "action") if c not in header]
@@ -79,7 +81,7 @@ def read_csv(text: str, ctx: Context, source: str) -> tuple[list[Pending], list[
         raise Refused([(f"{source} line 1", f"unknown column(s) {', '.join(unknown)}; expected some of {','.join(ALL_COLUMNS)}")])
     reader.fieldnames = header
     pending, problems = [], []
-    for row in reader:
+    for row in counted(reader, progress, "reading rows", total):
         line = reader.line_num
         label = f"{source} line {line}"
         values = [x for k, x in row.items() if k is not None]
@@ -155,12 +157,13 @@ def _security_event(action: str, c: dict[str, str]) -> ev.Event:
     return symbol_change_event(sym, _needs(c, "new_symbol", action).upper())
 
 
-def read_jsonl(text: str) -> list[StoredRow]:
+def read_jsonl(text: str, progress: Report | None = None) -> list[StoredRow]:
     """Parse an export; raise `Refused` listing every malformed line."""
     rows, problems = [], []
+    lines = text.splitlines()
     fields = ("seq", "stream", "version", "type", "schema", "effective", "recorded_at", "payload", "meta", "idem_key", "hash")
     from ledger.codec import canonical
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(counted(lines, progress, "reading lines", len(lines)), start=1):
         if not line.strip():
             continue
         try:

@@ -20,8 +20,8 @@ from domain.errors import AccountExists, DomainError, InvalidVoid
 from domain.events import AccountOpened, EventVoided, Recorded
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message
 from ledger import codec
-from projections.replay import (SNAPSHOT_EVERY, STATE_EVERY, Point, gains_spacing, load_books, owner_scope,
-                                save_snapshot, scope_of)
+from projections.replay import (SNAPSHOT_EVERY, STATE_EVERY, Point, Report, counted, gains_spacing, load_books,
+                                owner_scope, save_snapshot, scope_of)
 from projections.views import summarize
 
 
@@ -85,11 +85,12 @@ GAINS_FOLD_LIMIT = 50_000
 
 
 def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[str, int] | None = None,
-           problems: Sequence[tuple[str, str]] = ()) -> Outcome:
+           problems: Sequence[tuple[str, str]] = (), progress: Report | None = None) -> Outcome:
     """Check new events against the timeline and append them, all or nothing.
 
     `problems` found earlier (rows that did not even parse) are reported together with every problem the
-    check finds, so a file's author sees them all at once.
+    check finds, so a file's author sees them all at once. `progress` hears how the fold, the check and
+    the append go (an import of many events).
     """
     with store.transaction():
         problems = list(problems)
@@ -119,15 +120,21 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         since_gains = head - store.latest_snapshot_seq(scope_of(accounts))
         full_due = (gains_spacing(head + len(pending), SNAPSHOT_EVERY) <= since_gains + len(pending)  # as at the save below
                     and since_gains <= GAINS_FOLD_LIMIT)
-        base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=full_due)
+        base = load_books(store, Point(as_of=day_before, known_seq=head), accounts=accounts, keep_gains=full_due,
+                          progress=progress)
         if base.folded >= STATE_EVERY:  # the next command dated the same day starts here, not where this one did
             save_snapshot(store, base, head, accounts, as_of=day_before, gains=False)
         existing = store.fold_records(known_seq=head, after=day_before, accounts=accounts)
         timeline = heapq.merge(existing, new_recs, key=Recorded.sort_key)
-        books, refusals = check_timeline(timeline, set(labels), base, voided=voided)
+        books, refusals = check_timeline(counted(timeline, progress, "checking events"), set(labels), base,
+                                         voided=voided)
         if refusals or problems:
             raise Refused(_by_line(problems + _explain(refusals, labels, new_recs)))
+        if progress is not None:
+            progress("writing events", 0, len(pending))
         result = store.append([p.new for p in pending], expected)
+        if progress is not None:
+            progress("writing events", len(pending), len(pending))
         result = attrs.evolve(result, duplicates=tuple(duplicates) + result.duplicates)
         new_head = store.head()[0]
         due = gains_spacing(new_head, SNAPSHOT_EVERY) if books.keep_gains else SNAPSHOT_EVERY
@@ -136,12 +143,12 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         return Outcome(result, books)
 
 
-def load_all(store: EventStore, point: Point) -> Books:
+def load_all(store: EventStore, point: Point, progress: Report | None = None) -> Books:
     """Every account's books at a point (`check --all`, `propose --all`). A fold that read SNAPSHOT_EVERY events or
     more leaves a snapshot of all accounts at its point behind: the write path snapshots the scope each command
     touches, which is never every account when files come account by account, so without this each `--all`
     would fold the log from its start. A ledger file this process may not write keeps none (the fold stands)."""
-    books = load_books(store, point)
+    books = load_books(store, point, progress=progress)
     if books.folded >= SNAPSHOT_EVERY and point.as_of is not None:
         try:
             save_snapshot(store, books, point.known_seq, None, as_of=point.as_of)

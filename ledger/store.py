@@ -305,13 +305,15 @@ class EventStore:
         conn.executemany(f"INSERT INTO events ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
         return AppendResult(rows=tuple(StoredRow(*r) for r in rows), duplicates=tuple(duplicates))
 
-    def restore(self, rows: Iterable[StoredRow], *, batch: int = 10_000) -> tuple[int, int]:
+    def restore(self, rows: Iterable[StoredRow], *, batch: int = 10_000, progress=None) -> tuple[int, int]:
         """Append rows exported from a ledger verbatim, keeping seq, times and hashes.
 
         Each row must continue this ledger's chain; rows already present (same seq and hash)
         are skipped, so restoring the same export twice is a no-op. Returns (added, skipped).
-        All or nothing: any mismatch raises and nothing is written.
+        All or nothing: any mismatch raises and nothing is written. `progress(what, done, total)`,
+        if given, hears of the rows checked and written, a batch at a time.
         """
+        total = len(rows) if isinstance(rows, Sequence) else None
         added = skipped = 0
         with self.transaction():
             seq, prev = self.head()
@@ -339,8 +341,12 @@ class EventStore:
                     self.conn.executemany(f"INSERT INTO events ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", pending)
                     added += len(pending)
                     pending.clear()
+                    if progress is not None:
+                        progress("checking and writing events", added + skipped, total)
             self.conn.executemany(f"INSERT INTO events ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", pending)
             added += len(pending)
+            if progress is not None:
+                progress("checking and writing events", added + skipped, added + skipped)
         return added, skipped
 
     # -- reading --------------------------------------------------------------

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import pickle
 from decimal import Decimal
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import attrs
 import orjson
@@ -120,6 +120,25 @@ def owner_scope(store: EventStore, accounts: Sequence[str] | None) -> list[str] 
     return sorted(scope)
 
 
+#: how a long fold reports its progress: (what it is doing, events so far, of how many or None); see commands.progress
+Report = Callable[[str, int, "int | None"], None]
+
+
+def counted(items: Iterable, report: Report | None, what: str, total: int | None = None, every: int = 2_000) -> Iterable:
+    """`items` as they are, telling `report` how many have gone by, every `every` and at the end (with no report,
+    `items` themselves: a replay's rows pass through no extra generator)."""
+    return items if report is None else _counting(items, report, what, total, every)
+
+
+def _counting(items: Iterable, report: Report, what: str, total: int | None, every: int) -> Iterator:
+    n = 0
+    for n, item in enumerate(items, 1):
+        if n % every == 0:
+            report(what, n, total)
+        yield item
+    report(what, n, n)  # done: all of them (a total given ahead may count rows the fold skips, voids say)
+
+
 def load_books(
     store: EventStore,
     point: Point,
@@ -127,8 +146,10 @@ def load_books(
     accounts: Sequence[str] | None = None,
     keep_gains: bool = True,
     use_snapshots: bool = True,
+    progress: Report | None = None,
 ) -> Books:
-    """The books at a point, for some accounts (with their owners' other accounts, and every security) or all."""
+    """The books at a point, for some accounts (with their owners' other accounts, and every security) or all.
+    `progress` hears of the events read as they go (of the log's length, for the whole ledger)."""
     accounts = owner_scope(store, accounts)
     voided = set(store.voided(point.known_seq))
     books, after = (None, None)
@@ -136,12 +157,13 @@ def load_books(
         if use_snapshots:
             books, after = _from_snapshot(store, point, accounts, keep_gains)
         if books is None and accounts is None and point.known_seq >= PARALLEL_FROM:
-            books = _fold_in_two(store, point, voided, keep_gains)
+            books = _fold_in_two(store, point, voided, keep_gains, progress)
             if books is not None:
                 return books
         books = books if books is not None else Books(keep_gains=keep_gains)
         records = store.fold_records(known_seq=point.known_seq, after=after, as_of=point.as_of, accounts=accounts)
-        return fold(records, books, voided=voided, until=point.as_of)
+        total = point.known_seq if accounts is None and after is None else None
+        return fold(counted(records, progress, "replaying events", total), books, voided=voided, until=point.as_of)
 
 
 # -- a long fold of the whole ledger, split by owner over two processes ---------------------------
@@ -152,7 +174,8 @@ ROWS_PER_MESSAGE = 1_000
 LOOKAHEAD = 4_000
 
 
-def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: bool) -> Books | None:
+def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: bool,
+                 progress: Report | None = None) -> Books | None:
     """The whole ledger's books at a point, folded by two processes at once: the owners split in two halves
     of about equal events, each process folding its half's account and owner streams with every security
     stream. Owners never meet in the fold (wash sales are an owner's; a corporate action is applied to each
@@ -194,7 +217,8 @@ def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: 
         """This half's rows, LOOKAHEAD behind the reading; the other half's (and every security row) go to the
         child as they are read, so it is never kept waiting while this process folds."""
         batch, own = [], collections.deque()
-        for row in store.fold_rows(known_seq=point.known_seq, as_of=point.as_of):
+        for row in counted(store.fold_rows(known_seq=point.known_seq, as_of=point.as_of), progress,
+                           "replaying events", point.known_seq):
             stream = row[2]
             if stream in theirs:
                 batch.append(row)
@@ -378,7 +402,7 @@ def _from_snapshot(store: EventStore, point: Point, accounts: Sequence[str] | No
 
 
 def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, every: int | None = None, *,
-                    keep_gains: bool = True) -> int:
+                    keep_gains: bool = True, progress: Report | None = None) -> int:
     """Fold a scope once from the start, storing a snapshot every `every` events (at a day's end). Returns how many.
 
     `keep_gains=False` stores holdings-only snapshots (every STATE_EVERY events by default). By default
@@ -391,7 +415,8 @@ def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, ev
     books = Books(keep_gains=keep_gains)
     since, made, folded = 0, 0, 0
     pending_day: dt.date | None = None
-    for rec in store.fold_records(known_seq=point.known_seq, accounts=accounts):
+    records = store.fold_records(known_seq=point.known_seq, accounts=accounts)
+    for rec in counted(records, progress, "folding events", point.known_seq if accounts is None else None):
         if pending_day is not None and rec.effective > pending_day:
             store.put_snapshot(scope, pending_day.isoformat(), point.known_seq, SNAPSHOT_FORMAT, freeze(books))
             made += 1

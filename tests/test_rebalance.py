@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import sqlite3
 from decimal import Decimal as D
 
@@ -1141,6 +1142,16 @@ def test_propose_all_proposes_where_a_trigger_fires(base):
     # --all folds the ledger once for every account: each answer is the one-account check's
     assert every == [js(base(f"check {a} --as-of 2024-06-28 --json"))[0] for a in ("A", "B")]
     assert every[0]["actionable"]
+    # on a terminal (here: FOLIO_PROGRESS=1) the fold and the accounts show on stderr, the answer is the same
+    quiet = base("check --all --as-of 2024-06-28")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FOLIO_PROGRESS", "1")
+        shown = base("check --all --as-of 2024-06-28")
+        assert base("check --all --as-of 2024-06-28 --json").stderr == ""
+    assert out(shown) == out(quiet) and quiet.stderr == ""
+    lines = [re.sub(r", [0-9.]+ s$", "", line.rstrip()) for line in shown.stderr.split("\r") if line.strip()]
+    assert lines == ["folio check: replaying events 13 of 13 (100%)", "folio check: checking accounts 0 of 2 (0%)",
+                     "folio check: checking accounts 2 of 2 (100%)"]
     text = out(base("propose --all --as-of 2024-06-28", actor="ann"))
     assert text.startswith("Proposal P0001 recorded as seq 14\naccount A, as of 2024-06-28 (seq 13)")
     assert text.endswith("B: no trigger fires as of 2024-06-28: nothing proposed\n")
