@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import getpass
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ledger.errors import LedgerError
 from ledger.prices import add_prices, price_on
 from ledger.store import EventStore, NewEvent
 from projections import views
-from projections.replay import Point, build_snapshots, known_at_timestamp, load_books, resolve_point
+from projections.replay import Point, build_snapshots, counted, known_at_timestamp, load_books, resolve_point
 from projections.tax_views import lot_value
 
 
@@ -270,7 +271,15 @@ def import_(app: App, file, as_json):
 @fail_on_errors
 def export(app: App, output):
     """Export the whole log as JSONL, one event per line with every column."""
-    lines = export_lines(app.store.rows())
+    total = app.store.head()[0]
+    # the lines themselves on a terminal: no progress line among them
+    on_screen = output is None and sys.stdout.isatty()
+    with progress("folio export", as_json=on_screen) as shown:
+        _write_lines(output, counted(export_lines(app.store.rows()), shown, "exporting events", total, every=10_000))
+
+
+def _write_lines(output: str | None, lines) -> None:
+    """Lines to a file (whole or not at all: written aside, then renamed) or to stdout."""
     if output:
         tmp = Path(output + ".part")
         with tmp.open("w", encoding="utf-8") as f:
@@ -428,7 +437,8 @@ def audit():
 @fail_on_errors
 def verify(app: App):
     """Walk the hash chain; name the first row that does not match."""
-    checked, bad, reason = app.store.verify()
+    with progress("folio audit verify") as shown:
+        checked, bad, reason = app.store.verify(shown)
     if bad is not None:
         raise click.ClickException(f"hash chain broken at seq {bad}: {reason} ({checked} rows before it verified)")
     seq, head = app.store.head()

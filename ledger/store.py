@@ -539,10 +539,14 @@ class EventStore:
         return self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     # -- audit ----------------------------------------------------------------
-    def verify(self) -> tuple[int, int | None, str]:
-        """Walk the hash chain. Returns (rows checked, first bad seq or None, reason)."""
+    def verify(self, progress=None) -> tuple[int, int | None, str]:
+        """Walk the hash chain. Returns (rows checked, first bad seq or None, reason). `progress(what, done,
+        total)`, if given, hears of the rows checked every 10,000."""
         prev, expected_seq, last_recorded, checked = GENESIS, 1, "", 0
+        total = self.head()[0] if progress is not None else None
         for r in self.conn.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq"):
+            if progress is not None and checked % 10_000 == 0:
+                progress("verifying events", checked, total)
             row = StoredRow(*r)
             if row.seq != expected_seq:
                 return checked, expected_seq, f"seq {expected_seq} is missing (next row is seq {row.seq})"
@@ -554,6 +558,8 @@ class EventStore:
                 return checked, row.seq, "recorded_at goes back in time"
             prev, expected_seq, last_recorded = row.hash, row.seq + 1, row.recorded_at
             checked += 1
+        if progress is not None:
+            progress("verifying events", checked, checked)
         return checked, None, ""
 
     # -- snapshots (a cache: never part of the chain, always rebuildable) -----

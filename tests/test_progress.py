@@ -177,3 +177,22 @@ def test_an_export_import_and_a_snapshot_rebuild_show_their_progress(folio, tmp_
     lines = _lines(result.stderr)
     assert lines[0].startswith("folio snapshot: folding events (whole ledger) 2,000 of 2,502 (79%), ")
     assert lines[-1].startswith("folio snapshot: accounts 2 of 2 (100%), ")
+
+
+def test_an_export_and_an_audit_show_their_progress_and_write_the_same(folio, tmp_path, monkeypatch):
+    out(folio("init"))
+    out(folio("account open A --date 2024-01-01"))
+    path = tmp_path / "big.csv"
+    path.write_text(_csv(2500))
+    out(folio(f"import {path}"))
+    plain = folio("export")
+    monkeypatch.setenv("FOLIO_PROGRESS", "1")
+    shown = folio("export")  # stdout is not a terminal here: progress on stderr
+    assert out(shown) == out(plain) and plain.stderr == ""
+    assert _lines(shown.stderr)[-1].startswith("folio export: exporting events 2,501 of 2,501 (100%), ")
+    result = folio(f"export -o {tmp_path / 'log.jsonl'}")
+    assert (tmp_path / "log.jsonl").read_text() == out(plain) and out(result) == ""
+    result = folio("audit verify")
+    assert out(result).startswith("OK: 2501 events verified, head seq 2501 hash ")
+    assert [re.sub(r", [0-9.]+ s$", "", line) for line in _lines(result.stderr)] == [
+        "folio audit verify: verifying events 0 of 2,501 (0%)", "folio audit verify: verifying events 2,501 of 2,501 (100%)"]
