@@ -249,7 +249,7 @@ def import_(app: App, file, as_json):
     with progress(f"importing {name}", as_json=as_json) as shown:
         if looks_like_jsonl(file, text):
             rows = read_jsonl(text, shown)
-            added, skipped = app.store.restore(rows, progress=shown)
+            added, skipped = service.restore(app.store, rows, progress=shown)
             build_snapshots(app.store, progress=lambda what, done, total: shown(f"{what} for snapshots", done, total))
             summary = {"format": "jsonl", "recorded": added, "already_recorded": skipped}
         else:

@@ -143,6 +143,30 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
         return Outcome(result, books)
 
 
+def restore(store: EventStore, rows: Sequence, progress: Report | None = None) -> tuple[int, int]:
+    """Restore an export, all or nothing: its rows must continue this ledger's chain, verbatim
+    (`EventStore.restore`), and make a history the books can fold. An event the fold refuses (a sale of
+    shares not held, cash an account does not have) refuses the whole file, naming its seq, and nothing is
+    written: a forged or damaged export never reaches the log, where it could not be taken back.
+    Returns (added, skipped)."""
+    with store.transaction():
+        added, skipped = store.restore(rows, progress=progress)
+        if added:
+            head = store.head()[0]
+            voided = set(store.voided(head))
+            books = Books(keep_gains=False)
+            rec = None
+            try:
+                for rec in counted(store.fold_records(known_seq=head), progress, "checking the history", head):
+                    if rec.seq not in voided:
+                        books.apply(rec)
+                books.settle()
+            except DomainError as e:
+                where = f"seq {rec.seq}" if rec is not None else "the restored history"
+                raise Refused([(where, f"{e}; the file makes a history the books refuse, nothing was recorded")]) from None
+    return added, skipped
+
+
 def load_all(store: EventStore, point: Point, progress: Report | None = None) -> Books:
     """Every account's books at a point (`check --all`, `propose --all`). A fold that read SNAPSHOT_EVERY events or
     more leaves a snapshot of all accounts at its point behind: the write path snapshots the scope each command

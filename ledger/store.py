@@ -318,6 +318,8 @@ class EventStore:
         with self.transaction():
             seq, prev = self.head()
             last_recorded = self.conn.execute("SELECT MAX(recorded_at) FROM events").fetchone()[0] or ""
+            versions: dict[str, int] = {}  # each stream's last version: the file's next row of it must follow
+            keys: set[str] = set()  # idempotency keys the file adds
             pending: list[tuple] = []
             for row in rows:
                 if row.seq <= seq:
@@ -334,6 +336,20 @@ class EventStore:
                     raise LedgerError(f"seq {row.seq}: hash does not match its content and the row before it: the file was altered")
                 if row.recorded_at < last_recorded:
                     raise LedgerError(f"seq {row.seq}: recorded_at goes back in time")
+                try:
+                    dt.date.fromisoformat(row.effective)
+                except (TypeError, ValueError):
+                    raise LedgerError(f"seq {row.seq}: effective date {row.effective!r} is not a date (YYYY-MM-DD)") from None
+                last = versions[row.stream] if row.stream in versions else self.version(row.stream)
+                if row.version != last + 1:
+                    raise LedgerError(f"seq {row.seq}: version {row.version} of stream {row.stream} does not follow "
+                                      f"version {last}: the file is not one ledger's log")
+                versions[row.stream] = row.version
+                if row.idem_key is not None:
+                    if row.idem_key in keys or self.conn.execute(
+                            "SELECT 1 FROM events WHERE idem_key = ?", (row.idem_key,)).fetchone():
+                        raise LedgerError(f"seq {row.seq}: reference {row.idem_key!r} is recorded twice")
+                    keys.add(row.idem_key)
                 row.decode()  # refuse a row this version cannot read before anything is written
                 pending.append(attrs.astuple(row))
                 seq, prev, last_recorded = row.seq, row.hash, row.recorded_at

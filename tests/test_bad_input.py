@@ -299,6 +299,49 @@ def test_jsonl_tampered_row_is_refused(exported, tmp_path):
     assert count(fresh) == 0
 
 
+def _forged(exported: list[str], edit) -> str:
+    """The export with `edit` applied to its rows and every hash recomputed: a forgery the chain cannot catch."""
+    from ledger.codec import canonical
+    from ledger.store import GENESIS, row_hash
+
+    rows = [json.loads(line) for line in exported]
+    edit(rows)
+    prev = GENESIS
+    for r in rows:
+        r["hash"] = prev = row_hash(prev, r["seq"], r["stream"], r["version"], r["type"], r["schema"], r["effective"],
+                                    r["recorded_at"], canonical(r["payload"]), canonical(r["meta"]), r["idem_key"])
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _sell_unheld(rows):
+    rows[2]["payload"].update(side="sell", quantity="40")  # seq 3: a sale of 40 VTI where none are held
+
+
+def _refs_twice(rows):
+    rows[3]["idem_key"] = rows[2]["idem_key"] = "T-1"
+
+
+@pytest.mark.parametrize("edit, words", [
+    (_sell_unheld, ["seq 3: cannot sell 40 VTI in A on 2024-02-01: none held",
+                    "the file makes a history the books refuse, nothing was recorded"]),
+    (lambda rows: rows[2].update(effective="2024-13-01"),
+     ["seq 3: effective date '2024-13-01' is not a date (YYYY-MM-DD)"]),
+    (lambda rows: rows[2].update(version=2), ["seq 3: version 2 of stream account:A does not follow version 2"]),
+    (_refs_twice, ["seq 4: reference 'T-1' is recorded twice"]),
+])
+def test_a_forged_export_whose_hashes_agree_is_refused_whole_when_its_history_breaks(exported, tmp_path, edit, words):
+    """Hashes recomputed, so the chain holds: the rows must still make a history the books accept, with real dates,
+    consecutive stream versions and references used once; else nothing is written (a log cannot take a row back)."""
+    fresh = str(tmp_path / "fresh.db")
+    runner = CliRunner()
+    ok(runner.invoke(cli, ["--db", fresh, "init"]))
+    f = write(tmp_path, "forged.jsonl", _forged(exported, edit))
+    refused(runner.invoke(cli, ["--db", fresh, "import", str(f)]), *words)
+    assert count(fresh) == 0
+    f = write(tmp_path, "true.jsonl", _forged(exported, lambda rows: None))  # the same, unforged: restored whole
+    assert ok(runner.invoke(cli, ["--db", fresh, "import", str(f)])) == "Recorded 6 events from true.jsonl\n"
+
+
 def test_jsonl_from_another_ledger_is_refused(books, db_path, tmp_path):
     other_db = str(tmp_path / "other.db")
     runner = CliRunner()
