@@ -107,12 +107,13 @@ def _decimal(kind, plainly_valid=lambda d: False):
 
 _CENT = v.CENT
 # each tests finiteness first: a NaN does not compare
-_positive = _decimal(v.positive, lambda d: d.is_finite() and d > 0)
-_non_negative = _decimal(v.non_negative, lambda d: d.is_finite() and d >= 0)
+_in_range = v.in_range
+_positive = _decimal(v.positive, lambda d: d.is_finite() and d > 0 and _in_range(d))
+_non_negative = _decimal(v.non_negative, lambda d: d.is_finite() and d >= 0 and _in_range(d))
 _money = _decimal(lambda d, what: v.positive(v.money(d, what), what),
-                  lambda d: d.is_finite() and d > 0 and d.adjusted() < 20 and d.quantize(_CENT) == d)
+                  lambda d: d.is_finite() and d > 0 and _in_range(d) and d.quantize(_CENT) == d)
 _money_or_zero = _decimal(lambda d, what: v.non_negative(v.money(d, what), what),
-                          lambda d: d.is_finite() and d >= 0 and d.adjusted() < 20 and d.quantize(_CENT) == d)
+                          lambda d: d.is_finite() and d >= 0 and _in_range(d) and d.quantize(_CENT) == d)
 
 
 class Event:

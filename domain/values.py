@@ -20,8 +20,18 @@ _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
+#: the magnitudes Folio takes: below 10^12 and, unless zero, at least 10^-12. A quantity times a price then fits,
+#: to the cent, within Decimal's 28 digits; a number past them is a typo, refused with its name, not a crash later
+DIGITS = 12
+
+
+def in_range(d: Decimal) -> bool:
+    """Whether a finite Decimal is zero or of a magnitude in [10^-12, 10^12)."""
+    return not d or -DIGITS <= d.adjusted() < DIGITS
+
+
 def to_decimal(value: object, what: str = "value") -> Decimal:
-    """Parse a Decimal from str, int or Decimal; refuse floats, NaN and infinities."""
+    """Parse a Decimal from str, int or Decimal; refuse floats, NaN, infinities and magnitudes out of `in_range`."""
     if isinstance(value, bool) or isinstance(value, float):
         raise InvalidValue(f"{what} must be given as text or an integer, not {type(value).__name__} {value!r}")
     if isinstance(value, Decimal):
@@ -37,6 +47,10 @@ def to_decimal(value: object, what: str = "value") -> Decimal:
         raise InvalidValue(f"{what} {value!r} is not a number")
     if not d.is_finite():
         raise InvalidValue(f"{what} {value!r} is not a finite number")
+    if not in_range(d):
+        if d.adjusted() >= DIGITS:
+            raise InvalidValue(f"{what} {value!r} is too large: Folio takes numbers below 10^{DIGITS} (1,000,000,000,000)")
+        raise InvalidValue(f"{what} {value!r} is too small: Folio takes numbers of 10^-{DIGITS} or more (or zero)")
     return d
 
 

@@ -84,8 +84,9 @@ def _finite(min_value: str, max_value: str, places: int | None = None) -> st.Sea
 #: odd but valid spellings: exponents, trailing zeros
 _SPELLINGS = st.sampled_from([Decimal("1E+1"), Decimal("10.000"), Decimal("0.10"), Decimal("1E-6"), Decimal("2.5E+3")])
 #: at most 28 significant digits, the default decimal context's precision (see the codec test for longer ones)
+#: (a quarter of 10^12 at most: the largest magnitude Folio takes, `domain.values.DIGITS`, holds a sum of four)
 positive_decimals = st.one_of(
-    _finite("0.000001", "1000000000000").filter(lambda d: d > 0 and len(d.as_tuple().digits) <= 28), _SPELLINGS)
+    _finite("0.000001", "249999999999.999999").filter(lambda d: d > 0 and len(d.as_tuple().digits) <= 28), _SPELLINGS)
 non_negative_decimals = st.one_of(st.just(Decimal("0")), positive_decimals)
 fractions_below_one = _finite("0", "0.999999", places=6)
 money_amounts = st.one_of(_finite("0.01", "10000000000", places=2), st.sampled_from([Decimal("1E+1"), Decimal("5.0")]))

@@ -400,6 +400,12 @@ def test_unknown_action(books, db_path):
     ("record buy A VTI Infinity --price 1 --date 2024-06-01", ["QUANTITY 'Infinity' is not a finite number"]),
     ("record buy A VTI 1 --price nan --date 2024-06-01", ["price 'nan' is not a finite number"]),
     ("record buy A VTI 1 --price 1 --fees sNaN --date 2024-06-01", ["fees 'sNaN' is not a finite number"]),
+    # past the magnitudes Folio takes (10^-12 .. 10^12): a typo, refused by name, not a crash in the arithmetic
+    ("record deposit A 1e26 --date 2024-06-01", ["AMOUNT '1e26' is too large: Folio takes numbers below 10^12"]),
+    ("record buy A VTI 1 --price 1e400 --date 2024-06-01", ["price '1e400' is too large"]),
+    ("record buy A VTI 1000000000000 --price 1 --date 2024-06-01", ["QUANTITY '1000000000000' is too large"]),
+    ("record buy A VTI 0.0000000000001 --price 1 --date 2024-06-01",
+     ["QUANTITY '0.0000000000001' is too small: Folio takes numbers of 10^-12 or more (or zero)"]),
     # sub-cent amounts
     ("record deposit A 0.001 --date 2024-06-01", ["amount 0.001 has more than two decimal places"]),
     ("record withdraw A 10.005 --date 2024-06-01", ["amount 10.005 has more than two decimal places"]),
@@ -798,17 +804,18 @@ def test_bad_price_files(books, db_path, tmp_path):
             return c.execute("SELECT COUNT(*) FROM prices").fetchone()[0]
 
     long_ = write(tmp_path, "p.csv", "date,symbol,close\n2024-01-02,VTI,100\n2024-01-03,VTI,-1\n2024-13-01,VTI,1\n"
-                                     "2024-01-04,VTI,NaN\n2024-01-05,VT I,1\n2024-01-06,VTI\n")
+                                     "2024-01-04,VTI,NaN\n2024-01-05,VT I,1\n2024-01-06,VTI\n2024-01-07,VTI,1e40\n")
     wide = write(tmp_path, "w.csv", "date,VTI,BAD SYM\n2024-01-02,1,2\n")
     first = write(tmp_path, "f.csv", "day,VTI\n2024-01-02,1\n")
     with unchanged(books, db_path):
-        msg = refused(books(f"prices import {long_}"), "5 problems, nothing was recorded")
+        msg = refused(books(f"prices import {long_}"), "6 problems, nothing was recorded")
         assert msg.splitlines()[1:] == [
             "  p.csv line 3: close must be greater than zero, got -1",
             "  p.csv line 4: date '2024-13-01' is not a date in the form YYYY-MM-DD",
             "  p.csv line 5: close 'NaN' is not a finite number",
             "  p.csv line 6: symbol 'VT I' is not valid: use 1-20 capital letters, digits, '.', '-' or '/'",
             "  p.csv line 7: 2 fields, the header has 3",
+            "  p.csv line 8: close '1e40' is too large: Folio takes numbers below 10^12 (1,000,000,000,000)",
         ]
         refused(books(f"prices import {wide}"), "w.csv line 1", "symbol 'BAD SYM' is not valid")
         refused(books(f"prices import {first}"), "f.csv line 1", "the first column must be 'date'")
