@@ -20,9 +20,10 @@ from domain import events as ev
 from domain import values as v
 from domain.errors import DomainError
 from ledger.errors import LedgerError
-from ledger.prices import add_prices, price_on
+from ledger.prices import add_prices
 from ledger.store import EventStore, NewEvent
 from projections import views
+from projections.pricing import price_for
 from projections.replay import Point, build_snapshots, counted, known_at_timestamp, load_books, resolve_point
 from projections.tax_views import lot_value
 
@@ -326,7 +327,7 @@ def positions(app: App, account_id, as_of, known_at, known_at_seq, as_json):
     point, acct = _books(app, account_id, as_of, known_at, known_at_seq, gains=False)
     day = point.as_of or app.today()
     known = prices_known_at(app, known_at, known_at_seq)
-    rows = views.positions(acct, lambda s: price_on(app.store, s, day, known))
+    rows = views.positions(acct, lambda s: price_for(app.store, s, day, known, point.known_seq))
     if as_json:
         out = []
         for r in rows:
@@ -361,7 +362,7 @@ def lots(app: App, account_id, as_of, known_at, known_at_seq, as_json):
     rows = views.lots(acct)
     known = prices_known_at(app, known_at, known_at_seq)
     valued = {l.lot_id: lot_value(l.quantity, l.cost_basis, l.hp_start, p, day)
-              for l in rows if (p := price_on(app.store, l.symbol, day, known)) is not None}
+              for l in rows if (p := price_for(app.store, l.symbol, day, known, point.known_seq)) is not None}
     if as_json:
         out = []
         for l in rows:

@@ -18,7 +18,7 @@ from commands.service import Pending
 from domain import events as ev
 from domain import values as v
 from domain.errors import DomainError, UnknownAccount
-from ledger.prices import price_on
+from projections.pricing import price_for
 from ledger.store import NewEvent
 from projections import tax_views, views
 from projections.replay import load_books, resolve_point
@@ -211,7 +211,8 @@ def harvest(app: App, account_id, owner_id, as_of, min_loss_pct, min_loss, as_js
         raise click.UsageError("give an ACCOUNT or --owner, not both" if account_id else "give an ACCOUNT or --owner")
     day = as_of or app.today()
     point, owner_id, books, accounts = _owner_books(app, owner_id, account_id, as_of or day)
-    found, unpriced = tax_views.harvest(books, accounts, day, lambda s: price_on(app.store, s, day),
+    found, unpriced = tax_views.harvest(books, accounts, day,
+                                        lambda s: price_for(app.store, s, day, known_seq=point.known_seq),
                                         min_loss_pct=min_loss_pct, min_loss=min_loss)
     if as_json:
         click.echo(render.dumps([{

@@ -14,7 +14,7 @@ from domain.books import Books
 from domain.errors import DomainError
 from domain.rebalancing.model import Holding, Inputs, LotInfo, Quote
 from ledger import codec
-from ledger.prices import prices_on
+from projections.pricing import prices_for
 from ledger.store import EventStore, StoredRow
 from projections import tax_views
 from projections.replay import Point
@@ -89,7 +89,7 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
                      | {s for h in holdings for s in books.substitutes.get(h.symbol, ())}
                      | {s for t in model.event.targets for s in books.substitutes.get(t.symbol, ())})
     quotes, missing = {}, []
-    for s, p in prices_on(store, symbols, point.as_of, prices_known_at).items():
+    for s, p in prices_for(store, symbols, point.as_of, prices_known_at, point.known_seq).items():
         if p is None:
             missing.append(s)
         else:

@@ -683,6 +683,34 @@ def test_as_of_before_a_split_shows_old_shares_after_shows_new(held):
     assert [(p["symbol"], p["quantity"], p["cost_basis"]) for p in positions] == [("XYZ", "68", "1630.00")]
 
 
+def test_a_close_from_before_a_split_values_the_new_shares_at_the_adjusted_price(held, tmp_path):
+    """A holds 17 XYZ (basis 1630.00). A close of 120 on 2024-01-31, then a 2:1 split on 2024-02-01: 34 shares at
+    60 (not at 120: the holding's worth does not double with the split) until a later close; a 1:4 reverse split
+    on 2024-03-01 makes the old close worth 4 times more again (34 / 4 = 8.5 shares at 240); a voided split
+    adjusts nothing; a close on the split's own date is in new shares."""
+    f = tmp_path / "p.csv"
+    f.write_text("date,symbol,close\n2024-01-31,XYZ,120\n")
+    ok(held(f"prices import {f}"))
+
+    def valued(args: str) -> tuple:
+        (p,) = json.loads(ok(held(f"positions A --json {args}")))
+        return p["quantity"], p["price"], p["price_date"], p["market_value"]
+
+    assert valued("--as-of 2024-01-31") == ("17", "120.00", "2024-01-31", "2040.00")
+    ok(held("record split XYZ 2:1 --date 2024-02-01"))  # seq 11
+    assert valued("--as-of 2024-02-01") == ("34", "60.00", "2024-01-31", "2040.00")
+    (lot7,) = [l for l in json.loads(ok(held("lots A --json --as-of 2024-02-01"))) if l["lot_id"] == "7"]
+    assert (lot7["quantity"], lot7["price"], lot7["market_value"], lot7["unrealized_gain"]) == \
+        ("20", "60.00", "1200.00", "200.00")
+    ok(held("record split XYZ 1:4 --date 2024-03-01"))  # seq 12: 34 -> 8.5
+    assert valued("--as-of 2024-03-01") == ("8.5", "240.00", "2024-01-31", "2040.00")
+    ok(held("void 11 --reason mistaken"))  # seq 13: 17 -> 4.25 at 480
+    assert valued("--as-of 2024-03-01") == ("4.25", "480.00", "2024-01-31", "2040.00")
+    f.write_text("date,symbol,close\n2024-03-01,XYZ,500\n")
+    ok(held(f"prices import {f}"))  # on the split's date: already in the new shares
+    assert valued("--as-of 2024-03-01") == ("4.25", "500.00", "2024-03-01", "2125.00")
+
+
 def test_a_split_recorded_late_changes_as_of_views_after_its_date_not_what_was_known_before(held):
     ok(held("record buy A XYZ 1 --price 105 --date 2024-03-01"))  # seq 11: lot 11, after the split's date
     ok(held("record split XYZ 2:1 --date 2024-02-01"))  # seq 12, recorded late

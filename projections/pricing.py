@@ -1,0 +1,58 @@
+"""Prices for valuing holdings: the latest close on or before a day, in the share count of that day.
+
+A close dated before a split (or stock dividend) of its symbol prices the shares as they were then:
+the holding on the day holds `new/old` as many shares for each. Valued as recorded, a 2:1 split would
+double the holding's worth until the next close arrived. So a close is divided by every split of its
+symbol effective after its date and on or before the day, as the log knows them at a seq (voids
+removed). A close dated on or after a split's effective date is already in post-split shares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Sequence
+
+import attrs
+
+from ledger.prices import Price, price_on, prices_on
+from ledger.store import EventStore
+
+
+def split_factor(store: EventStore, symbol: str, after: dt.date, through: dt.date,
+                 known_seq: int | None = None) -> Decimal:
+    """How many shares one share of `symbol` held at the end of `after` is by the end of `through`: the product of
+    `new/old` of its splits effective in (after, through], known at `known_seq`, voids removed."""
+    if through <= after:
+        return Decimal(1)
+    rows = list(store.rows(stream=f"security:{symbol}", type_="SplitApplied", known_seq=known_seq,
+                           effective_from=after + dt.timedelta(days=1), effective_to=through))
+    if not rows:
+        return Decimal(1)
+    voided = store.voided(known_seq)
+    factor = Decimal(1)
+    for row in rows:
+        if row.seq not in voided:
+            split = row.decode()
+            factor = factor * split.new / split.old
+    return factor
+
+
+def adjusted(store: EventStore, price: Price | None, day: dt.date, known_seq: int | None = None) -> Price | None:
+    """`price` in the shares of `day` (itself when no split came between)."""
+    if price is None or price.date >= day:
+        return price
+    factor = split_factor(store, price.symbol, price.date, day, known_seq)
+    return price if factor == 1 else attrs.evolve(price, close=price.close / factor)
+
+
+def price_for(store: EventStore, symbol: str, day: dt.date, known_at: str | None = None,
+              known_seq: int | None = None) -> Price | None:
+    """The latest close of `symbol` on or before `day` (prices known at `known_at`), in the shares of `day`."""
+    return adjusted(store, price_on(store, symbol, day, known_at), day, known_seq)
+
+
+def prices_for(store: EventStore, symbols: Sequence[str], day: dt.date, known_at: str | None = None,
+               known_seq: int | None = None) -> dict[str, Price | None]:
+    """`price_for` of many symbols (the closes memoised as `prices_on` does)."""
+    return {s: adjusted(store, p, day, known_seq) for s, p in prices_on(store, symbols, day, known_at).items()}
