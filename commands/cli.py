@@ -174,6 +174,7 @@ def _record_one(app: App, account_id: str, event: ev.Event, day: dt.date, idem_k
     out = service.record(app.store, [Pending(new)])
     if out.result.duplicates:
         key, seq = out.result.duplicates[0]
+        service.refuse_voided_duplicate(app.store, key, seq)
         click.echo(f"Already recorded as seq {seq} (ref {key}); nothing new written")
         return
     row = out.result.rows[0]
@@ -257,13 +258,23 @@ def import_(app: App, file, as_json):
             pending, problems = read_csv(text, Context(actor=app.actor, source="import"), name, shown)
             out = service.record(app.store, pending, problems=problems, progress=shown)
             summary = {"format": "csv", "recorded": len(out.result.rows), "already_recorded": len(out.result.duplicates)}
+            voids = app.store.voided() if out.result.duplicates else {}
+            # rows whose reference names a voided event: skipped like any repeat (a file imported again must not
+            # bring back what was voided), and said, so that a row meant to come back gets a new reference
+            summary["voided"] = sorted({seq for _, seq in out.result.duplicates if seq in voids})
+    voided = summary.pop("voided", [])
     if as_json:
-        click.echo(render.dumps({k: str(x) if isinstance(x, int) else x for k, x in summary.items()}))
-    elif summary["recorded"] == 0 and summary["already_recorded"]:
+        click.echo(render.dumps({**{k: str(x) if isinstance(x, int) else x for k, x in summary.items()},
+                                 **({"already_recorded_voided": [str(seq) for seq in voided]} if voided else {})}))
+        return
+    if summary["recorded"] == 0 and summary["already_recorded"]:
         click.echo(f"Nothing recorded: all {summary['already_recorded']} rows of {name} were already recorded")
     else:
         tail = f" ({summary['already_recorded']} already recorded, skipped)" if summary["already_recorded"] else ""
         click.echo(f"Recorded {summary['recorded']} events from {name}{tail}")
+    if voided:
+        click.echo(f"Of those already recorded, seq {', '.join(map(str, voided))} {'is' if len(voided) == 1 else 'are'} "
+                   f"voided: to record such a row again, give it a new reference")
 
 
 @cli.command()

@@ -28,6 +28,7 @@ def _record_action(app: App, event: ev.Event, day: dt.date, ref: str | None = No
     out = service.record(app.store, [Pending(new)])
     if out.result.duplicates:
         key, seq = out.result.duplicates[0]
+        service.refuse_voided_duplicate(app.store, key, seq)
         click.echo(f"Already recorded as seq {seq} (ref {key}); nothing new written")
         return
     row = out.result.rows[0]

@@ -18,7 +18,7 @@ import attrs
 from domain.books import Books, check_timeline
 from domain.errors import AccountExists, DomainError, InvalidVoid
 from domain.events import AccountOpened, EventVoided, Recorded
-from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message
+from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message, voided_reference_message
 from ledger import codec
 from projections.replay import (SNAPSHOT_EVERY, STATE_EVERY, Point, Report, counted, gains_spacing, load_books,
                                 owner_scope, save_snapshot, scope_of)
@@ -190,11 +190,21 @@ def _by_line(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return sorted(problems, key=key)
 
 
+def refuse_voided_duplicate(store: EventStore, key: str, seq: int) -> None:
+    """A single command that repeats an event already recorded under its reference records nothing and says so;
+    when that event was voided, the command is refused instead: nothing would be recorded, and the person means to
+    record the event again (which needs a new reference: a reference names one event for good)."""
+    voided_by = store.voided().get(seq)
+    if voided_by is not None:
+        raise DomainError(voided_reference_message(key, seq, voided_by))
+
+
 def _drop_duplicates(store: EventStore, pending: Sequence[Pending],
                      problems: list[tuple[str, str]]) -> tuple[list[Pending], list[tuple[str, int]]]:
     """Leave out events whose idempotency key is already recorded for the same event; a reused key is a problem."""
     keep, duplicates, seen = [], [], {}
     recorded = store.find_idems([p.new.idem_key for p in pending if p.new.idem_key is not None])
+    voided = store.voided() if recorded else {}
     for p in pending:
         key = p.new.idem_key
         if key is None:
@@ -205,7 +215,7 @@ def _drop_duplicates(store: EventStore, pending: Sequence[Pending],
         found = recorded.get(key)
         if found is not None:
             if tuple(found[1:]) != mine:
-                problems.append((p.label, idem_conflict_message(key, found[0])))
+                problems.append((p.label, idem_conflict_message(key, found[0], voided.get(found[0]))))
             duplicates.append((key, found[0]))
             continue
         if key in seen:

@@ -142,9 +142,19 @@ def _meta_text(cache: dict, meta: Mapping[str, object]) -> str:
     return text
 
 
-def idem_conflict_message(key: str, seq: int) -> str:
-    return (f"reference {key!r} was already recorded as seq {seq} for a different event; "
-            f"use a new reference, or void seq {seq} first")
+def idem_conflict_message(key: str, seq: int, voided_by: int | None = None) -> str:
+    """A reference names one event for good (voiding it does not free the reference)."""
+    if voided_by is not None:
+        return (f"reference {key!r} was recorded as seq {seq} (voided by seq {voided_by}) for a different event; "
+                f"a voided event's reference stays spent: use a new reference")
+    return (f"reference {key!r} was already recorded as seq {seq} for a different event; use a new reference "
+            f"(to correct seq {seq}, void it and record the corrected event under a new reference)")
+
+
+def voided_reference_message(key: str, seq: int, voided_by: int) -> str:
+    """What recording a voided event again under its own reference is told."""
+    return (f"reference {key!r} was recorded as seq {seq}, which seq {voided_by} voided; a voided event's reference "
+            f"stays spent: to record the event again, give it a new reference")
 
 
 def utc_now() -> str:

@@ -611,17 +611,38 @@ def test_ref_reused_for_a_different_event(books, db_path, tmp_path):
     ok(books("record buy A VTI 1 --price 100 --date 2024-06-02 --ref T-1"))  # seq 8
     with unchanged(books, db_path):
         assert refused(books("record buy A VTI 2 --price 100 --date 2024-06-02 --ref T-1")) == (
-            "Error: reference 'T-1' was already recorded as seq 8 for a different event; use a new reference, "
-            "or void seq 8 first\n")
+            "Error: reference 'T-1' was already recorded as seq 8 for a different event; use a new reference "
+            "(to correct seq 8, void it and record the corrected event under a new reference)\n")
         # same content, another date: a different event too
         refused(books("record buy A VTI 1 --price 100 --date 2024-06-03 --ref T-1"), "reference 'T-1'", "seq 8")
         f = write(tmp_path, "r.csv", HEADER + "2024-06-05,A,deposit,,,,1,,,n1\n2024-06-05,A,sell,VTI,1,1,,,,T-1\n")
         assert refused(books(f"import {f}")) == (
             "Error: r.csv line 3: reference 'T-1' was already recorded as seq 8 for a different event; "
-            "use a new reference, or void seq 8 first\n")
+            "use a new reference (to correct seq 8, void it and record the corrected event under a new reference)\n")
         f = write(tmp_path, "r2.csv", HEADER + "2024-06-05,A,deposit,,,,1,,,d1\n2024-06-05,A,deposit,,,,2,,,d1\n")
         assert refused(books(f"import {f}")) == \
             "Error: r2.csv line 3: reference 'd1' is used twice in this input for different events\n"
+
+
+def test_a_voided_events_reference_stays_spent_and_recording_it_again_says_so(books, db_path, tmp_path):
+    """Voiding does not free a reference (it names one event for good): the same event again under it is refused,
+    not reported as already recorded (it is not in the books); a file holding it again skips it and says so."""
+    ok(books("record buy A VTI 1 --price 100 --date 2024-06-02 --ref T-1"))  # seq 7
+    ok(books("void 7 --reason mistaken"))  # seq 8
+    with unchanged(books, db_path):
+        assert refused(books("record buy A VTI 1 --price 100 --date 2024-06-02 --ref T-1")) == (
+            "Error: reference 'T-1' was recorded as seq 7, which seq 8 voided; a voided event's reference stays "
+            "spent: to record the event again, give it a new reference\n")
+        assert refused(books("record buy A VTI 2 --price 100 --date 2024-06-02 --ref T-1")) == (
+            "Error: reference 'T-1' was recorded as seq 7 (voided by seq 8) for a different event; a voided event's "
+            "reference stays spent: use a new reference\n")
+        f = write(tmp_path, "again.csv", HEADER + "2024-06-02,A,buy,VTI,1,100,,,,T-1\n")
+        assert ok(books(f"import {f}")) == (
+            "Nothing recorded: all 1 rows of again.csv were already recorded\n"
+            "Of those already recorded, seq 7 is voided: to record such a row again, give it a new reference\n")
+        assert json.loads(ok(books(f"import {f} --json"))) == {
+            "format": "csv", "recorded": "0", "already_recorded": "1", "already_recorded_voided": ["7"]}
+    assert ok(books("record buy A VTI 1 --price 100 --date 2024-06-02 --ref T-1b")).startswith("Recorded seq 9: ")
 
 
 # -- files that are not ledgers --------------------------------------------------------
