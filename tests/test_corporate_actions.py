@@ -442,8 +442,8 @@ def test_ref_makes_a_corporate_action_idempotent_and_a_void_undoes_it(held, tmp_
         "Already recorded as seq 11 (ref split-1); nothing new written\n")
     before = head(held)
     assert refused(held("record split XYZ 3:1 --date 2024-02-01 --ref split-1")) == (
-        "Error: reference 'split-1' was already recorded as seq 11 for a different event; use a new reference, "
-        "or void seq 11 first\n")
+        "Error: reference 'split-1' was already recorded as seq 11 for a different event; use a new reference "
+        "(to correct seq 11, void it and record the corrected event under a new reference)\n")
     assert head(held) == before
     # the same action in a CSV with the same ref is skipped
     path = write_csv(tmp_path, [dict(date="2024-02-01", action="split", symbol="XYZ", ratio="2:1", ref="split-1")])
@@ -456,6 +456,10 @@ def test_ref_makes_a_corporate_action_idempotent_and_a_void_undoes_it(held, tmp_
     assert [r["voided"] for r in json.loads(ok(held("corporate-actions --json")))] == [True]
     assert lots(held, "B") == BASE_LOTS["B"]
     assert lots(held, "B", "--known-at-seq 11") == [("9", "XYZ", "10", "550.00", "2024-01-04")]
+    # its reference stays spent: the corrected action goes under a new one
+    assert refused(held("record split XYZ 2:1 --date 2024-02-01 --ref split-1")).startswith(
+        "Error: reference 'split-1' was recorded as seq 11, which seq 12 voided")
+    assert ok(held("record split XYZ 3:1 --date 2024-02-01 --ref split-2")).startswith("Recorded seq 13: ")
 
 
 # -- nobody held it ------------------------------------------------------------------------------------
