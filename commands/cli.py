@@ -293,6 +293,9 @@ def export(app: App, output):
 def _write_lines(output: str | None, lines) -> None:
     """Lines to a file (whole or not at all: written aside, then renamed) or to stdout."""
     if output:
+        folder = Path(output).resolve().parent
+        if not folder.is_dir():
+            raise click.ClickException(f"cannot write {output}: folder {folder} does not exist")
         tmp = Path(output + ".part")
         with tmp.open("w", encoding="utf-8") as f:
             for line in lines:

@@ -205,7 +205,13 @@ class EventStore:
         """Create a new ledger (or open an existing one unchanged)."""
         if os.path.exists(path) and os.path.getsize(path) > 0:
             return cls.open(path, clock=clock)
-        conn = cls._connect(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise LedgerError(f"{path}: cannot create a ledger there: folder {folder} does not exist")
+        try:
+            conn = cls._connect(path)
+        except sqlite3.OperationalError as e:
+            raise LedgerError(f"{path}: cannot create a ledger there ({e})") from None
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA application_id = {APP_ID}")

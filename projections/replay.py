@@ -85,7 +85,8 @@ def resolve_point(
 
 
 def known_at_timestamp(text: str) -> str:
-    """Normalise a --known-at value to the stored timestamp form; a bare date means the end of that day (UTC)."""
+    """Normalise a --known-at value to the stored timestamp form; a bare date means the end of that day (UTC), a
+    time without fractions the end of its last unit (09:30:00: the end of that second)."""
     text = text.strip()
     try:
         day = dt.date.fromisoformat(text)
@@ -100,6 +101,14 @@ def known_at_timestamp(text: str) -> str:
         raise ValueError(f"--known-at {text!r} is not a date or an ISO timestamp (2024-04-15 or 2024-04-15T09:30:00Z)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
+    # a time given to the second (or minute, or hour) means the end of it, as a date means the end of its day: what
+    # `folio log` shows as recorded at 09:30:00 was recorded within that second, and is known at it
+    clock = text.partition("T")[2] or text.partition(" ")[2]
+    clock = clock.split("Z")[0].split("+")[0].split("-")[0]
+    if "." not in clock:
+        parts = clock.count(":") + 1 if clock else 0
+        unit = {1: dt.timedelta(hours=1), 2: dt.timedelta(minutes=1)}.get(parts, dt.timedelta(seconds=1))
+        when = when + unit - dt.timedelta(microseconds=1)
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

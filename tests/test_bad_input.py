@@ -645,6 +645,16 @@ def test_a_voided_events_reference_stays_spent_and_recording_it_again_says_so(bo
     assert ok(books("record buy A VTI 1 --price 100 --date 2024-06-02 --ref T-1b")).startswith("Recorded seq 9: ")
 
 
+def test_a_ledger_or_an_export_in_a_folder_that_does_not_exist_is_refused_by_name(books, tmp_path):
+    missing = tmp_path / "nowhere"
+    runner = CliRunner()
+    assert refused(runner.invoke(cli, ["--db", str(missing / "x.db"), "init"])) == (
+        f"Error: {missing / 'x.db'}: cannot create a ledger there: folder {missing} does not exist\n")
+    assert refused(books(f"export -o {missing / 'log.jsonl'}")) == (
+        f"Error: cannot write {missing / 'log.jsonl'}: folder {missing} does not exist\n")
+    assert not missing.exists()
+
+
 # -- files that are not ledgers --------------------------------------------------------
 def _listing(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}

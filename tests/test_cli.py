@@ -279,6 +279,12 @@ def test_known_at_a_date_means_the_end_of_that_day(folio, monkeypatch):
     assert js(folio("cash A --known-at 2024-04-15T23:59:59.999999Z --json")) == [{"currency": "USD", "balance": "300.00"}]
     # a timestamp with an offset is turned into UTC: 2024-04-16T01:00+02:00 = 2024-04-15T23:00Z, before seq 3
     assert js(folio("cash A --known-at 2024-04-16T01:00:00+02:00 --json")) == [{"currency": "USD", "balance": "500.00"}]
+    # a time without fractions means the end of that second (minute, hour), as a date means the end of its day: the
+    # log's 2024-04-15T23:59:59Z knows seq 3, recorded within that second; one microsecond before it does not
+    assert js(folio("cash A --known-at 2024-04-15T23:59:59Z --json")) == [{"currency": "USD", "balance": "300.00"}]
+    assert js(folio("cash A --known-at 2024-04-15T23:59 --json")) == [{"currency": "USD", "balance": "300.00"}]
+    assert js(folio("cash A --known-at 2024-04-15T23:59:59.999998Z --json")) == [{"currency": "USD", "balance": "500.00"}]
+    assert js(folio("cash A --known-at 2024-04-15T23:58 --json")) == [{"currency": "USD", "balance": "500.00"}]
     # the log is deterministic under this clock, recorded_at included
     assert out(folio("log")) == text("""
         seq  recorded_at           effective   stream     type           what
