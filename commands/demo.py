@@ -71,7 +71,8 @@ def run_demo(db: str | None, *, actor: str, echo: Callable[[str], None]) -> None
           "Harvest them: sell both Pfizer lots at a loss ...")
     folio("restrictions alice --as-of 2024-12-02", "... and Pfizer may not be bought back for 30 days without washing the loss")
     folio("gains taxable --year 2024 --format csv", "The year's gains in the layout of IRS Form 8949")
-    rebalance(folio, echo, tmp_dir=os.path.dirname(db))
+    with tempfile.TemporaryDirectory(prefix="folio-demo-fills-") as scratch:  # never beside the user's files
+        rebalance(folio, echo, tmp_dir=scratch)
     head = folio("audit head", "The head hash, to keep outside the file").split()[0]
     folio("record fee taxable 12.50 --date 2023-03-31",
           "A fee from March 2023, found late: recorded today, effective then (a backdated event)")

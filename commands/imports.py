@@ -7,6 +7,7 @@ written; a file is recorded whole or not at all.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from decimal import Decimal
@@ -76,6 +77,9 @@ def read_csv(text: str, ctx: Context, source: str, progress: Report | None = Non
     missing = [c for c in ("date", "account", "action") if c not in header]
     if missing:
         raise Refused([(f"{source} line 1", f"the header lacks column(s) {', '.join(missing)}; expected {','.join(CSV_COLUMNS)}")])
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise Refused([(f"{source} line 1", f"column(s) {', '.join(twice)} named twice: which one holds the value?")])
     unknown = [h for h in header if h not in ALL_COLUMNS]
     if unknown:
         raise Refused([(f"{source} line 1", f"unknown column(s) {', '.join(unknown)}; expected some of {','.join(ALL_COLUMNS)}")])
@@ -214,7 +218,12 @@ def read_prices(text: str, source: str, currency: str = "USD") -> list[Price]:
     if not lower or lower[0] != "date":
         raise Refused([(f"{source} line 1", "the first column must be 'date' (long: date,symbol,close; wide: date,SYM1,SYM2,...)")])
     long_form = "symbol" in lower and "close" in lower
+    names = lower if long_form else [h.upper() for h in header]
+    twice = sorted({h for h in names if h and names.count(h) > 1})
+    if twice:
+        raise Refused([(f"{source} line 1", f"column(s) {', '.join(twice)} named twice: which one holds the close?")])
     prices, problems = [], []
+    first: dict[tuple[str, dt.date], tuple[Decimal, int]] = {}  # (symbol, date) -> (close, line) of its first row
     if not long_form:
         symbols = []
         for h in header[1:]:
@@ -236,11 +245,17 @@ def read_prices(text: str, source: str, currency: str = "USD") -> list[Price]:
             if long_form:
                 cell = dict(zip(lower, (c.strip() for c in row)))
                 cur = v.currency(cell["currency"].upper()) if cell.get("currency") else currency
-                prices.append(Price(v.symbol(cell["symbol"].upper()), day, v.positive(cell["close"], "close"), cur, source))
+                found = [Price(v.symbol(cell["symbol"].upper()), day, v.positive(cell["close"], "close"), cur, source)]
             else:
-                for sym, c in zip(symbols, row[1:]):
-                    if c.strip():
-                        prices.append(Price(sym, day, v.positive(_short(c.strip()), f"close of {sym}"), currency, source))
+                found = [Price(sym, day, v.positive(_short(c.strip()), f"close of {sym}"), currency, source)
+                         for sym, c in zip(symbols, row[1:]) if c.strip()]
+            for p in found:
+                seen = first.setdefault((p.symbol, p.date), (p.close, line))
+                if seen[0] != p.close:  # one file, two closes of one day: which is right is not for Folio to guess
+                    raise InvalidValue(f"a second close of {p.symbol} on {p.date}: {p.close}, where line {seen[1]} "
+                                       f"says {seen[0]}")
+                if seen[1] == line:
+                    prices.append(p)
         except DomainError as e:
             problems.append((label, str(e)))
     if problems:

@@ -140,11 +140,16 @@ def verify(store: EventStore, pid: str) -> tuple[bool, str]:
         " made, with its gap)" if stopped else "")
 
 
+def same_person(a: str, b: str) -> bool:
+    """Whether two actor names name one person: case and surrounding blanks aside (`Al` is `al`)."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
 def approve(store: EventStore, ctx: Context, pid: str, comment: str | None, today: dt.date):
     with store.transaction():
         view = proposal(store, pid, today)
         _reviewable(view, ctx.actor, "approve")
-        if view.proposer == ctx.actor:
+        if same_person(view.proposer, ctx.actor):
             raise ReviewError(f"{ctx.actor} proposed {pid} and cannot approve it: a second person must (four eyes)")
         pending = [p for p in proposals(store, account=view.account, today=today)
                    if p.proposal != pid and p.status in ("approved", "partially-filled")]

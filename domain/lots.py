@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import attrs
 
 from domain.errors import Doing, InsufficientShares, UnknownLot, say
 from domain.events import LotPick
-from domain.values import ZERO, is_long_term, round_cents
+from domain.values import CENT, ZERO, is_long_term, round_cents
 
 
 @attrs.define(slots=True, eq=False)
@@ -157,8 +157,26 @@ def relieve(lot: Lot, quantity: Decimal) -> Decimal:
 
 
 def allocate(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
-    """Split a cent amount in proportion to weights; the last share takes the rounding remainder."""
+    """Split a cent amount in proportion to weights; the last share takes the rounding remainder, unless that
+    would give it the other sign than the total (a few cents over many lots: 0.05 over 7 rounds to 0.01 six
+    times, leaving -0.01): then every share is rounded toward zero and the cents left go, one each, to the
+    largest remainders (the earlier share first on a tie). Either way the shares add up to the total."""
     whole = sum(weights, ZERO)
     parts = [round_cents(total * w / whole) for w in weights[:-1]]
-    parts.append(total - sum(parts, ZERO))
+    if total < 0:
+        parts = [p + ZERO for p in parts]  # a share rounded to -0.00 reads 0.00
+    last = total - sum(parts, ZERO)
+    if last and (last < 0) != (total < 0):
+        return _largest_remainders(total, weights, whole)
+    parts.append(last)
     return parts
+
+
+def _largest_remainders(total: Decimal, weights: list[Decimal], whole: Decimal) -> list[Decimal]:
+    sign = -1 if total < 0 else 1
+    exact = [abs(total) * w / whole for w in weights]
+    parts = [e.quantize(CENT, rounding=ROUND_DOWN) for e in exact]
+    left = int((abs(total) - sum(parts, ZERO)) / CENT)
+    for i in sorted(range(len(parts)), key=lambda i: (-(exact[i] - parts[i]), i))[:left]:
+        parts[i] += CENT
+    return parts if sign > 0 else [ZERO - p for p in parts]  # (0 - 0.00 is 0.00, not -0.00)

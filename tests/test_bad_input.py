@@ -829,6 +829,23 @@ def test_two_writers_racing_in_threads(books, db_path):
 
 
 # -- prices files ------------------------------------------------------------------------
+def test_a_column_named_twice_or_two_closes_of_one_day_in_one_file_are_refused(books, db_path, tmp_path):
+    """Which of two values is meant is not for Folio to guess: the file is refused, naming the column or both lines.
+    The same close twice is no conflict (recorded once)."""
+    trades = write(tmp_path, "t.csv", "date,account,action,amount,amount\n2024-06-03,A,deposit,500,600\n")
+    closes = write(tmp_path, "p.csv", "date,symbol,close\n2024-01-02,VTI,10\n2024-01-02,VTI,11\n")
+    wide = write(tmp_path, "w.csv", "date,VTI,vti\n2024-01-02,1,2\n")
+    with unchanged(books, db_path):
+        assert refused(books(f"import {trades}")) == \
+            "Error: t.csv line 1: column(s) amount named twice: which one holds the value?\n"
+        assert refused(books(f"prices import {closes}")) == \
+            "Error: p.csv line 3: a second close of VTI on 2024-01-02: 11, where line 2 says 10\n"
+        assert refused(books(f"prices import {wide}")) == \
+            "Error: w.csv line 1: column(s) VTI named twice: which one holds the close?\n"
+    same = write(tmp_path, "s.csv", "date,symbol,close\n2024-01-02,VTI,10\n2024-01-02,VTI,10.00\n")
+    assert ok(books(f"prices import {same}")) == "Recorded 1 prices from s.csv\n"
+
+
 def test_bad_price_files(books, db_path, tmp_path):
     def n_prices():
         with contextlib.closing(sqlite3.connect(db_path)) as c:

@@ -649,7 +649,10 @@ def test_every_command_has_help():
 def test_demo_tells_the_whole_story_on_a_kept_ledger(folio, tmp_path):
     """`folio demo` (the README's first command) runs every step, and the ledger it leaves checks out."""
     kept = tmp_path / "demo.db"
+    (tmp_path / "fills.csv").write_text("the user's own file\n")  # beside the ledger: the demo's scratch goes elsewhere
     story = out(folio(f"demo --db {kept}"))
+    assert (tmp_path / "fills.csv").read_text() == "the user's own file\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("demo.db")) == ["fills.csv"]
     for line in ("P0002: identical (digest ",                      # a proposal recomputed byte for byte
                  "OK: 52 events verified, head seq 52 hash ",       # the auditor's check
                  "Model core version 2 (min-vol, active-set QP (exact KKT): optimal)",

@@ -979,6 +979,9 @@ def test_approve_records_the_approval(approved, db_path):
 def test_four_eyes_the_proposer_cannot_approve(proposed, db_path):
     with unchanged(proposed, db_path):
         refused(proposed("approve P0001", actor="ann"), "ann proposed P0001 and cannot approve it", "four eyes")
+        # one person whatever the case or blanks of the name they give
+        refused(proposed("approve P0001", actor="Ann"), "Ann proposed P0001 and cannot approve it", "four eyes")
+        refused(proposed("approve P0001", actor=" ANN "), "proposed P0001 and cannot approve it", "four eyes")
 
 
 def test_stale_proposal_cannot_be_approved_and_the_message_names_the_seq(proposed, db_path):

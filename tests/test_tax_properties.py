@@ -357,6 +357,26 @@ def test_an_oversale_says_what_is_held_the_same_way_for_one_lot_as_for_several(m
             select(lots, D(25), method, (), where="25 X", price=D(1), day=day)
 
 
+@given(cents=st.integers(-10**6, 10**6), weights=st.lists(st.integers(1, 10**6), min_size=1, max_size=12))
+def test_an_allocation_adds_up_to_the_total_and_never_has_a_share_of_the_other_sign(cents, weights):
+    """Sale proceeds (and every other cent amount split by weights) are conserved to the cent, and no lot gets a
+    share of the other sign than the total: proceeds of a few cents over many lots never give one lot -0.01."""
+    total = Decimal(cents).scaleb(-2)
+    parts = allocate(total, [Decimal(w) for w in weights])
+    assert sum(parts, ZERO) == total and len(parts) == len(weights)
+    assert all(p == p.quantize(Decimal("0.01")) and (p >= 0 if total >= 0 else p <= 0) for p in parts)
+    assert all(str(p) != "-0.00" for p in parts)
+
+
+def test_proceeds_of_a_few_cents_over_many_lots_give_the_cents_to_the_largest_shares():
+    """7 - 6.95 = 0.05 over seven 1-share lots: the last lot no longer takes 0.05 - 6 x 0.01 = -0.01; each share
+    is rounded down and the 5 cents go to the first five (equal remainders: the earlier first). Otherwise, the
+    last lot still takes the remainder of the rounded shares (33.33 + 66.67)."""
+    assert allocate(Decimal("0.05"), [Decimal(1)] * 7) == [Decimal("0.01")] * 5 + [Decimal("0.00")] * 2
+    assert allocate(Decimal("0.10"), [Decimal(3)] + [Decimal(1)] * 7) == [Decimal("0.03")] + [Decimal("0.01")] * 7
+    assert allocate(Decimal("100.00"), [Decimal(1), Decimal(2)]) == [Decimal("33.33"), Decimal("66.67")]
+
+
 def test_min_tax_without_rates_follows_the_categories():
     """Short-term losses (largest first), long-term losses, long-term gains (smallest first), short-term gains."""
     day = SALE_DAY
