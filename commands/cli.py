@@ -24,7 +24,8 @@ from ledger.prices import add_prices
 from ledger.store import EventStore, NewEvent
 from projections import views
 from projections.pricing import price_for
-from projections.replay import Point, build_snapshots, counted, known_at_timestamp, load_books, resolve_point
+from projections.replay import (Point, build_snapshots, counted, known_at_timestamp, load_books, resolve_point,
+                                verify_snapshots)
 from projections.tax_views import lot_value
 
 
@@ -448,16 +449,27 @@ def audit():
 
 
 @audit.command()
+@click.option("--snapshots/--no-snapshots", default=True, show_default=True,
+              help="Also check every snapshot (a cache outside the chain) against a fold of the log.")
 @pass_app
 @fail_on_errors
-def verify(app: App):
-    """Walk the hash chain; name the first row that does not match."""
+def verify(app: App, snapshots: bool):
+    """Walk the hash chain, naming the first row that does not match; then check the snapshots against the log."""
     with progress("folio audit verify") as shown:
         checked, bad, reason = app.store.verify(shown)
+        if bad is None and snapshots:
+            made, wrong = verify_snapshots(app.store, shown)
     if bad is not None:
         raise click.ClickException(f"hash chain broken at seq {bad}: {reason} ({checked} rows before it verified)")
     seq, head = app.store.head()
     click.echo(f"OK: {checked} events verified, head seq {seq} hash {head}")
+    if snapshots and wrong:
+        raise click.ClickException(
+            f"{len(wrong)} of {made} snapshots do not match the log, and queries starting from them would be wrong:\n"
+            + "\n".join(f"  {line}" for line in wrong[:20]) + ("\n  ..." if len(wrong) > 20 else "")
+            + "\nrebuild them from the log with `folio snapshot`")
+    if snapshots:
+        click.echo(f"OK: {made} snapshots match the log")
 
 
 @audit.command()

@@ -605,6 +605,11 @@ class EventStore:
             "SELECT as_of, seq FROM snapshots WHERE scope = ? AND as_of <= ? AND seq <= ? AND format = ? "
             "ORDER BY as_of DESC, seq DESC", (scope, as_of, known_seq, fmt)))
 
+    def snapshot_keys(self, fmt: int) -> list[tuple[str, str, int]]:
+        """(scope, as_of, seq) of every snapshot of format `fmt`, by scope, seq, then date."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT scope, as_of, seq FROM snapshots WHERE format = ? ORDER BY scope, seq, as_of", (fmt,))]
+
     def snapshot_state(self, scope: str, as_of: str, seq: int) -> bytes:
         return self.conn.execute(
             "SELECT state FROM snapshots WHERE scope = ? AND as_of = ? AND seq = ?", (scope, as_of, seq)).fetchone()[0]

@@ -742,6 +742,27 @@ def test_broken_hash_chain_queries_answer_but_verify_fails(books, db_path):
     assert r.exit_code == 1
 
 
+def test_an_altered_snapshot_is_named_by_verify_and_rebuilt_from_the_log(books, db_path):
+    """Snapshots are a cache outside the hash chain: one altered in the file would mislead every query that starts
+    from it (cash 470.00 shown as 9470.00), so `audit verify` folds the log again and names it; `folio snapshot`
+    rebuilds it; `--no-snapshots` checks the chain alone."""
+    ok(books("snapshot"))
+    assert ok(books("audit verify")).splitlines()[1].startswith("OK: ")
+    with contextlib.closing(sqlite3.connect(db_path)) as c:
+        c.execute("""UPDATE snapshots SET state = replace(state, '"470.00"', '"9470.00"') WHERE scope = '*|holdings'""")
+        c.commit()
+        assert c.execute("SELECT COUNT(*) FROM snapshots WHERE scope = '*|holdings' AND instr(state, '9470.00')").fetchone()[0]
+    assert json.loads(ok(books("cash A --json"))) == [{"currency": "USD", "balance": "9470.00"}]  # believed
+    msg = refused(books("audit verify"), "snapshots do not match the log",
+                  "the snapshot of *|holdings as of 2024-05-01 (known at seq 6) is not the fold of the log",
+                  "rebuild them from the log with `folio snapshot`")
+    assert msg.startswith("Error: 1 of ")
+    assert ok(books("audit verify --no-snapshots")).startswith("OK: 6 events verified")
+    ok(books("snapshot"))
+    assert json.loads(ok(books("cash A --json"))) == [{"currency": "USD", "balance": "470.00"}]
+    assert ok(books("audit verify")).splitlines()[1].startswith("OK: ")
+
+
 def test_verify_names_the_first_bad_seq(books, db_path):
     with contextlib.closing(sqlite3.connect(db_path)) as c:
         c.execute("DROP TRIGGER events_no_update")

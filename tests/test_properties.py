@@ -37,6 +37,7 @@ from domain.errors import InvalidValue
 from ledger import codec
 from ledger.store import EventStore, NewEvent
 from projections.replay import Point, _from_snapshot, _merge as _MERGE, build_snapshots, load_books, resolve_point
+from projections.replay import verify_snapshots
 from tests import strategies as S
 from tests.conftest import TickingClock
 
@@ -414,6 +415,8 @@ def test_folding_from_snapshots_equals_the_full_fold_at_every_point(data, steps,
                 build_snapshots(store, [account], every=every, keep_gains=False)
         head = store.head()[0]
         assert _from_snapshot(store, Point(None, head), None)[0] is not None, "a snapshot at the head serves the head"
+        checked, wrong = verify_snapshots(store)  # every snapshot, however made, is what `audit verify` expects
+        assert checked > 0 and wrong == []
         for as_of, known in [(None, head)] + _points(data, store, 8):
             point = Point(as_of, known)
             for scope in [None] + [[a] for a in accounts]:

@@ -39,7 +39,7 @@ from domain.lots import Lot, allocate, relieve, select
 from domain.values import ZERO, is_long_term, round_cents
 from ledger.store import EventStore, NewEvent
 from projections import tax_views, views
-from projections.replay import Point, build_snapshots, load_books
+from projections.replay import Point, build_snapshots, load_books, verify_snapshots
 from tests.conftest import TickingClock
 
 D = Decimal
@@ -457,6 +457,7 @@ def test_folding_from_snapshots_equals_the_full_fold_wash_sales_included(data, e
             if data.draw(st.booleans(), label="fresh snapshots at the head?"):  # as `folio snapshot` would leave
                 build_snapshots(store, every=every)
             head = store.head()[0]
+            assert verify_snapshots(store)[1] == []  # made by the write path and by rebuilds: all match the log
             dates = sorted({r.effective for r in records})
             # every day of the history as known now, and a few points known earlier
             points = [(as_of, head) for as_of in [None] + dates]
