@@ -342,7 +342,7 @@ def positions(app: App, account_id, as_of, known_at, known_at_seq, as_json):
     point, acct = _books(app, account_id, as_of, known_at, known_at_seq, gains=False)
     day = point.as_of or app.today()
     known = prices_known_at(app, known_at, known_at_seq)
-    rows = views.positions(acct, lambda s: price_for(app.store, s, day, known, point.known_seq))
+    rows = views.positions(acct, lambda s: price_for(app.store, s, day, known, point.known_seq, acct.currency))
     if as_json:
         out = []
         for r in rows:
@@ -377,7 +377,8 @@ def lots(app: App, account_id, as_of, known_at, known_at_seq, as_json):
     rows = views.lots(acct)
     known = prices_known_at(app, known_at, known_at_seq)
     valued = {l.lot_id: lot_value(l.quantity, l.cost_basis, l.hp_start, p, day)
-              for l in rows if (p := price_for(app.store, l.symbol, day, known, point.known_seq)) is not None}
+              for l in rows if (p := price_for(app.store, l.symbol, day, known, point.known_seq, acct.currency))
+              is not None}
     if as_json:
         out = []
         for l in rows:

@@ -47,12 +47,18 @@ def adjusted(store: EventStore, price: Price | None, day: dt.date, known_seq: in
 
 
 def price_for(store: EventStore, symbol: str, day: dt.date, known_at: str | None = None,
-              known_seq: int | None = None) -> Price | None:
-    """The latest close of `symbol` on or before `day` (prices known at `known_at`), in the shares of `day`."""
-    return adjusted(store, price_on(store, symbol, day, known_at), day, known_seq)
+              known_seq: int | None = None, currency: str | None = None) -> Price | None:
+    """The latest close of `symbol` on or before `day` (prices known at `known_at`), in the shares of `day`;
+    with `currency`, only a close in that currency (a close in another values nothing: Folio converts none)."""
+    return adjusted(store, _in(price_on(store, symbol, day, known_at), currency), day, known_seq)
 
 
 def prices_for(store: EventStore, symbols: Sequence[str], day: dt.date, known_at: str | None = None,
-               known_seq: int | None = None) -> dict[str, Price | None]:
+               known_seq: int | None = None, currency: str | None = None) -> dict[str, Price | None]:
     """`price_for` of many symbols (the closes memoised as `prices_on` does)."""
-    return {s: adjusted(store, p, day, known_seq) for s, p in prices_on(store, symbols, day, known_at).items()}
+    return {s: adjusted(store, _in(p, currency), day, known_seq)
+            for s, p in prices_on(store, symbols, day, known_at).items()}
+
+
+def _in(price: Price | None, currency: str | None) -> Price | None:
+    return price if price is None or currency is None or price.currency == currency else None

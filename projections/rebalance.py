@@ -89,7 +89,7 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
                      | {s for h in holdings for s in books.substitutes.get(h.symbol, ())}
                      | {s for t in model.event.targets for s in books.substitutes.get(t.symbol, ())})
     quotes, missing = {}, []
-    for s, p in prices_for(store, symbols, point.as_of, prices_known_at, point.known_seq).items():
+    for s, p in prices_for(store, symbols, point.as_of, prices_known_at, point.known_seq, acct.currency).items():
         if p is None:
             missing.append(s)
         else:
@@ -97,7 +97,7 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
     needed = [s for s in missing if s in {h.symbol for h in holdings} | {t.symbol for t in model.event.targets}]
     if needed:
         raise MissingPrices(f"no price on or before {point.as_of} for {', '.join(needed)}"
-                            + _last_known(store, needed) + "; import prices with `folio prices import`")
+                            + _last_known(store, needed, acct.currency) + "; import prices with `folio prices import`")
     ot = books.owners.get(acct.owner)
     restricted = {}
     for r in tax_views.restrictions(books, acct.owner, point.as_of):
@@ -110,11 +110,17 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
                   amount=amount)
 
 
-def _last_known(store: EventStore, symbols: Sequence[str]) -> str:
+def _last_known(store: EventStore, symbols: Sequence[str], currency: str | None = None) -> str:
     parts = []
     for s in symbols:
-        row = store.conn.execute("SELECT MAX(date) FROM prices WHERE symbol = ?", (s,)).fetchone()
-        parts.append(f"{s}: {'last price ' + row[0] if row[0] else 'no price at all'}")
+        row = store.conn.execute("SELECT date, currency FROM prices WHERE symbol = ? ORDER BY date DESC, id DESC LIMIT 1",
+                                 (s,)).fetchone()
+        if row is None:
+            parts.append(f"{s}: no price at all")
+        elif currency is not None and row[1] != currency:
+            parts.append(f"{s}: last price {row[0]} in {row[1]}, not the account's {currency}")
+        else:
+            parts.append(f"{s}: last price {row[0]}")
     return f" ({'; '.join(parts)})"
 
 

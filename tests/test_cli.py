@@ -494,6 +494,25 @@ def test_audit_on_an_empty_ledger(folio):
 
 
 # -- prices -------------------------------------------------------------------------------
+def test_a_close_in_another_currency_values_nothing(folio, tmp_path):
+    """Folio converts no currency: a USD close of SAP does not value a EUR account's SAP (weights would add USD to
+    EUR); a EUR close does."""
+    for step in ("init", "account open EU --date 2024-01-01 --currency EUR", "record deposit EU 1000 --date 2024-01-01",
+                 "record buy EU SAP 2 --price 100 --date 2024-01-03"):
+        out(folio(step))
+    f = tmp_path / "sap.csv"
+    f.write_text("date,symbol,close,currency\n2024-01-04,SAP,150,USD\n")
+    out(folio(f"prices import {f}"))
+    assert js(folio("positions EU --as-of 2024-01-05 --json")) == [
+        {"symbol": "SAP", "quantity": "2", "cost_basis": "200.00"}]
+    assert "price" not in js(folio("lots EU --as-of 2024-01-05 --json"))[0]
+    f.write_text("date,symbol,close,currency\n2024-01-05,SAP,140,EUR\n")
+    out(folio(f"prices import {f}"))
+    assert js(folio("positions EU --as-of 2024-01-05 --json")) == [
+        {"symbol": "SAP", "quantity": "2", "cost_basis": "200.00", "price": "140.00", "price_date": "2024-01-05",
+         "market_value": "280.00", "weight": "0.259259"}]  # 280 / (280 + 800)
+
+
 def test_prices_long_and_wide_and_valued_positions(ira, tmp_path):
     long_ = tmp_path / "long.csv"
     long_.write_text("date,symbol,close\n2025-01-31,AAPL,220.25\n2025-01-31,msft,410\n")
