@@ -45,4 +45,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
 
 
 def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False)
+    """`--json` output: every number a string (as the README promises: no reader loses a digit to a float)."""
+    return json.dumps(_numbers_as_text(obj), indent=2, ensure_ascii=False)
+
+
+def _numbers_as_text(obj):
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, (int, float, Decimal)):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _numbers_as_text(x) for k, x in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_numbers_as_text(x) for x in obj]
+    return obj

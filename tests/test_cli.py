@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -697,3 +698,13 @@ def test_lot_ids_of_one_day_sort_numerically_part_by_part():
     from projections.views import _lot_number
     ids = ["12", "3", "3.12", "3w9", "3w9-2", "4.7", "10"]
     assert sorted(ids, key=_lot_number) == ["3w9", "3w9-2", "3", "3.12", "4.7", "10", "12"]
+
+
+def test_json_output_writes_every_number_as_a_string():
+    """The README's promise for every `--json`: numbers as strings (proposal contents carry seqs and versions as
+    integers, an optimizer's report counts: they are written as strings too); true, false and null stay."""
+    from commands import render
+
+    assert json.loads(render.dumps({"seq": 7, "w": 0.25, "q": Decimal("1.50"), "ok": True, "none": None,
+                                    "rows": [1, {"n": 2}, (3,)], "text": "4"})) == \
+        {"seq": "7", "w": "0.25", "q": "1.50", "ok": True, "none": None, "rows": ["1", {"n": "2"}, ["3"]], "text": "4"}

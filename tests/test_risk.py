@@ -787,7 +787,7 @@ def test_an_optimized_model_feeds_drift_and_propose_like_any_other(tiny):
     drift = js(tiny(f"drift A --as-of {AS_OF} --json"))
     targets_ = {a["symbol"]: a["target"] for a in drift["assets"]}
     proposal = js(tiny(f"propose A --as-of {AS_OF} --dry-run --json"))[0]
-    assert proposal["model"]["id"] == "core" and proposal["model"]["version"] == 2
+    assert proposal["model"]["id"] == "core" and proposal["model"]["version"] == "2"
     recorded = {t["symbol"]: t["weight"] for t in proposal["model"]["targets"]}
     assert {s: D(x) for s, x in targets_.items()} == {s: D(x) for s, x in recorded.items()}
     # fractional shares and no costs: the trades land exactly on the risk-parity weights
