@@ -41,6 +41,9 @@ def dividend_event(symbol: str, per_share, pay_date, kind: str = "ordinary", wit
 
 def merger_event(symbol: str, acquirer: str | None, shares: str | None, cash, acquirer_fmv=None, fraction: str = "cash",
                  cash_price=None, taxable: bool = False) -> ev.MergerCompleted:
+    if acquirer and not shares:
+        raise InvalidValue(f"merger of {symbol}: an acquirer ({acquirer}) needs the shares it gives (--shares N:M); "
+                           f"a merger for cash alone names no acquirer")
     new, old = parse_ratio(shares, "shares per share") if shares else (Decimal(0), Decimal(1))
     return ev.MergerCompleted(symbol=v.symbol(symbol), acquirer=v.symbol(acquirer) if acquirer else None, shares=new,
                               per=old, cash=v.non_negative(cash or "0", "cash per share"),

@@ -428,6 +428,8 @@ def cash(app: App, account_id, as_of, known_at, known_at_seq, as_json):
 @fail_on_errors
 def log(app: App, account_id, as_json):
     """The event log in recording order; voided events are marked."""
+    if account_id is not None and account_id not in app.store.account_owners():
+        raise click.ClickException(f"account {account_id} is not open: no event of the log opens it")
     entries = views.log(app.store, account=account_id)
     if as_json:
         out = []

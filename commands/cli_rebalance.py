@@ -380,7 +380,7 @@ def describe(c: dict, digest: str) -> str:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--status", help="Only proposals with this status.")
+@click.option("--status", type=click.Choice(prb.STATUSES), help="Only proposals with this status.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_on_errors

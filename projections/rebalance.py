@@ -192,6 +192,10 @@ def proposal(store: EventStore, pid: str, today: dt.date | None = None) -> Propo
     return _view(store, stream, stream[0].decode(), None, today)
 
 
+#: every status a proposal can have (`_view` decides which)
+STATUSES = ("proposed", "stale", "expired", "approved", "rejected", "partially-filled", "filled", "closed")
+
+
 def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalanceProposed, known_seq, today) -> ProposalView:
     status, reviewer, note, closed = "proposed", None, None, None
     for row in stream[1:]:

@@ -366,6 +366,14 @@ def test_unknown_account(books, db_path):
         assert refused(books("cash A --as-of 2023-12-31")) == "Error: account A is not open as of 2023-12-31\n"
 
 
+def test_a_filter_naming_nothing_that_can_exist_is_refused_not_an_empty_answer(books, db_path):
+    with unchanged(books, db_path):
+        assert refused(books("log --account NOPE")) == \
+            "Error: account NOPE is not open: no event of the log opens it\n"
+        refused(books("proposals --status bogus"), "Invalid value for '--status'", "'bogus' is not one of",
+                "'proposed'", "'filled'", code=2)
+
+
 def test_unknown_action(books, db_path):
     with unchanged(books, db_path):
         refused(books("record transfer A 5 --date 2024-06-01"), "No such command 'transfer'", code=2)

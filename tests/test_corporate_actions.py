@@ -599,8 +599,16 @@ def test_bare_negative_ratio_on_the_command_line_is_refused_too(held):
 
 def test_cash_merger_into_itself_is_refused(held):
     before = head(held)
-    output = refused(held("record merger XYZ --acquirer XYZ --cash 1 --date 2024-02-01"))
+    output = refused(held("record merger XYZ --acquirer XYZ --shares 1:1 --cash 1 --date 2024-02-01"))
     assert "cannot merge into itself" in output
+    assert head(held) == before
+
+
+def test_an_acquirer_without_the_shares_it_gives_is_refused_not_ignored(held):
+    before = head(held)
+    assert refused(held("record merger XYZ --acquirer ACQ --cash 5 --date 2024-02-01")) == (
+        "Error: merger of XYZ: an acquirer (ACQ) needs the shares it gives (--shares N:M); a merger for cash alone "
+        "names no acquirer\n")
     assert head(held) == before
 
 
