@@ -156,7 +156,7 @@ def account():
 @fail_on_errors
 def account_open(app: App, account_id, day, owner, tax_status, lot_method, currency, overdraft):
     """Open ACCOUNT_ID."""
-    event = ev.AccountOpened(account=v.account_id(account_id), owner=v.account_id(owner or account_id),
+    event = ev.AccountOpened(account=v.account_id(account_id), owner=v.owner_id(owner or account_id),
                              tax_status=tax_status, currency=v.currency(currency.upper()), lot_method=lot_method,
                              overdraft=overdraft)
     out = service.open_account(app.store, app.ctx, event, day or app.today())

@@ -72,7 +72,7 @@ def owner():
 @fail_on_errors
 def owner_rates(app: App, owner_id, short_term, long_term, day):
     """Set OWNER_ID's tax rates, used for estimates (harvesting, min-tax relief, proposals)."""
-    event = ev.TaxRatesSet(owner=v.account_id(owner_id), short_term=short_term, long_term=long_term)
+    event = ev.TaxRatesSet(owner=v.owner_id(owner_id), short_term=short_term, long_term=long_term)
     _record(app, f"owner:{owner_id}", event, day, f"{owner_id} rates: short-term {short_term}, long-term {long_term}")
 
 

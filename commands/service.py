@@ -124,6 +124,10 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
                           progress=progress)
         if base.folded >= STATE_EVERY:  # the next command dated the same day starts here, not where this one did
             save_snapshot(store, base, head, accounts, as_of=day_before, gains=False)
+        opened = [(dt.date.fromisoformat(day), stream.partition(":")[2]) for seq, day, stream in
+                  store.account_openings(head) if seq not in voided]
+        opened += [(p.new.effective, p.new.event.account) for p in pending if isinstance(p.new.event, AccountOpened)]
+        base.opens_later = {account: day for day, account in sorted(opened, reverse=True)}  # the earliest wins
         existing = store.fold_records(known_seq=head, after=day_before, accounts=accounts)
         timeline = heapq.merge(existing, new_recs, key=Recorded.sort_key)
         books, refusals = check_timeline(counted(timeline, progress, "checking events"), set(labels), base,

@@ -141,6 +141,9 @@ class Books:
         self.substitutes: dict[str, set[str]] = {}
         self._by_owner: dict[str, list[Account]] = {}
         self._by_owner_count = 0
+        #: accounts the log opens later than the fold has reached, with the date (set by a timeline check): an
+        #: event before an account's opening then says so, not that the account should be opened
+        self.opens_later: dict[str, dt.date] = {}
 
     def accounts_of(self, owner: str) -> list[Account]:
         """The owner's accounts, in the order they opened (an index rebuilt when an account has opened since)."""
@@ -172,6 +175,9 @@ class Books:
     def account(self, account_id: str, when: dt.date, doing: Doing) -> Account:
         acct = self.accounts.get(account_id)
         if acct is None:
+            later = self.opens_later.get(account_id)
+            if later is not None and later > when:
+                raise UnknownAccount(f"cannot {say(doing)}: account {account_id} opens on {later}, after {when}")
             raise UnknownAccount(f"cannot {say(doing)}: account {account_id} is not open on {when} "
                                  f"(open it with `folio account open`)")
         if when < acct.opened:

@@ -64,7 +64,7 @@ def _one_of(options):
 # its message, to the full check. Each also offers that test as `validator.plain(value)` (True: the
 # validator would pass the value, which is of the field's type), which the codec's compiled structure
 # functions run in place of the validators: see `ledger.codec._fast_structure`.
-_VALID: dict[str, set[str]] = {"symbol": set(), "account": set()}
+_VALID: dict[str, set[str]] = {"symbol": set(), "account": set(), "owner": set()}
 
 
 def _text(kind: str, check):
@@ -87,6 +87,7 @@ def _text(kind: str, check):
 
 _symbol = _text("symbol", v.symbol)
 _account = _text("account", v.account_id)
+_owner = _text("owner", v.owner_id)
 
 
 def _decimal(kind, plainly_valid=lambda d: False):
@@ -132,7 +133,7 @@ class AccountOpened(Event):
     """An account was opened. Schema 2 added `lot_method` and `overdraft` (v1 rows are upcast)."""
 
     account: str = attrs.field(validator=_account)
-    owner: str = attrs.field(validator=_account)
+    owner: str = attrs.field(validator=_owner)
     tax_status: str = attrs.field(validator=_one_of(TAX_STATUSES))
     currency: str = attrs.field(validator=_check(v.currency))
     lot_method: str = attrs.field(validator=_one_of(LOT_METHODS))
@@ -458,7 +459,7 @@ def _rate(instance, attribute, value):
 class TaxRatesSet(Event):
     """An owner's marginal tax rates, used for estimates (harvesting, min-tax relief, proposals)."""
 
-    owner: str = attrs.field(validator=_account)
+    owner: str = attrs.field(validator=_owner)
     short_term: Decimal = attrs.field(validator=_rate)
     long_term: Decimal = attrs.field(validator=_rate)
 

@@ -125,6 +125,15 @@ def symbol(value: object) -> str:
     return value
 
 
+def owner_id(value: object) -> str:
+    """An owner's name: the same rule as an account id, said of an owner."""
+    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
+        raise InvalidValue(
+            f"owner {value!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
 def account_id(value: object) -> str:
     if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
         raise InvalidValue(

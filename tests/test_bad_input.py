@@ -204,8 +204,7 @@ def test_csv_rows_the_timeline_refuses_are_all_reported(books, db_path, tmp_path
         "  tl.csv line 6: cannot buy 10 VTI in A on 2024-06-04: needs 1000.00 USD, cash is 570.00",
         "  tl.csv line 7: cannot withdraw 570.01 from A on 2024-06-05: needs 570.01 USD, cash is 570.00",
         "  tl.csv line 8: cannot sell 1 VTI in A on 2024-06-06: lot 4 is not an open lot of this symbol (open: 3)",
-        "  tl.csv line 9: cannot deposit 5.00 in A on 2024-01-01: account A is not open on 2024-01-01 "
-        "(open it with `folio account open`)",
+        "  tl.csv line 9: cannot deposit 5.00 in A on 2024-01-01: account A opens on 2024-01-02, after 2024-01-01",
     ]
 
 
@@ -431,7 +430,7 @@ def test_unknown_action(books, db_path):
     ("account open 'my account' --date 2024-01-02", ["account id 'my account' is not valid"]),
     ("account open 'A;DROP' --date 2024-01-02", ["account id 'A;DROP' is not valid"]),
     ("account open --date 2024-01-02 -- -A", ["account id '-A' is not valid"]),
-    ("account open B --owner 'Al Ice' --date 2024-01-02", ["account id 'Al Ice' is not valid"]),
+    ("account open B --owner 'Al Ice' --date 2024-01-02", ["owner 'Al Ice' is not valid"]),
     ("account open B --currency dollars --date 2024-01-02", ["currency 'DOLLARS' is not a three-letter ISO code"]),
     ("record deposit 'A B' 5 --date 2024-06-01", ["account id 'A B' is not valid"]),
     ("record buy A 'VT I' 1 --price 1 --date 2024-06-01", ["symbol 'VT I' is not valid"]),
@@ -559,12 +558,19 @@ def test_backdated_events_breaking_several_later_events_name_each(books, db_path
 
 
 def test_event_dated_before_the_account_opened(books, db_path):
+    """The log opens A on 2024-01-02: an event before says so (opening A again would be refused: it is open);
+    an account no event opens is told to be opened."""
     with unchanged(books, db_path):
         assert refused(books("record deposit A 5 --date 2024-01-01")) == (
-            "Error: cannot deposit 5.00 in A on 2024-01-01: account A is not open on 2024-01-01 "
-            "(open it with `folio account open`)\n")
+            "Error: cannot deposit 5.00 in A on 2024-01-01: account A opens on 2024-01-02, after 2024-01-01\n")
         refused(books("record buy A VTI 1 --price 1 --date 2023-06-30"), "cannot buy 1 VTI in A on 2023-06-30",
-                "account A is not open on 2023-06-30")
+                "account A opens on 2024-01-02, after 2023-06-30")
+        assert refused(books("record deposit Z 5 --date 2024-01-01")) == (
+            "Error: cannot deposit 5.00 in Z on 2024-01-01: account Z is not open on 2024-01-01 "
+            "(open it with `folio account open`)\n")
+        assert refused(books("account open E --date 2024-01-02 --owner 'bad owner'")) == (
+            "Error: owner 'bad owner' is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit\n")
 
 
 def test_account_open_of_an_existing_account(books, db_path):
