@@ -247,6 +247,9 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
             price = v.positive(c["price"], "price")
             fees = v.non_negative(v.money(c["fees"] or "0", "fees"), "fees")
             day = v.parse_date(c["date"])
+            if day < view.as_of:  # the orders were computed from the holdings of that date: a fill cannot precede it
+                raise ReviewError(f"a fill dated {day} is before {pid}'s as-of date {view.as_of}, whose holdings its "
+                                  f"orders were computed from")
             if not c["fill_id"]:
                 raise ReviewError("every fill needs a fill_id (it makes importing the same file twice harmless)")
             idem = f"fill:{pid}:{c['fill_id']}"

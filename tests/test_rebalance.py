@@ -1257,6 +1257,8 @@ def test_approving_an_unknown_rejected_or_stale_proposal(proposed, db_path, setu
     ("P0001,VTI,sell,-1,130,0,2024-07-01,z", ["line 2", "quantity"]),
     ("P0001,VTI,sell,1,130,0,2024-07-01,", ["line 2", "fill_id"]),
     ("P0002,VTI,sell,1,130,0,2024-07-01,z", ["line 2", "no proposal P0002"]),
+    ("P0001,VTI,sell,1,130,0,2024-06-27,z",
+     ["line 2", "a fill dated 2024-06-27 is before P0001's as-of date 2024-06-28, whose holdings its orders were"]),
 ])
 def test_bad_fills_are_refused_whole(approved, tmp_path, db_path, line, words):
     # a good row first: the file is refused whole
