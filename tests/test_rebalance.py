@@ -1346,3 +1346,25 @@ def test_verify_of_a_solve_stopped_at_its_time_limit_says_so(proposed, monkeypat
     monkeypatch.setattr(rb, "proposal", stopped_at_the_limit)
     message = refused(proposed("proposals verify P0001"), "P0001: differs at /optimizer: present in only one")
     assert "its solve stopped at the time limit, so a re-solve may end elsewhere" in message
+
+
+def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
+    """IRA: cash 2900, VTI 20 x 300, BND 30 x 72; a 5% cap on 11060 of value allows 553.00 of sales: the withdrawal
+    of 5000 is 5000 - (2900 + 553) = 1547.00 short, and the proposal says so (found by review: it said only that
+    the sale was trimmed, and an approver could approve a withdrawal that cannot be paid)."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date,VTI,BND\n2024-11-29,300,72\n")
+    for step in ["init", "account open IRA --date 2024-01-02 --owner z --tax-status tax-deferred",
+                 "record deposit IRA 10000 --date 2024-01-02", "record buy IRA VTI 20 --price 250 --date 2024-01-03",
+                 "record buy IRA BND 30 --price 70 --date 2024-01-03", f"prices import {prices}",
+                 "model set core --target VTI=0.5:0.05 --target BND=0.4:0.05 --cash 0.1 --date 2024-11-01",
+                 "account assign IRA core --date 2024-11-01",
+                 "policy set IRA --fractional --turnover-cap 0.05 --date 2024-11-02"]:
+        out(folio(step))
+    (proposal,) = js(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29 --dry-run --json"))
+    assert [(o["symbol"], o["side"], o["value"]) for o in proposal["orders"]] == [("BND", "sell", "553.00")]
+    assert proposal["notes"][-1] == ("the withdrawal of 5000 is 1547.00 short: the turnover cap limits the sales; "
+                                     "raise the cap or withdraw less")
+    out(folio("policy set IRA --fractional --date 2024-11-03"))  # no cap: the withdrawal is met, no such note
+    (proposal,) = js(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29 --dry-run --json"))
+    assert not any("short" in n for n in proposal["notes"])

@@ -262,6 +262,11 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
             kept_buys = _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
                                    _cash_after(inputs, kept_sells) - floor, top_up=False)
         orders = kept_sells + _drop_small(inputs, kept_buys, skipped)
+        if mode == "withdrawal" and inputs.amount:
+            short = inputs.amount - _cash_after(inputs, orders)
+            if short > 0:  # the cap cut what was sold for the withdrawal: the approver must see it cannot be paid
+                notes.append(f"the withdrawal of {inputs.amount} is {short.quantize(CENT)} short: the turnover cap "
+                             f"limits the sales; raise the cap or withdraw less")
     return _finish(inputs, orders, tuple(skipped), tuple(notes), total, current)
 
 
