@@ -108,13 +108,16 @@ def _decimal(kind, plainly_valid=lambda d: False):
 
 _CENT = v.CENT
 # each tests finiteness first: a NaN does not compare
-_in_range = v.in_range
-_positive = _decimal(v.positive, lambda d: d.is_finite() and d > 0 and _in_range(d))
-_non_negative = _decimal(v.non_negative, lambda d: d.is_finite() and d >= 0 and _in_range(d))
+# (each spells out `v.in_range`, -DIGITS <= adjusted() < DIGITS unless zero: a replay runs these for every number)
+_LOW, _HIGH = -v.DIGITS, v.DIGITS
+_positive = _decimal(v.positive, lambda d: d.is_finite() and d > 0 and _LOW <= d.adjusted() < _HIGH)
+_non_negative = _decimal(v.non_negative,
+                         lambda d: d.is_finite() and d >= 0 and (not d or _LOW <= d.adjusted() < _HIGH))
 _money = _decimal(lambda d, what: v.positive(v.money(d, what), what),
-                  lambda d: d.is_finite() and d > 0 and _in_range(d) and d.quantize(_CENT) == d)
+                  lambda d: d.is_finite() and d > 0 and _LOW <= d.adjusted() < _HIGH and d.quantize(_CENT) == d)
 _money_or_zero = _decimal(lambda d, what: v.non_negative(v.money(d, what), what),
-                          lambda d: d.is_finite() and d >= 0 and _in_range(d) and d.quantize(_CENT) == d)
+                          lambda d: d.is_finite() and d >= 0 and (not d or _LOW <= d.adjusted() < _HIGH)
+                          and d.quantize(_CENT) == d)
 
 
 class Event:

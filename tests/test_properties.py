@@ -148,7 +148,10 @@ def test_events_with_free_form_content_keep_the_stdlib_canonical_text():
 _DECIMALS = st.one_of(st.decimals(allow_nan=True, allow_infinity=True, places=None),
                       st.builds(lambda d, e: d.scaleb(e), st.decimals(-10**9, 10**9, places=0), st.integers(-12, 30)),
                       st.sampled_from([Decimal(t) for t in ("0", "-0", "0.00", "1.000", "190.00", "1E+1", "1E-7",
-                                                              "12.345", "0.10", "-3.20", "sNaN", "-Infinity")]))
+                                                              "12.345", "0.10", "-3.20", "sNaN", "-Infinity",
+                                                              # the edges of the magnitudes Folio takes
+                                                              "999999999999.99", "1E+12", "1000000000000.00",
+                                                              "1E-12", "0.9E-12", "0E-30", "0E+30")]))
 
 
 @FAST
