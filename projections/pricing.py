@@ -19,22 +19,32 @@ from ledger.prices import Price, price_on, prices_on
 from ledger.store import EventStore
 
 
+def splits(store: EventStore, symbol: str, after: dt.date, through: dt.date,
+           known_seq: int | None = None) -> list[tuple[dt.date, Decimal]]:
+    """(effective date, new/old) of the splits of `symbol` effective in (after, through], known at `known_seq`, voids
+    removed, in date order."""
+    if through <= after:
+        return []
+    rows = list(store.rows(stream=f"security:{symbol}", type_="SplitApplied", known_seq=known_seq,
+                           effective_from=after + dt.timedelta(days=1), effective_to=through))
+    if not rows:
+        return []
+    voided = store.voided(known_seq)
+    out = []
+    for row in rows:
+        if row.seq not in voided:
+            split = row.decode()
+            out.append((dt.date.fromisoformat(row.effective), split.new / split.old))
+    return sorted(out, key=lambda s: s[0])
+
+
 def split_factor(store: EventStore, symbol: str, after: dt.date, through: dt.date,
                  known_seq: int | None = None) -> Decimal:
     """How many shares one share of `symbol` held at the end of `after` is by the end of `through`: the product of
     `new/old` of its splits effective in (after, through], known at `known_seq`, voids removed."""
-    if through <= after:
-        return Decimal(1)
-    rows = list(store.rows(stream=f"security:{symbol}", type_="SplitApplied", known_seq=known_seq,
-                           effective_from=after + dt.timedelta(days=1), effective_to=through))
-    if not rows:
-        return Decimal(1)
-    voided = store.voided(known_seq)
     factor = Decimal(1)
-    for row in rows:
-        if row.seq not in voided:
-            split = row.decode()
-            factor = factor * split.new / split.old
+    for _, ratio in splits(store, symbol, after, through, known_seq):
+        factor = factor * ratio
     return factor
 
 

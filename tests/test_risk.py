@@ -850,3 +850,19 @@ def test_the_risk_trigger_on_var_compares_the_one_day_historical_var(tiny):
 def test_the_risk_trigger_needs_the_risk_trigger_in_the_policy(tiny):
     out(tiny("policy set A --fractional --triggers cash --risk-threshold 0.0001 --date 2024-01-02"))
     assert check(tiny) == []
+
+
+def test_a_split_in_the_window_is_no_return(folio, tmp_path):
+    """The same tiny history, but AAA split 2:1 on day 10 and its closes from then on recorded as they traded
+    (halved): the risk of the account (80 AAA at half the price, the same value) is the tiny one to the printed digit,
+    not a -50% day. Closes before a split are put in the shares of the as-of date, as valuations are."""
+    split_day = TINY_DAYS[10]
+    raw = []
+    for line in tiny_prices().splitlines():
+        day, symbol, close = line.split(",")
+        if symbol == "AAA" and day >= split_day.isoformat():
+            close = str(D(close) / 2)
+        raw.append(",".join((day, symbol, close)))
+    build(folio, tmp_path, "\n".join(raw) + "\n", TINY_STEPS + ["policy set A --fractional --date 2024-01-02",
+                                                                f"record split AAA 2:1 --date {split_day}"])
+    assert js(folio(f"risk A --as-of {AS_OF} --json")) == TINY_RISK
