@@ -13,14 +13,14 @@ import click
 
 from commands import render, service
 from commands.progress import progress
-from commands.imports import (cash_event, export_lines, looks_like_jsonl, read_csv, read_jsonl, read_prices,
-                              trade_event)
+from commands.imports import (cash_event, export_lines, looks_like_jsonl, read_csv, read_jsonl, read_price_rows,
+                              read_prices, trade_event)
 from commands.service import Context, Pending, account_stream
 from domain import events as ev
 from domain import values as v
 from domain.errors import DomainError
 from ledger.errors import LedgerError
-from ledger.prices import add_prices
+from ledger.prices import add_prices, price_rows, restore_prices
 from ledger.store import EventStore, NewEvent
 from projections import views
 from projections.pricing import price_for
@@ -496,10 +496,25 @@ def prices():
 @pass_app
 @fail_on_errors
 def prices_import(app: App, file, currency):
-    """Import FILE: long `date,symbol,close` or wide `date,SYM1,SYM2,...`."""
-    rows = read_prices(Path(file).read_text(encoding="utf-8-sig"), Path(file).name, v.currency(currency.upper()))
+    """Import FILE: long `date,symbol,close` or wide `date,SYM1,SYM2,...`, or a `prices export` file (kept verbatim)."""
+    text, name = Path(file).read_text(encoding="utf-8-sig"), Path(file).name
+    if text.lstrip().startswith("{"):
+        added, same = restore_prices(app.store, read_price_rows(text, name))
+        click.echo(f"Restored {added} price rows from {name}" + (f" ({same} already here, skipped)" if same else ""))
+        return
+    rows = read_prices(text, name, v.currency(currency.upper()))
     added, same = add_prices(app.store, rows)
-    click.echo(f"Recorded {added} prices from {Path(file).name}" + (f" ({same} already known, skipped)" if same else ""))
+    click.echo(f"Recorded {added} prices from {name}" + (f" ({same} already known, skipped)" if same else ""))
+
+
+@prices.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to a file instead of stdout.")
+@pass_app
+@fail_on_errors
+def prices_export(app: App, output):
+    """Export every price row as JSONL, with when it was recorded: `prices import` restores them as they were
+    (with `export` and `import` of the log, a ledger whose proposals and known-at views reproduce)."""
+    _write_lines(output, (render.canonical_line(row) for row in price_rows(app.store)))
 
 
 @cli.command()

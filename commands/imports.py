@@ -207,6 +207,42 @@ def looks_like_jsonl(path: str, text: str) -> bool:
     return text.lstrip().startswith("{")
 
 
+def read_price_rows(text: str, source: str) -> list[dict]:
+    """A `folio prices export` file (JSONL, every column): each row checked as `prices import` checks a close;
+    `Refused` lists every bad line."""
+    from ledger.prices import PRICE_COLUMNS
+
+    rows, problems = [], []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        label = f"{source} line {n}"
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            problems.append((label, f"not valid JSON: {e}"))
+            continue
+        if not isinstance(obj, dict) or set(obj) != set(PRICE_COLUMNS):
+            problems.append((label, f"not an exported price: expected the fields {', '.join(PRICE_COLUMNS)}"))
+            continue
+        try:
+            if not isinstance(obj["id"], int) or isinstance(obj["id"], bool) or obj["id"] < 1:
+                raise InvalidValue("id must be a positive integer")
+            for f in ("symbol", "date", "close", "currency", "source", "recorded_at"):
+                if not isinstance(obj[f], str):
+                    raise InvalidValue(f"{f} must be text")
+            v.symbol(obj["symbol"])
+            v.parse_date(obj["date"])
+            v.positive(obj["close"], "close")
+            v.currency(obj["currency"])
+            rows.append(obj)
+        except DomainError as e:
+            problems.append((label, str(e)))
+    if problems:
+        raise Refused(problems)
+    return rows
+
+
 def read_prices(text: str, source: str, currency: str = "USD") -> list[Price]:
     """Long `date,symbol,close[,currency]` or wide `date,SYM1,SYM2,...` (blank cells skipped)."""
     reader = csv.reader(io.StringIO(text))

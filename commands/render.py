@@ -59,3 +59,8 @@ def _numbers_as_text(obj):
     if isinstance(obj, (list, tuple)):
         return [_numbers_as_text(x) for x in obj]
     return obj
+
+
+def canonical_line(obj: dict) -> str:
+    """One JSONL line: compact, keys sorted (an export reads the same run after run)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 
 import attrs
 
+from ledger.errors import LedgerError
 from ledger.store import EventStore
 
 
@@ -86,3 +87,42 @@ def prices_on(store: EventStore, symbols: Sequence[str], day: dt.date, known_at:
             memo[key] = price_on(store, s, day, known_at)
         out[s] = memo[key]
     return out
+
+
+#: a price row as `folio prices export` writes it (every column, so that a restore keeps what was known when)
+PRICE_COLUMNS = ("id", "symbol", "date", "close", "currency", "source", "recorded_at")
+
+
+def price_rows(store: EventStore) -> Iterable[dict]:
+    """Every row of the prices table, in the order recorded, each with every column."""
+    for row in store.conn.execute(f"SELECT {', '.join(PRICE_COLUMNS)} FROM prices ORDER BY id"):
+        yield dict(zip(PRICE_COLUMNS, row))
+
+
+def restore_prices(store: EventStore, rows: Sequence[dict]) -> tuple[int, int]:
+    """Append exported price rows verbatim (ids and recording times kept, so known-at views and proposals
+    priced then reproduce), all or nothing: a row already here must be the same row (then it is skipped), the
+    others must continue the table in order. Returns (added, skipped)."""
+    added = skipped = 0
+    with store.transaction():
+        conn = store.conn
+        last_id, last_at = conn.execute("SELECT COALESCE(MAX(id), 0), COALESCE(MAX(recorded_at), '') FROM prices").fetchone()
+        pending = []
+        for r in rows:
+            values = tuple(r[c] for c in PRICE_COLUMNS)
+            if r["id"] <= last_id:
+                have = conn.execute(f"SELECT {', '.join(PRICE_COLUMNS)} FROM prices WHERE id = ?", (r["id"],)).fetchone()
+                if have is None or tuple(have) != values:
+                    raise LedgerError(f"price row {r['id']} in the file differs from price row {r['id']} here: "
+                                      f"the file is from another ledger's prices")
+                skipped += 1
+                continue
+            if r["id"] != last_id + 1:
+                raise LedgerError(f"price row {r['id']} does not follow row {last_id}: the file has a gap")
+            if r["recorded_at"] < last_at:
+                raise LedgerError(f"price row {r['id']}: recorded_at goes back in time")
+            pending.append(values)
+            last_id, last_at = r["id"], r["recorded_at"]
+        conn.executemany(f"INSERT INTO prices ({', '.join(PRICE_COLUMNS)}) VALUES (?,?,?,?,?,?,?)", pending)
+        added = len(pending)
+    return added, skipped

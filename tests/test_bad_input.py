@@ -881,6 +881,27 @@ def test_a_column_named_twice_or_two_closes_of_one_day_in_one_file_are_refused(b
     assert ok(books(f"prices import {same}")) == "Recorded 1 prices from s.csv\n"
 
 
+def test_a_prices_export_that_is_damaged_or_from_another_ledger_is_refused_whole(books, db_path, tmp_path):
+    f = write(tmp_path, "p.csv", "date,symbol,close\n2024-01-02,VTI,100\n2024-01-03,VTI,101\n")
+    ok(books(f"prices import {f}"))
+    exported = ok(books("prices export")).splitlines()
+    row = lambda line, **change: json.dumps({**json.loads(line), **change})  # noqa: E731
+    cases = {
+        "changed.jsonl": ([row(exported[0], close="99")], "price row 1 in the file differs from price row 1 here"),
+        "gap.jsonl": ([exported[0], exported[1], row(exported[1], id=4)], "price row 4 does not follow row 2"),
+        "bad.jsonl": ([exported[0], row(exported[1], id=3, close="-1"), "{oops"],
+                      "bad.jsonl line 2: close must be greater than zero, got -1"),
+    }
+    for name, (lines, words) in cases.items():
+        f = write(tmp_path, name, "\n".join(lines) + "\n")
+        with unchanged(books, db_path):
+            before = ok(books("prices export"))
+            refused(books(f"prices import {f}"), words)
+            assert ok(books("prices export")) == before
+    msg = refused(books(f"prices import {tmp_path / 'bad.jsonl'}"))
+    assert "bad.jsonl line 3: not valid JSON" in msg
+
+
 def test_bad_price_files(books, db_path, tmp_path):
     def n_prices():
         with contextlib.closing(sqlite3.connect(db_path)) as c:

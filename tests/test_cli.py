@@ -708,3 +708,33 @@ def test_json_output_writes_every_number_as_a_string():
     assert json.loads(render.dumps({"seq": 7, "w": 0.25, "q": Decimal("1.50"), "ok": True, "none": None,
                                     "rows": [1, {"n": 2}, (3,)], "text": "4"})) == \
         {"seq": "7", "w": "0.25", "q": "1.50", "ok": True, "none": None, "rows": ["1", {"n": "2"}, ["3"]], "text": "4"}
+
+
+def test_prices_export_and_import_restore_the_rows_as_recorded(ira, tmp_path):
+    """`prices export` writes every row with when it was recorded; `prices import` of that file into the restored
+    ledger keeps them verbatim (ids, times), so valuations known at a past moment read the same; again: skipped."""
+    f = tmp_path / "p.csv"
+    f.write_text("date,symbol,close\n2025-01-31,AAPL,220.25\n2025-01-31,MSFT,410\n")
+    out(ira(f"prices import {f}"))
+    f.write_text("date,symbol,close\n2025-01-31,AAPL,221\n")  # a correction, recorded later
+    out(ira(f"prices import {f}"))
+    rows = [json.loads(line) for line in out(ira("prices export")).splitlines()]
+    assert [(r["id"], r["symbol"], r["close"]) for r in rows] == [(1, "AAPL", "220.25"), (2, "MSFT", "410"), (3, "AAPL", "221")]
+    log, prices = tmp_path / "log.jsonl", tmp_path / "prices.jsonl"
+    out(ira(f"export -o {log}"))
+    out(ira(f"prices export -o {prices}"))
+    other = cli_on(str(tmp_path / "copy.db"))
+    out(other("init"))
+    out(other(f"import {log}"))
+    assert out(other(f"prices import {prices}")) == "Restored 3 price rows from prices.jsonl\n"
+    assert out(other(f"prices import {prices}")) == "Restored 0 price rows from prices.jsonl (3 already here, skipped)\n"
+    assert out(other("prices export")) == out(ira("prices export"))
+    first = rows[0]["recorded_at"]  # as known when only the first file was in: AAPL at 220.25
+    for args, aapl in (("--as-of 2025-02-28", "221.00"), (f"--as-of 2025-02-28 --known-at {first}", "220.25")):
+        assert out(other(f"positions IRA-1 {args} --json")) == out(ira(f"positions IRA-1 {args} --json"))
+        assert [p["price"] for p in js(other(f"positions IRA-1 {args} --json")) if p["symbol"] == "AAPL"] == [aapl]
+
+
+def cli_on(db: str):
+    runner = CliRunner()
+    return lambda args: runner.invoke(cli, ["--db", db, "--actor", "tester", *shlex.split(args)])
