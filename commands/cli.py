@@ -9,6 +9,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import click
 
 from commands import render, service
@@ -434,14 +435,17 @@ def log(app: App, account_id, as_json):
     if as_json:
         out = []
         for e in entries:
-            d = e.row.as_dict()
+            try:
+                d = e.row.as_dict()
+            except ValueError as error:  # a damaged payload or meta: the row as stored, and why it cannot be read
+                d = {**attrs.asdict(e.row), "unreadable": f"{error}"}
             d["seq"], d["version"], d["schema"] = str(d["seq"]), str(d["version"]), str(d["schema"])
             d["voided_by"] = str(e.voided_by) if e.voided_by else None
             out.append(d)
         click.echo(render.dumps(out))
         return
     body = [[str(e.row.seq), e.row.recorded_at[:19] + "Z", e.row.effective, e.row.stream, e.row.type,
-             views.summarize(e.row) + (f"  [voided by seq {e.voided_by}]" if e.voided_by else "")] for e in entries]
+             views.readable(e.row) + (f"  [voided by seq {e.voided_by}]" if e.voided_by else "")] for e in entries]
     click.echo(render.table(["seq", "recorded_at", "effective", "stream", "type", "what"], body, right=("seq",)))
 
 

@@ -102,6 +102,15 @@ def log(store: EventStore, *, account: str | None = None, known_seq: int | None 
     return [LogEntry(row=r, voided_by=voided.get(r.seq)) for r in rows]
 
 
+def readable(row: StoredRow) -> str:
+    """`summarize`, or, for a row this version cannot read (a damaged file), what is wrong with it: the log of a
+    damaged ledger still lists every row, the bad one named (`audit verify` says whether the chain is broken)."""
+    try:
+        return summarize(row)
+    except Exception as e:  # noqa: BLE001  (any failure to read a stored row is the row's, and is shown)
+        return f"[unreadable row: {type(e).__name__}: {e}]"
+
+
 def summarize(row: StoredRow) -> str:
     """One line a person can read for a log entry."""
     p = json.loads(row.payload)

@@ -756,6 +756,18 @@ def test_broken_hash_chain_queries_answer_but_verify_fails(books, db_path):
     assert r.exit_code == 1
 
 
+def test_the_log_of_a_damaged_ledger_lists_every_row_and_names_the_unreadable_one(books, db_path):
+    _tamper(db_path, 3, "{not json")
+    lines = ok(books("log")).splitlines()
+    assert len(lines) == 2 + 6 and "[unreadable row: JSONDecodeError: Expecting property name" in lines[4]
+    assert lines[4].split()[0] == "3" and "deposit 1000.00" in lines[3]
+    rows = json.loads(ok(books("log --json")))
+    assert [r.get("unreadable", "")[:28] for r in rows] == ["", "", "Expecting property name encl", "", "", ""]
+    assert rows[2]["payload"] == "{not json" and rows[2]["seq"] == "3"
+    refused(books("cash A"), "seq 3: payload is not valid JSON")  # a fold names the row it cannot read
+    refused(books("audit verify"), "hash chain broken at seq 3")
+
+
 def test_an_altered_snapshot_is_named_by_verify_and_rebuilt_from_the_log(books, db_path):
     """Snapshots are a cache outside the hash chain: one altered in the file would mislead every query that starts
     from it (cash 470.00 shown as 9470.00), so `audit verify` folds the log again and names it; `folio snapshot`
