@@ -936,3 +936,22 @@ def test_bad_price_files(books, db_path, tmp_path):
         refused(books(f"prices import {wide}"), "w.csv line 1", "symbol 'BAD SYM' is not valid")
         refused(books(f"prices import {first}"), "f.csv line 1", "the first column must be 'date'")
     assert n_prices() == 0
+
+
+def test_snapshots_the_write_path_leaves_verify(folio, tmp_path, monkeypatch):
+    """A holdings snapshot saved from a fold that kept gains records its loss sales' real index into the gain
+    history; refolded without gains the index is -1. Both are the same books: `audit verify` must not flag it
+    (found by review). Constants lowered so a short ledger crosses them."""
+    from commands import service
+
+    monkeypatch.setattr(service, "STATE_EVERY", 5)
+    monkeypatch.setattr(service, "SNAPSHOT_EVERY", 10)
+    steps = ["init", "account open T --owner ann --date 2024-01-01", "record deposit T 10000 --date 2024-01-02",
+             "record buy T XYZ 10 --price 100 --date 2024-01-03",
+             "record sell T XYZ 10 --price 80 --date 2024-02-01"]  # a loss no purchase replaces: an open loss sale
+    for step in steps + [f"record deposit T 1 --date 2024-03-0{d}" for d in range(2, 9)]:
+        ok(folio(step))
+    f = write(tmp_path, "late.csv", HEADER + "2024-03-05,T,deposit,,,,5,,,\n")
+    ok(folio(f"import {f}"))  # backdated: the check folds past STATE_EVERY events, keeping gains, saves holdings
+    verified = ok(folio("audit verify")).splitlines()
+    assert verified[1].startswith("OK: ") and verified[1] != "OK: 0 snapshots match the log"
