@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from decimal import Decimal
 from typing import Iterator
 
@@ -207,6 +208,9 @@ def looks_like_jsonl(path: str, text: str) -> bool:
     return text.lstrip().startswith("{")
 
 
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
 def read_price_rows(text: str, source: str) -> list[dict]:
     """A `folio prices export` file (JSONL, every column): each row checked as `prices import` checks a close;
     `Refused` lists every bad line."""
@@ -232,9 +236,13 @@ def read_price_rows(text: str, source: str) -> list[dict]:
                 if not isinstance(obj[f], str):
                     raise InvalidValue(f"{f} must be text")
             v.symbol(obj["symbol"])
-            v.parse_date(obj["date"])
+            if v.parse_date(obj["date"]).isoformat() != obj["date"]:  # stored as given: only the form Folio writes
+                raise InvalidValue(f"date {obj['date']!r} is not written YYYY-MM-DD")
             v.positive(obj["close"], "close")
             v.currency(obj["currency"])
+            if not _TIMESTAMP.fullmatch(obj["recorded_at"]):
+                raise InvalidValue(f"recorded_at {obj['recorded_at']!r} is not a UTC timestamp as Folio writes them "
+                                   f"(YYYY-MM-DDTHH:MM:SS.ffffffZ)")
             rows.append(obj)
         except DomainError as e:
             problems.append((label, str(e)))

@@ -366,7 +366,12 @@ class EventStore:
                             "SELECT 1 FROM events WHERE idem_key = ?", (row.idem_key,)).fetchone():
                         raise LedgerError(f"seq {row.seq}: reference {row.idem_key!r} is recorded twice")
                     keys.add(row.idem_key)
-                row.decode()  # refuse a row this version cannot read before anything is written
+                event = row.decode()  # refuse a row this version cannot read before anything is written
+                kind, _, name = row.stream.partition(":")
+                named = getattr(event, {"account": "account", "security": "symbol", "owner": "owner"}.get(kind, ""), name)
+                if named != name:  # a scoped fold reads a stream for its own account (symbol, owner) only
+                    raise LedgerError(f"seq {row.seq}: a {row.type} of {named} is in stream {row.stream}: "
+                                      f"the file is not one ledger's log")
                 pending.append(attrs.astuple(row))
                 seq, prev, last_recorded = row.seq, row.hash, row.recorded_at
                 if len(pending) >= batch:

@@ -327,6 +327,8 @@ def _refs_twice(rows):
      ["seq 3: effective date '2024-13-01' is not a date (YYYY-MM-DD)"]),
     (lambda rows: rows[2].update(version=2), ["seq 3: version 2 of stream account:A does not follow version 2"]),
     (_refs_twice, ["seq 4: reference 'T-1' is recorded twice"]),
+    (lambda rows: rows[1]["payload"].update(account="B"),  # seq 2: a deposit of B in A's stream
+     ["seq 2: a CashDeposited of B is in stream account:A: the file is not one ledger's log"]),
 ])
 def test_a_forged_export_whose_hashes_agree_is_refused_whole_when_its_history_breaks(exported, tmp_path, edit, words):
     """Hashes recomputed, so the chain holds: the rows must still make a history the books accept, with real dates,
@@ -903,6 +905,10 @@ def test_a_prices_export_that_is_damaged_or_from_another_ledger_is_refused_whole
         "gap.jsonl": ([exported[0], exported[1], row(exported[1], id=4)], "price row 4 does not follow row 2"),
         "bad.jsonl": ([exported[0], row(exported[1], id=3, close="-1"), "{oops"],
                       "bad.jsonl line 2: close must be greater than zero, got -1"),
+        "date.jsonl": ([exported[0], exported[1], row(exported[1], id=3, date=" 2024-01-05")],
+                       "date.jsonl line 3: date ' 2024-01-05' is not written YYYY-MM-DD"),
+        "time.jsonl": ([exported[0], exported[1], row(exported[1], id=3, recorded_at="yesterday")],
+                       "time.jsonl line 3: recorded_at 'yesterday' is not a UTC timestamp"),
     }
     for name, (lines, words) in cases.items():
         f = write(tmp_path, name, "\n".join(lines) + "\n")
