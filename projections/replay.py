@@ -19,6 +19,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import re
 from decimal import Decimal
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -86,31 +87,30 @@ def resolve_point(
 
 
 def known_at_timestamp(text: str) -> str:
-    """Normalise a --known-at value to the stored timestamp form; a bare date means the end of that day (UTC), a
-    time without fractions the end of its last unit (09:30:00: the end of that second)."""
+    """Normalise a --known-at value to the stored timestamp form. A date (2024-04-15, 20240415) means the end of that
+    day (UTC); a time without fractions the end of its last unit, as a date means the end of its day: what `folio
+    log` shows as recorded at 09:30:00 was recorded within that second, and is known at it (09:30 is the end of the
+    minute, 09 of the hour); with fractions (09:30:00.5, or 09:30:00,5) the instant given."""
     text = text.strip()
     try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        pass
-    else:
-        if len(text) == 10:
-            return f"{day.isoformat()}T23:59:59.999999Z"
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "Zz" and text else text)
     except ValueError:
         raise ValueError(f"--known-at {text!r} is not a date or an ISO timestamp (2024-04-15 or 2024-04-15T09:30:00Z)") from None
+    match = _CLOCK.match(text)
+    if match is None:  # a date alone (any form fromisoformat reads): its end
+        return f"{when.date().isoformat()}T23:59:59.999999Z"
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    # a time given to the second (or minute, or hour) means the end of it, as a date means the end of its day: what
-    # `folio log` shows as recorded at 09:30:00 was recorded within that second, and is known at it
-    clock = text.partition("T")[2] or text.partition(" ")[2]
-    clock = clock.split("Z")[0].split("+")[0].split("-")[0]
-    if "." not in clock:
-        parts = clock.count(":") + 1 if clock else 0
-        unit = {1: dt.timedelta(hours=1), 2: dt.timedelta(minutes=1)}.get(parts, dt.timedelta(seconds=1))
+    clock = match.group(1)
+    if "." not in clock and "," not in clock:
+        digits = sum(c.isdigit() for c in clock)  # 2: an hour, 4: a minute, 6: a second (with colons or without)
+        unit = {2: dt.timedelta(hours=1), 4: dt.timedelta(minutes=1)}.get(digits, dt.timedelta(seconds=1))
         when = when + unit - dt.timedelta(microseconds=1)
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+#: the time of a timestamp: what follows the date's separator (T, t or a blank), up to a zone (Z, z, +, -)
+_CLOCK = re.compile(r"^[^Tt ]+[Tt ]([0-9:.,]+)")
 
 
 def scope_of(accounts: Sequence[str] | None, keep_gains: bool = True) -> str:

@@ -738,3 +738,20 @@ def test_prices_export_and_import_restore_the_rows_as_recorded(ira, tmp_path):
 def cli_on(db: str):
     runner = CliRunner()
     return lambda args: runner.invoke(cli, ["--db", db, "--actor", "tester", *shlex.split(args)])
+
+
+@pytest.mark.parametrize("given, instant", [
+    ("2024-04-15", "2024-04-15T23:59:59.999999Z"), ("20240415", "2024-04-15T23:59:59.999999Z"),
+    ("2024-04-15T09:30:00Z", "2024-04-15T09:30:00.999999Z"), ("20240415T093000Z", "2024-04-15T09:30:00.999999Z"),
+    ("2024-04-15T09:30", "2024-04-15T09:30:59.999999Z"), ("2024-04-15t09:30", "2024-04-15T09:30:59.999999Z"),
+    ("2024-04-15T09", "2024-04-15T09:59:59.999999Z"), ("2024-04-15 09:30:01", "2024-04-15T09:30:01.999999Z"),
+    ("2024-04-15T09:30:00.5Z", "2024-04-15T09:30:00.500000Z"), ("2024-04-15T09:30:00,5Z", "2024-04-15T09:30:00.500000Z"),
+    ("2024-04-15T09:30:00+02:00", "2024-04-15T07:30:00.999999Z"), ("2024-04-15T09:30:00-0500", "2024-04-15T14:30:00.999999Z"),
+    ("2024-04-15T09:30:00z", "2024-04-15T09:30:00.999999Z"),
+])
+def test_a_known_at_time_means_the_end_of_its_last_unit_in_every_iso_spelling(given, instant):
+    """Extended or basic ISO, T or t or a blank, Z or an offset: a date is its day's end, a time without fractions
+    the end of its last unit, a time with fractions that instant (found by review: the basic form was read as an hour)."""
+    from projections.replay import known_at_timestamp
+
+    assert known_at_timestamp(given) == instant
