@@ -377,9 +377,9 @@ def lots(app: App, account_id, as_of, known_at, known_at_seq, as_json):
     day = point.as_of or app.today()
     rows = views.lots(acct)
     known = prices_known_at(app, known_at, known_at_seq)
-    valued = {l.lot_id: lot_value(l.quantity, l.cost_basis, l.hp_start, p, day)
-              for l in rows if (p := price_for(app.store, l.symbol, day, known, point.known_seq, acct.currency))
-              is not None}
+    closes = {s: price_for(app.store, s, day, known, point.known_seq, acct.currency) for s in {l.symbol for l in rows}}
+    valued = {l.lot_id: lot_value(l.quantity, l.cost_basis, l.hp_start, closes[l.symbol], day)
+              for l in rows if closes[l.symbol] is not None}
     if as_json:
         out = []
         for l in rows:

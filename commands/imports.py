@@ -267,7 +267,7 @@ def read_prices(text: str, source: str, currency: str = "USD") -> list[Price]:
     if twice:
         raise Refused([(f"{source} line 1", f"column(s) {', '.join(twice)} named twice: which one holds the close?")])
     prices, problems = [], []
-    first: dict[tuple[str, dt.date], tuple[Decimal, int]] = {}  # (symbol, date) -> (close, line) of its first row
+    first: dict[tuple[str, dt.date], tuple[tuple[Decimal, str], int]] = {}  # (symbol, date) -> ((close, currency), line)
     if not long_form:
         symbols = []
         for h in header[1:]:
@@ -294,10 +294,10 @@ def read_prices(text: str, source: str, currency: str = "USD") -> list[Price]:
                 found = [Price(sym, day, v.positive(_short(c.strip()), f"close of {sym}"), currency, source)
                          for sym, c in zip(symbols, row[1:]) if c.strip()]
             for p in found:
-                seen = first.setdefault((p.symbol, p.date), (p.close, line))
-                if seen[0] != p.close:  # one file, two closes of one day: which is right is not for Folio to guess
-                    raise InvalidValue(f"a second close of {p.symbol} on {p.date}: {p.close}, where line {seen[1]} "
-                                       f"says {seen[0]}")
+                seen = first.setdefault((p.symbol, p.date), ((p.close, p.currency), line))
+                if seen[0] != (p.close, p.currency):  # one file, two closes of one day: not for Folio to guess
+                    raise InvalidValue(f"a second close of {p.symbol} on {p.date}: {p.close} {p.currency}, where line "
+                                       f"{seen[1]} says {seen[0][0]} {seen[0][1]}")
                 if seen[1] == line:
                     prices.append(p)
         except DomainError as e:

@@ -16,7 +16,7 @@ from domain import tax
 from domain.books import _HANDLERS, Books, Payment, add_lot, dispose, drop_empty, record_gain
 from domain.errors import DomainError
 from domain.lots import Lot, allocate
-from domain.values import ZERO, normalize, round_cents
+from domain.values import DIGITS, ZERO, normalize, round_cents
 
 
 def _holders(books: Books, symbol: str):
@@ -55,6 +55,11 @@ def _note(books: Books, rec: ev.Recorded, acct, text: str) -> None:
 def _split(books: Books, rec: ev.Recorded) -> None:
     e: ev.SplitApplied = rec.event
     label = f"{'stock dividend' if e.stock_dividend else 'split'} {normalize(e.new)}:{normalize(e.old)}"
+    for acct, lots in _holders(books, e.symbol):  # checked for every holder before any is changed
+        scaled = sum((l.quantity for l in lots), ZERO) * e.new / e.old
+        if scaled and scaled.adjusted() >= DIGITS:
+            raise DomainError(f"{label} of {e.symbol} would make {acct.account}'s {normalize(scaled)} shares, more than "
+                              f"Folio takes (below 10^{DIGITS})")
     for acct, lots in _holders(books, e.symbol):
         before = sum((l.quantity for l in lots), ZERO)
         cash = ZERO

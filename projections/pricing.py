@@ -29,13 +29,25 @@ def splits(store: EventStore, symbol: str, after: dt.date, through: dt.date,
                            effective_from=after + dt.timedelta(days=1), effective_to=through))
     if not rows:
         return []
-    voided = store.voided(known_seq)
+    voided = _voids(store, known_seq)
     out = []
     for row in rows:
         if row.seq not in voided:
             split = row.decode()
             out.append((dt.date.fromisoformat(row.effective), split.new / split.old))
     return sorted(out, key=lambda s: s[0])
+
+
+def _voids(store: EventStore, known_seq: int | None) -> dict[int, int]:
+    """`store.voided(known_seq)`, kept in the store's memo: the log is append-only, so the voids known at a seq never
+    change (the head's are keyed by the head's seq). A valuation asks once per lot or symbol; this reads them once."""
+    key = known_seq if known_seq is not None else store.head()[0]
+    memo = store.memo.setdefault("voided", {})
+    if key not in memo:
+        if len(memo) > 64:
+            memo.clear()
+        memo[key] = store.voided(key)
+    return memo[key]
 
 
 def split_factor(store: EventStore, symbol: str, after: dt.date, through: dt.date,

@@ -888,7 +888,10 @@ def test_a_column_named_twice_or_two_closes_of_one_day_in_one_file_are_refused(b
         assert refused(books(f"import {trades}")) == \
             "Error: t.csv line 1: column(s) amount named twice: which one holds the value?\n"
         assert refused(books(f"prices import {closes}")) == \
-            "Error: p.csv line 3: a second close of VTI on 2024-01-02: 11, where line 2 says 10\n"
+            "Error: p.csv line 3: a second close of VTI on 2024-01-02: 11 USD, where line 2 says 10 USD\n"
+        currencies = write(tmp_path, "c.csv", "date,symbol,close,currency\n2024-01-02,VTI,10,USD\n2024-01-02,VTI,10,EUR\n")
+        assert refused(books(f"prices import {currencies}")) == \
+            "Error: c.csv line 3: a second close of VTI on 2024-01-02: 10 EUR, where line 2 says 10 USD\n"
         assert refused(books(f"prices import {wide}")) == \
             "Error: w.csv line 1: column(s) VTI named twice: which one holds the close?\n"
     same = write(tmp_path, "s.csv", "date,symbol,close\n2024-01-02,VTI,10\n2024-01-02,VTI,10.00\n")

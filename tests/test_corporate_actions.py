@@ -739,3 +739,12 @@ def test_a_split_recorded_late_changes_as_of_views_after_its_date_not_what_was_k
     # and the human heading says which point it is
     assert ok(held("lots B --as-of 2024-02-15 --known-at-seq 11")).splitlines()[0] == (
         "Lots of B as of 2024-02-15 (known at seq 11)")
+
+
+def test_a_split_past_the_magnitudes_folio_takes_is_refused_before_any_holder_changes(held):
+    """A 10^12:1 split of A's 17 XYZ would make 1.7 x 10^13 shares (a valuation of them would not fit Decimal's
+    digits): refused, naming the holder, and no holder's lots change (found by review)."""
+    before = head(held)
+    assert refused(held("record split XYZ 999999999999:1 --date 2024-02-01")) == (
+        "Error: split 999999999999:1 of XYZ would make A's 16999999999983 shares, more than Folio takes (below 10^12)\n")
+    assert head(held) == before and lots(held, "B") == BASE_LOTS["B"]
