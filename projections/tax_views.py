@@ -119,7 +119,7 @@ def harvest(books: Books, accounts: Sequence[str], day: dt.date, price_of: Price
             reinvested[acct.owner] = reinvestments(books, acct.owner)
         for lot in acct.open_lots():
             price = price_of(lot.symbol)
-            if price is None:
+            if price is None or price.currency != acct.currency:  # Folio converts no currency
                 unpriced.add(lot.symbol)
                 continue
             value = lot_value(lot.quantity, lot.basis, lot.hp_start, price, day)

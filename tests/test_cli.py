@@ -502,11 +502,12 @@ def test_a_close_in_another_currency_values_nothing(folio, tmp_path):
                  "record buy EU SAP 2 --price 100 --date 2024-01-03"):
         out(folio(step))
     f = tmp_path / "sap.csv"
-    f.write_text("date,symbol,close,currency\n2024-01-04,SAP,150,USD\n")
+    f.write_text("date,symbol,close,currency\n2024-01-04,SAP,50,USD\n")
     out(folio(f"prices import {f}"))
     assert js(folio("positions EU --as-of 2024-01-05 --json")) == [
         {"symbol": "SAP", "quantity": "2", "cost_basis": "200.00"}]
     assert "price" not in js(folio("lots EU --as-of 2024-01-05 --json"))[0]
+    assert js(folio("harvest EU --as-of 2024-01-05 --json")) == []  # no loss of 100.00 read off a USD close
     f.write_text("date,symbol,close,currency\n2024-01-05,SAP,140,EUR\n")
     out(folio(f"prices import {f}"))
     assert js(folio("positions EU --as-of 2024-01-05 --json")) == [
