@@ -1368,3 +1368,22 @@ def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
     out(folio("policy set IRA --fractional --date 2024-11-03"))  # no cap: the withdrawal is met, no such note
     (proposal,) = js(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29 --dry-run --json"))
     assert not any("short" in n for n in proposal["notes"])
+
+
+def test_a_withdrawal_a_minimum_trade_leaves_short_says_so_without_blaming_a_cap(folio, tmp_path):
+    """Cash 2900, a withdrawal of 3000: the 100.00 sale it needs is below the minimum trade of 250 and dropped. The
+    proposal says the withdrawal is 100.00 short and why; with a cap that does not bind, it does not blame the cap."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date,VTI,BND\n2024-11-29,300,72\n")
+    for step in ["init", "account open TX --date 2024-01-02 --owner z", "record deposit TX 10000 --date 2024-01-02",
+                 "record buy TX VTI 20 --price 250 --date 2024-01-03", "record buy TX BND 30 --price 70 --date 2024-01-03",
+                 f"prices import {prices}",
+                 "model set core --target VTI=0.5:0.05 --target BND=0.4:0.05 --cash 0.1 --date 2024-11-01",
+                 "account assign TX core --date 2024-11-01"]:
+        out(folio(step))
+    for cap in ("", " --turnover-cap 0.9"):
+        out(folio(f"policy set TX --fractional --min-trade 250{cap} --date 2024-11-02"))
+        (proposal,) = js(folio("propose TX --mode withdrawal --amount 3000 --as-of 2024-11-29 --dry-run --json"))
+        assert proposal["orders"] == [] and proposal["notes"] == [
+            "the withdrawal of 3000 is 100.00 short: sales the policy drops (below the minimum trade, or costing more "
+            "than they raise) leave it short; change the policy or withdraw less"]

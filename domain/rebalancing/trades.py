@@ -262,11 +262,14 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
             kept_buys = _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
                                    _cash_after(inputs, kept_sells) - floor, top_up=False)
         orders = kept_sells + _drop_small(inputs, kept_buys, skipped)
-        if mode == "withdrawal" and inputs.amount:
-            short = inputs.amount - _cash_after(inputs, orders)
-            if short > 0:  # the cap cut what was sold for the withdrawal: the approver must see it cannot be paid
-                notes.append(f"the withdrawal of {inputs.amount} is {short.quantize(CENT)} short: the turnover cap "
-                             f"limits the sales; raise the cap or withdraw less")
+    if mode == "withdrawal" and inputs.amount and not any(n.startswith("holdings cannot raise") for n in notes):
+        short = inputs.amount - _cash_after(inputs, orders)
+        if short > 0:  # the policy cut what was sold for it: the approver must see the withdrawal cannot be paid
+            capped = any(n.endswith("to meet the turnover cap") for n in notes)
+            why = ("the turnover cap limits the sales; raise the cap or withdraw less" if capped else
+                   "sales the policy drops (below the minimum trade, or costing more than they raise) leave it short; "
+                   "change the policy or withdraw less")
+            notes.append(f"the withdrawal of {inputs.amount} is {short.quantize(CENT)} short: {why}")
     return _finish(inputs, orders, tuple(skipped), tuple(notes), total, current)
 
 
