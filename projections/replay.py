@@ -446,23 +446,34 @@ def build_snapshots(store: EventStore, accounts: Sequence[str] | None = None, ev
 def verify_snapshots(store: EventStore, progress: Report | None = None) -> tuple[int, list[str]]:
     """Check every snapshot against the log: the books it holds must be the fold of its scope at its point. The
     snapshots are a cache outside the hash chain, which a person with the file could alter (and a query would
-    believe): this folds each scope once per known seq, from the start, comparing at each snapshot's date the
-    books, settled to that date, with the snapshot's, settled the same way. Returns (how many checked, a line
-    for each that does not match)."""
+    believe): this folds each scope from the start (once, unless backdated events made some snapshots stale),
+    comparing at each snapshot's date the books, settled to that date, with the snapshot's, settled the same way.
+    Returns (how many checked, a line for each that does not match)."""
     keys = store.snapshot_keys(SNAPSHOT_FORMAT)
-    groups: dict[tuple[str, int], list[str]] = {}
+    # a snapshot at (D, S) is also the fold at (D, S') for the scope's latest snapshot seq S' when nothing recorded in
+    # (S, S'] is effective on or before D (the rule by which a query uses it): those are checked in one fold known at
+    # S'; the others (made stale by a backdated event since) each in a fold known at their own seq
+    latest: dict[str, int] = {}
+    for scope, _, seq in keys:
+        latest[scope] = max(latest.get(scope, 0), seq)
+    groups: dict[tuple[str, int], list[tuple[str, int]]] = {}
     for scope, as_of, seq in keys:
-        groups.setdefault((scope, seq), []).append(as_of)
+        names = scope.partition("|")[0]
+        accounts = None if names == "*" else names.split(",")
+        top = latest[scope]
+        earliest = store.earliest_effective_since(seq, top, accounts) if seq < top else None
+        fold_seq = top if earliest is None or earliest > as_of else seq
+        groups.setdefault((scope, fold_seq), []).append((as_of, seq))
     checked, bad = 0, []
-    for (scope, seq), days in groups.items():
+    for (scope, fold_seq), snaps in groups.items():
         names, _, kind = scope.partition("|")
         gains = kind != "holdings"
         accounts = None if names == "*" else names.split(",")
-        voided = set(store.voided(seq))
-        books, pending = Books(keep_gains=gains), list(days)
-        for rec in itertools.chain(store.fold_records(known_seq=seq, accounts=accounts), [None]):
-            while pending and (rec is None or rec.effective.isoformat() > pending[0]):
-                day = pending.pop(0)
+        voided = set(store.voided(fold_seq))
+        books, pending = Books(keep_gains=gains), sorted(snaps)
+        for rec in itertools.chain(store.fold_records(known_seq=fold_seq, accounts=accounts), [None]):
+            while pending and (rec is None or rec.effective.isoformat() > pending[0][0]):
+                day, seq = pending.pop(0)
                 books.settle(dt.date.fromisoformat(day))
                 try:
                     stored = thaw(store.snapshot_state(scope, day, seq), gains)
