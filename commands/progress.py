@@ -16,12 +16,8 @@ import sys
 import time
 from typing import Callable, TextIO
 
-#: what the layers below call: (what is being done, how many done, of how many or None)
-Report = Callable[[str, int, "int | None"], None]
-
-
 class Progress:
-    """A `Report` that draws one line: `importing trades.csv: checking 12,000 of 40,000 events (30%), 3 s`."""
+    """A `projections.replay.Report` that draws one line: `importing trades.csv: checking 12,000 of 40,000 events (30%), 3 s`."""
 
     def __init__(self, title: str, *, show: bool, stream: TextIO | None = None, every: float = 0.2,
                  clock: Callable[[], float] = time.monotonic):

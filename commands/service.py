@@ -157,17 +157,17 @@ def restore(store: EventStore, rows: Sequence, progress: Report | None = None) -
         added, skipped = store.restore(rows, progress=progress)
         if added:
             head = store.head()[0]
-            voided = set(store.voided(head))
-            books = Books(keep_gains=False)
-            rec = None
-            try:
-                for rec in counted(store.fold_records(known_seq=head), progress, "checking the history", head):
-                    if rec.seq not in voided:
-                        books.apply(rec)
-                books.settle()
-            except DomainError as e:
-                where = f"seq {rec.seq}" if rec is not None else "the restored history"
-                raise Refused([(where, f"{e}; the file makes a history the books refuse, nothing was recorded")]) from None
+            records = counted(store.fold_records(known_seq=head), progress, "checking the history", head)
+            books, refusals = check_timeline(records, set(), Books(keep_gains=False), voided=set(store.voided(head)))
+            problems = [(f"seq {r.record.seq}", str(r.error)) for r in refusals[:1]]
+            if not problems:
+                try:
+                    books.settle()
+                except DomainError as e:
+                    problems = [("the restored history", str(e))]
+            if problems:
+                (where, why), = problems
+                raise Refused([(where, f"{why}; the file makes a history the books refuse, nothing was recorded")])
     return added, skipped
 
 

@@ -125,21 +125,21 @@ def symbol(value: object) -> str:
     return value
 
 
-def owner_id(value: object) -> str:
-    """An owner's name: the same rule as an account id, said of an owner."""
+def _identifier(value: object, what: str) -> str:
     if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
         raise InvalidValue(
-            f"owner {value!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"{what} {value!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return value
+
+
+def owner_id(value: object) -> str:
+    """An owner's name: the same rule as an account id, said of an owner."""
+    return _identifier(value, "owner")
 
 
 def account_id(value: object) -> str:
-    if not isinstance(value, str) or not _ACCOUNT.fullmatch(value):
-        raise InvalidValue(
-            f"account id {value!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return value
+    return _identifier(value, "account id")
 
 
 def currency(value: object) -> str:

@@ -457,18 +457,18 @@ def verify_snapshots(store: EventStore, progress: Report | None = None) -> tuple
     for scope, _, seq in keys:
         latest[scope] = max(latest.get(scope, 0), seq)
     groups: dict[tuple[str, int], list[tuple[str, int]]] = {}
-    for scope, as_of, seq in keys:
+    def accounts_of(scope: str) -> list[str] | None:  # `scope_of` read back
         names = scope.partition("|")[0]
-        accounts = None if names == "*" else names.split(",")
+        return None if names == "*" else names.split(",")
+
+    for scope, as_of, seq in keys:
         top = latest[scope]
-        earliest = store.earliest_effective_since(seq, top, accounts) if seq < top else None
+        earliest = store.earliest_effective_since(seq, top, accounts_of(scope)) if seq < top else None
         fold_seq = top if earliest is None or earliest > as_of else seq
         groups.setdefault((scope, fold_seq), []).append((as_of, seq))
     checked, bad = 0, []
     for (scope, fold_seq), snaps in groups.items():
-        names, _, kind = scope.partition("|")
-        gains = kind != "holdings"
-        accounts = None if names == "*" else names.split(",")
+        gains, accounts = not scope.endswith("|holdings"), accounts_of(scope)
         voided = set(store.voided(fold_seq))
         books, pending = Books(keep_gains=gains), sorted(snaps)
         for rec in itertools.chain(store.fold_records(known_seq=fold_seq, accounts=accounts), [None]):
