@@ -59,6 +59,16 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
     return inputs, result, fired, content_of(inputs, result, fired, mode, extra)
 
 
+#: the version of what computes a proposal (the fold that gives its holdings, the planner that gives its orders),
+#: recorded in each proposal's content as `planner`: `proposals verify` recomputes with this version, and a proposal
+#: made by another may come out otherwise. What changed, version by version:
+#:   1  proposals recorded before the version was (content without `planner`)
+#:   2  a close dated before a split values the new shares split-adjusted; a close in another currency than the
+#:      account's values nothing; a withdrawal left short says so in a note; a fraction of a share left by a split,
+#:      merger or spinoff is settled per position (two lots of half a share are one share), not per lot
+PLANNER_VERSION = 2
+
+
 def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
     s = str
     pol = inputs.policy
@@ -97,6 +107,7 @@ def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
     }
     if extra:
         content["optimizer"] = extra
+    content["planner"] = PLANNER_VERSION
     return content
 
 
@@ -133,7 +144,18 @@ def verify(store: EventStore, pid: str) -> tuple[bool, str]:
                                prices_known_at=view.recorded_at)
     if digest_of(content) == view.digest and content == view.content:
         return True, f"{pid}: identical (digest {view.digest})"
-    where = first_difference(view.content, content)
+    made_by = view.content.get("planner", 1)
+    if made_by != PLANNER_VERSION:  # compared but for the version itself
+        recorded = {k: v for k, v in view.content.items() if k != "planner"}
+        where = first_difference(recorded, {k: v for k, v in content.items() if k != "planner"})
+        if where is None and digest_of(view.content) == view.digest:
+            return True, (f"{pid}: identical (digest {view.digest}), recomputed by planner version {PLANNER_VERSION}; "
+                          f"made by version {made_by}")
+        if where is not None:
+            return False, (f"{pid}: differs at {where}; it was made by planner version {made_by} and this Folio "
+                           f"recomputes with version {PLANNER_VERSION}, whose changes may give another result (see "
+                           f"`PLANNER_VERSION` in commands/rebalance.py): the recorded proposal stands as made")
+    where = first_difference(view.content, content) or f"/: the recorded digest {view.digest} is not its content's"
     stopped = (view.content.get("optimizer") or {}).get("status") == "iteration or time limit"
     return False, f"{pid}: differs at {where}" + (
         " (its solve stopped at the time limit, so a re-solve may end elsewhere: the recorded proposal stands as"

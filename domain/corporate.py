@@ -1,21 +1,23 @@
 """Corporate actions applied by the fold: one security event, every holding account, lot by lot.
 
 Nothing recorded is rewritten: a split changes the lots from its effective date on, and as-of
-views before it still show the old shares. Each lot is a block of its own (US rules): fractions,
-cash in lieu and recognized gains are worked out per lot, in cents, with the remainders kept so
-basis is conserved exactly. Every lot touched gets a line in its `origin`.
+views before it still show the old shares. Each lot is a block of its own (US rules): basis, holding
+period and recognized gains are worked out per lot, in cents, with the remainders kept so basis is
+conserved exactly. A fraction of a share is settled per position, as a broker delivers it (two lots
+of half a share make one whole share), taken from lots that hold fractions. Every lot touched gets a
+line in its `origin`.
 """
 
 from __future__ import annotations
 
 import heapq
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, localcontext
 
 from domain import events as ev
 from domain import tax
 from domain.books import _HANDLERS, Books, Payment, add_lot, dispose, drop_empty, record_gain
 from domain.errors import DomainError
-from domain.lots import Lot, allocate
+from domain.lots import Lot, allocate, relief_order
 from domain.values import DIGITS, ZERO, normalize, round_cents
 
 
@@ -28,24 +30,87 @@ def _holders(books: Books, symbol: str):
             yield acct, lots
 
 
-def _fraction(lot: Lot, policy: str, price: Decimal | None, books: Books, acct, rec: ev.Recorded) -> Decimal:
-    """Settle a fractional share left in a lot by the policy; returns cash paid in lieu (0 otherwise)."""
-    whole = lot.quantity.to_integral_value(rounding=ROUND_FLOOR)
-    fraction = lot.quantity - whole
-    if fraction == 0 or policy == "keep":
+def _settle(books: Books, acct, lots: list[Lot], exact: Decimal, policy: str, price: Decimal | None,
+            rec: ev.Recorded) -> Decimal:
+    """Settle the fraction of a share an action leaves in an account's position (not in each lot: two lots of
+    half a share are one whole share, as a broker delivers it); returns the cash paid in lieu.
+
+    `lots` are the position's lots after the action, `exact` the shares it gives the position (the old total
+    scaled once, so a ratio like 1:3 loses no share to the rounding of each lot). The shares taken out (cash,
+    round-down) or put in (round-up) go to lots with a fractional part only, so a whole lot stays whole, in the
+    order a sale of the account relieves them (`_relief_order`), each lot giving up at most its own fraction.
+    `cash` is a sale of those shares at the price, the proceeds split over them in proportion; `round-down`
+    drops them (a lot left with no share is given up for nothing: its basis a realized loss; a lot that keeps
+    shares keeps its basis); `round-up` adds shares at no cost."""
+    if policy == "keep" or not lots:
         return ZERO
-    if policy == "round-down":
-        if whole == 0:  # nothing left to carry the basis: the lot is given up for nothing, a realized loss
-            dispose(books, acct, lot, lot.quantity, ZERO, rec, "fraction-dropped")
-        else:
-            lot.quantity = whole
+    with localcontext(EXACT):  # sums of lots' 28-digit quantities, and what is taken from them, to the last digit
+        return _settle_exactly(books, acct, lots, exact, policy, price, rec)
+
+
+#: room for every digit of a sum of lot quantities (each below 10^12, with at most 28 significant digits)
+EXACT = Context(prec=80)
+
+
+def _settle_exactly(books: Books, acct, lots: list[Lot], exact: Decimal, policy: str, price: Decimal | None,
+                    rec: ev.Recorded) -> Decimal:
+    target = exact.to_integral_value(rounding=ROUND_CEILING if policy == "round-up" else ROUND_FLOOR)
+    excess = sum((lot.quantity for lot in lots), ZERO) - target  # shares to take out; negative: to put in
+    if excess == 0:
         return ZERO
-    if policy == "round-up":
-        lot.quantity = lot.quantity.to_integral_value(rounding=ROUND_CEILING)
+    fractional = [lot for lot in lots if lot.quantity != lot.quantity.to_integral_value(rounding=ROUND_FLOOR)]
+    order = _relief_order(books, acct, fractional or lots, price, rec.effective)
+    if excess < 0:  # round-up (or the last digit a lot's division rounded away): each lot up to a whole share
+        left = -excess
+        for lot in order:
+            step = min(left, lot.quantity.to_integral_value(rounding=ROUND_CEILING) - lot.quantity)
+            lot.quantity += step
+            left -= step
+        order[0].quantity += left
+        for lot in order:
+            if lot.quantity == lot.quantity.to_integral_value():
+                lot.quantity = lot.quantity.to_integral_value()
         return ZERO
-    cash = round_cents(fraction * price)
-    dispose(books, acct, lot, fraction, cash, rec, "cash-in-lieu")
+    taken: dict[int, list] = {}
+    left = excess
+    for whole_shares in (False, True):  # the lots' fractions; then (only for a last rounded digit) their shares
+        for lot in order:
+            if left == 0:
+                break
+            have = lot.quantity - taken.get(id(lot), [lot, ZERO])[1]
+            room = have if whole_shares else have - have.to_integral_value(rounding=ROUND_FLOOR)
+            step = min(room, left)
+            if step > 0:
+                taken.setdefault(id(lot), [lot, ZERO])[1] += step
+                left -= step
+    parts = list(taken.values())
+    cash = ZERO
+    if policy != "cash":  # round-down (or round-up taking back the last digit a lot's division rounded up)
+        for lot, quantity in parts:
+            if quantity == lot.quantity:
+                dispose(books, acct, lot, quantity, ZERO, rec, "fraction-dropped")
+            else:
+                lot.quantity -= quantity
+    else:
+        cash = round_cents((exact - target) * price)
+        for (lot, quantity), proceeds in zip(parts, allocate(cash, [q for _, q in parts])):
+            dispose(books, acct, lot, quantity, proceeds, rec, "cash-in-lieu")
+    for lot, _ in parts:  # a lot left whole reads as whole (4, not 4.000)
+        if lot.quantity == lot.quantity.to_integral_value():
+            lot.quantity = lot.quantity.to_integral_value()
     return cash
+
+
+def _relief_order(books: Books, acct, lots: list[Lot], price: Decimal | None, day) -> list[Lot]:
+    """Lots in the order the account's lot method relieves them (min-tax at the cash-in-lieu price; FIFO where
+    there is no price to rank by)."""
+    method = acct.lot_method or "fifo"
+    if method == "min-tax":
+        if price is None:
+            return relief_order(lots, "fifo")
+        owner = books.owners.get(acct.owner)
+        return relief_order(lots, method, price, day, owner.rates if owner else None)
+    return relief_order(lots, method)
 
 
 def _note(books: Books, rec: ev.Recorded, acct, text: str) -> None:
@@ -62,12 +127,11 @@ def _split(books: Books, rec: ev.Recorded) -> None:
                               f"Folio takes (below 10^{DIGITS})")
     for acct, lots in _holders(books, e.symbol):
         before = sum((l.quantity for l in lots), ZERO)
-        cash = ZERO
         for lot in lots:
             lot.quantity = lot.quantity * e.new / e.old
             lot.repl = lot.repl * e.new / e.old
             lot.origin += ((rec.seq, label),)
-            cash += _fraction(lot, e.fraction, e.cash_price, books, acct, rec)
+        cash = _settle(books, acct, list(lots), before * e.new / e.old, e.fraction, e.cash_price, rec)
         drop_empty(acct, e.symbol)
         acct.cash += cash
         after = acct.held(e.symbol)
@@ -107,6 +171,7 @@ def _merger(books: Books, rec: ev.Recorded) -> None:
     for acct, lots in list(_holders(books, e.symbol)):
         total_cash = ZERO
         new_lots: list[Lot] = []
+        received = sum((lot.quantity for lot in lots), ZERO) * e.shares / e.per  # the shares due, scaled once
         for lot in list(lots):
             cash = round_cents(lot.quantity * e.cash)
             shares = lot.quantity * e.shares / e.per
@@ -140,8 +205,8 @@ def _merger(books: Books, rec: ev.Recorded) -> None:
             add_lot(acct, new)
             new_lots.append(new)
         drop_empty(acct, e.symbol)
+        total_cash += _settle(books, acct, new_lots, received, e.fraction, e.lieu_price, rec)
         for new in new_lots:
-            total_cash += _fraction(new, e.fraction, e.lieu_price, books, acct, rec)
             # shares received in a taxable exchange are a purchase (wash-sale replacements): the shares settled,
             # so a part split off for a wash sale is never taken for a fraction of a share to round or cash
             if e.taxable and new.quantity > 0:
@@ -156,7 +221,6 @@ def _merger(books: Books, rec: ev.Recorded) -> None:
 def _spinoff(books: Books, rec: ev.Recorded) -> None:
     e: ev.SpinoffCompleted = rec.event
     for acct, lots in list(_holders(books, e.symbol)):
-        cash = ZERO
         children = []
         for lot in lots:
             child_basis = round_cents(lot.basis * e.allocation)
@@ -167,8 +231,8 @@ def _spinoff(books: Books, rec: ev.Recorded) -> None:
                         origin=((rec.seq, f"spun off from {e.symbol} lot {lot.lot_id}, {e.allocation} of its basis"),))
             add_lot(acct, child)
             children.append(child)
-        for child in children:
-            cash += _fraction(child, e.fraction, e.lieu_price, books, acct, rec)
+        cash = _settle(books, acct, children, sum((lot.quantity for lot in lots), ZERO) * e.shares / e.per,
+                       e.fraction, e.lieu_price, rec)
         drop_empty(acct, e.child)
         acct.cash += cash
         _note(books, rec, acct, f"received {normalize(acct.held(e.child))} {e.child}" + (f", cash in lieu {cash}" if cash else ""))

@@ -23,6 +23,7 @@ import csv
 import datetime as dt
 import io
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -103,7 +104,7 @@ def held(folio):
 # Each case: CLI commands, the same as CSV rows, the exact CLI output of the last command, and the
 # books after (lots, cash and gains of A and B; C must equal its base books and have no gains).
 KINDS = {
-    # 3:2 with cash in lieu at 80 a new share, per lot:
+    # 3:2 with cash in lieu at 80 a new share (A's fraction, 0.5 of 25.5, all from lot 8, its only lot with one):
     #   A lot 7: 10 -> 15, basis 1000.00 stays.  A lot 8: 7 -> 10.5: 10 kept, 0.5 paid round(0.5 x 80) = 40.00,
     #     fraction basis round(630 x 0.5 / 10.5) = 30.00, gain 10.00 (short); lot 8 keeps 600.00
     #   B lot 9: 5 -> 7.5: 7 kept, 0.5 paid 40.00, basis round(550 x 0.5 / 7.5) = round(36.666..) = 36.67, gain 3.33;
@@ -434,6 +435,69 @@ def test_successive_splits_compose(held):
     assert lots(held, "A", "--as-of 2024-02-15")[0] == ("7", "XYZ", "70", "1000.00", "2024-01-03")
     assert lots(held, "A") == [("7", "XYZ", "280", "1000.00", "2024-01-03"), ("8", "XYZ", "196", "630.00", "2024-01-05")]
     assert lots(held, "B") == [("9", "XYZ", "140", "550.00", "2024-01-04")]
+
+
+# Fractions are settled per position, as a broker delivers the shares (found by review: settled lot by lot, two lots
+# of half a share each were both dropped or cashed, where the broker keeps the one whole share). D holds
+# lot 3: 5 XYZ at 10 (50.00, 2024-01-03), lot 4: 5 at 12 (60.00, 2024-01-04), lot 5: 6 at 12 (72.00, 2024-01-05);
+# a 1:10 reverse split makes them 0.5, 0.5 and 0.6: 1.6 shares.
+PER_POSITION = {
+    # round-down keeps 1 share: 0.6 taken from the lots holding fractions in FIFO order: lot 3 gives its 0.5 (left with
+    # no share: given up for nothing, its 50.00 a realized loss), lot 4 gives 0.1 (keeps 0.4 and its basis)
+    "round-down": ("16 -> 1 XYZ",
+                   [("4", "XYZ", "0.4", "60.00", "2024-01-04"), ("5", "XYZ", "0.6", "72.00", "2024-01-05")],
+                   "9818.00",
+                   [("3", "XYZ", "0.5", "2024-01-03", "2024-03-01", "0.00", "50.00", "-50.00", "short", "fraction-dropped")]),
+    # cash at 100 a new share: 0.6 x 100 = 60.00 for the same 0.6, split by shares: lot 3 round(60 x 0.5/0.6) = 50.00
+    # with all its basis 50.00 (gain 0.00); lot 4 10.00 with basis round(60 x 0.1/0.5) = 12.00 (gain -2.00), keeps 48.00
+    "cash": ("16 -> 1 XYZ, cash in lieu 60.00",
+             [("4", "XYZ", "0.4", "48.00", "2024-01-04"), ("5", "XYZ", "0.6", "72.00", "2024-01-05")],
+             "9878.00",
+             [("3", "XYZ", "0.5", "2024-01-03", "2024-03-01", "50.00", "50.00", "0.00", "short", "cash-in-lieu"),
+              ("4", "XYZ", "0.1", "2024-01-04", "2024-03-01", "10.00", "12.00", "-2.00", "short", "cash-in-lieu")]),
+    # round-up to 2 shares: 0.4 more, to lot 3 first (up to a whole share): 0.9; no cost, no gain
+    "round-up": ("16 -> 2 XYZ",
+                 [("3", "XYZ", "0.9", "50.00", "2024-01-03"), ("4", "XYZ", "0.5", "60.00", "2024-01-04"),
+                  ("5", "XYZ", "0.6", "72.00", "2024-01-05")],
+                 "9818.00", []),
+    "keep": ("16 -> 1.6 XYZ",
+             [("3", "XYZ", "0.5", "50.00", "2024-01-03"), ("4", "XYZ", "0.5", "60.00", "2024-01-04"),
+              ("5", "XYZ", "0.6", "72.00", "2024-01-05")],
+             "9818.00", []),
+}
+
+
+@pytest.mark.parametrize("policy", list(PER_POSITION))
+def test_a_reverse_split_settles_the_fraction_of_the_position_not_of_each_lot(folio, policy):
+    line, expected_lots, expected_cash, expected_gains = PER_POSITION[policy]
+    for step in ["init", "account open D --date 2024-01-02", "record deposit D 10000 --date 2024-01-02",
+                 "record buy D XYZ 5 --price 10 --date 2024-01-03", "record buy D XYZ 5 --price 12 --date 2024-01-04",
+                 "record buy D XYZ 6 --price 12 --date 2024-01-05"]:
+        ok(folio(step))
+    price = " --cash-price 100" if policy == "cash" else ""
+    out = ok(folio(f"record split XYZ 1:10 --date 2024-03-01 --fraction {policy}{price}"))
+    assert out.splitlines()[1] == f"  D: {line}"
+    assert lots(folio, "D") == expected_lots
+    assert cash(folio, "D") == expected_cash
+    assert gains(folio, "D") == expected_gains
+
+
+def test_two_lots_of_half_a_share_make_one_whole_share_whatever_the_policy(folio):
+    for step in ["init", "account open D --date 2024-01-02", "record deposit D 10000 --date 2024-01-02",
+                 "record buy D XYZ 5 --price 10 --date 2024-01-03", "record buy D XYZ 5 --price 12 --date 2024-01-04",
+                 "record buy D ABC 1 --price 30 --date 2024-01-04", "record buy D ABC 1 --price 30 --date 2024-01-05",
+                 "record buy D ABC 1 --price 30 --date 2024-01-08"]:
+        ok(folio(step))
+    ok(folio("record split XYZ 1:10 --date 2024-03-01 --fraction cash --cash-price 100"))
+    assert [l for l in lots(folio, "D") if l[1] == "XYZ"] == [("3", "XYZ", "0.5", "50.00", "2024-01-03"),
+                                                             ("4", "XYZ", "0.5", "60.00", "2024-01-04")]
+    # 1:3 of three single shares: each lot 1/3 of a share to the 28th digit, the position exactly one share: nothing
+    # is rounded away or paid (the last digit given to the first lot), the shares add up to 1
+    ok(folio("record split ABC 1:3 --date 2024-03-01 --fraction round-down"))
+    abc = [l for l in lots(folio, "D") if l[1] == "ABC"]
+    assert [l[0] for l in abc] == ["5", "6", "7"]
+    assert sum(Decimal(l[2]) for l in abc) == 1
+    assert cash(folio, "D") == "9800.00" and gains(folio, "D") == []
 
 
 def test_ref_makes_a_corporate_action_idempotent_and_a_void_undoes_it(held, tmp_path):

@@ -34,7 +34,8 @@ import datetime as dt
 import os
 import tempfile
 from contextlib import contextmanager
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
+from decimal import Context as DecimalContext
 
 import attrs
 from hypothesis import HealthCheck, example, given, note, settings
@@ -385,38 +386,75 @@ def holders(rec: ev.Recorded, before: dict[str, AcctCap]) -> set[str]:
     return {a for a, cap in before.items() if any(l.symbol == sym for l in cap.lots.values())}
 
 
-def settle_fraction(q: Decimal, policy: str) -> tuple[Decimal, Decimal]:
-    """(shares kept, fraction cashed) of a lot's new quantity under a fractional policy."""
-    whole = q.to_integral_value(rounding=ROUND_FLOOR)
-    if policy == "keep" or whole == q:
-        return q, ZERO
-    if policy == "round-down":
-        return whole, ZERO
-    if policy == "round-up":
-        return q.to_integral_value(rounding=ROUND_CEILING), ZERO
-    return whole, q - whole
-
-
 def _new_gains(b: AcctCap, a: AcctCap, lot_id: str, symbol: str, reason: str) -> list:
     return [g for g in a.gains[len(b.gains):] if g.lot_id == lot_id and g.symbol == symbol and g.reason == reason]
 
 
-def _lieu(b: AcctCap, a: AcctCap, rec, lot_id: str, symbol: str, q: Decimal, basis: Decimal, acquired: dt.date,
-          policy: str, lieu_price: Decimal | None) -> tuple[Decimal, Decimal, Decimal]:
-    """Check the fraction settlement of a lot whose new quantity is q with `basis`: returns (kept, basis kept, cash)."""
-    kept, fraction = settle_fraction(q, policy)
-    gains = _new_gains(b, a, lot_id, symbol, "cash-in-lieu")
-    if fraction == 0:
-        assert gains == [], (lot_id, gains)
-        return kept, basis, ZERO
-    cash = round_cents(fraction * lieu_price)
-    relieved = basis if kept == 0 else round_cents(basis * fraction / q)
-    assert len(gains) == 1, (lot_id, gains)
-    g = gains[0]
-    assert (g.quantity, g.proceeds, g.cost_basis, g.acquired, g.sold) == (fraction, cash, relieved, acquired, rec.effective)
-    # value in = value out at the cash-in-lieu price: kept shares + cash = new shares, within half a cent
-    assert abs(kept * lieu_price + cash - q * lieu_price) <= Decimal("0.005")
-    return kept, basis - relieved, cash
+def _settled(b: AcctCap, a: AcctCap, rec, symbol: str, pieces: list[tuple[str, Decimal, Decimal, dt.date]],
+             kept: dict[str, Decimal], exact: Decimal, policy: str, price: Decimal | None,
+             check_basis: bool = True) -> tuple[dict[str, Decimal], Decimal]:
+    """Check how an action's fraction of a share was settled over one account's new pieces (lot id, new quantity q,
+    basis, acquired), given the shares each piece kept: per position, as a broker delivers them. Returns (basis
+    each piece kept, cash paid in lieu).
+
+    The position keeps floor(exact) shares (ceil for round-up; all of them with keep), exact being the old total
+    scaled once; a piece gives up (or, rounding up, gains) at most its own fraction, a whole piece is untouched
+    while any piece holds a fraction, and at most one piece gives up only part of its fraction (they give in
+    turn). Cash in lieu is (exact - kept) x price, in cents, over the pieces' cash-in-lieu sales; a sale's basis is
+    the piece's (all of it for a piece given up whole) in proportion. Rounding down, a piece left with no share is
+    given up for nothing (a fraction-dropped loss of its basis); one that keeps shares keeps its basis."""
+    with localcontext(DecimalContext(prec=80)):
+        total = sum((k for k in kept.values()), ZERO)
+        if policy == "keep":
+            target = exact
+        else:
+            target = exact.to_integral_value(rounding=ROUND_CEILING if policy == "round-up" else ROUND_FLOOR)
+        assert total == target, (rec.seq, total, target)
+        fractional = any(q != q.to_integral_value() for _, q, _, _ in pieces)
+        partial = 0
+        basis_kept, cash = {}, ZERO
+        for i, q, basis, acquired in pieces:
+            k = kept[i]
+            if policy == "keep" or (fractional and q == q.to_integral_value()):
+                assert k == q, (rec.seq, i, k, q)
+            elif policy == "round-up":
+                assert q - DIGIT <= k, (rec.seq, i, k, q)
+            else:
+                assert q.to_integral_value(rounding=ROUND_FLOOR) - DIGIT <= k <= q + DIGIT, (rec.seq, i, k, q)
+                partial += q.to_integral_value(rounding=ROUND_FLOOR) < k < q
+            lieu = _new_gains(b, a, i, symbol, "cash-in-lieu")
+            dropped = _new_gains(b, a, i, symbol, "fraction-dropped")
+            basis_kept[i] = basis
+            if policy == "cash" and k < q:
+                relieved = basis if k == 0 else round_cents(basis * (q - k) / q)
+                assert [(g.quantity, g.acquired, g.sold) for g in lieu] == [(q - k, acquired, rec.effective)], (i, lieu)
+                if check_basis:
+                    assert lieu[0].cost_basis == relieved, (i, lieu, relieved)
+                cash += lieu[0].proceeds
+                basis_kept[i] = basis - relieved
+            else:
+                assert lieu == [], (i, lieu)
+            if policy == "round-down" and k == 0:
+                assert [(g.quantity, g.proceeds, g.acquired) for g in dropped] == [(q, ZERO, acquired)], (i, dropped)
+                if check_basis:
+                    assert dropped[0].cost_basis == basis
+            else:
+                assert dropped == [], (i, dropped)
+        assert partial <= 1, (rec.seq, partial)
+        if policy == "cash":
+            assert cash == round_cents((exact - target) * price), (rec.seq, cash, exact, target)
+            # value in = value out at the cash-in-lieu price: kept shares + cash = new shares, within half a cent
+            assert abs(target * price + cash - exact * price) <= Decimal("0.005")
+    return basis_kept, cash
+
+
+#: the last digit of a lot's quantity (28 significant digits): a division such as 1/3 rounds it, and settling a
+#: fraction may take it back, or give it, so that the position's shares add up exactly
+DIGIT = Decimal("1e-26")
+
+
+def _kept(a: AcctCap, ids) -> dict[str, Decimal]:
+    return {i: a.lots[i].quantity if i in a.lots else ZERO for i in ids}
 
 
 def check_action(rec: ev.Recorded, before: dict[str, AcctCap], after: dict[str, AcctCap]) -> None:
@@ -433,27 +471,31 @@ def check_action(rec: ev.Recorded, before: dict[str, AcctCap], after: dict[str, 
             assert a.lots.get(i) == l, (seq, account, i)
         cash = ZERO
         expected_new: set[str] = set()
+        held = sum((l.quantity for l in targets.values()), ZERO)
         if isinstance(e, ev.SplitApplied):
+            # the identity: new quantity = old x new/old, before fractions (settled per position)
+            pieces = [(i, l.quantity * e.new / e.old, l.basis, l.acquired) for i, l in targets.items()]
+            kept = _kept(a, targets)
+            basis, cash = _settled(b, a, rec, e.symbol, pieces, kept, held * e.new / e.old, e.fraction, e.cash_price)
             for i, l in targets.items():
-                q = l.quantity * e.new / e.old  # the identity: new quantity = old x new/old, before fractions
-                kept, basis, paid = _lieu(b, a, rec, i, e.symbol, q, l.basis, l.acquired, e.fraction, e.cash_price)
-                cash += paid
-                if kept > 0:  # same lot, same basis (less a cashed fraction's), same acquisition date
-                    assert a.lots[i] == LotCap(e.symbol, kept, basis, l.acquired, l.hp_start, seq), (seq, account, i)
+                if kept[i] > 0:  # same lot, same basis (less a cashed fraction's), same acquisition date
+                    assert a.lots[i] == LotCap(e.symbol, kept[i], basis[i], l.acquired, l.hp_start, seq), (seq, account, i)
                     expected_new.add(i)
         elif isinstance(e, ev.SpinoffCompleted):
+            pieces = []
             for i, l in targets.items():
                 child_basis = round_cents(l.basis * e.allocation)
                 assert a.lots[i] == LotCap(e.symbol, l.quantity, l.basis - child_basis, l.acquired, l.hp_start, seq)
                 expected_new.add(i)
-                cid = f"{i}.{seq}"
-                q = l.quantity * e.shares / e.per
-                kept, basis, paid = _lieu(b, a, rec, cid, e.child, q, child_basis, l.acquired, e.fraction, e.lieu_price)
-                cash += paid
-                if kept > 0:  # the child lot keeps the parent lot's acquisition date and holding period
-                    assert a.lots[cid] == LotCap(e.child, kept, basis, l.acquired, l.hp_start, seq), (seq, account, cid)
+                pieces.append((f"{i}.{seq}", l.quantity * e.shares / e.per, child_basis, l.acquired))
+            kept = _kept(a, [p[0] for p in pieces])
+            basis, cash = _settled(b, a, rec, e.child, pieces, kept, held * e.shares / e.per, e.fraction, e.lieu_price)
+            for (cid, _, _, _), l in zip(pieces, targets.values()):
+                if kept[cid] > 0:  # the child lot keeps the parent lot's acquisition date and holding period
+                    assert a.lots[cid] == LotCap(e.child, kept[cid], basis[cid], l.acquired, l.hp_start, seq), (seq, account, cid)
                     expected_new.add(cid)
         elif isinstance(e, ev.MergerCompleted):
+            pieces, families, carried = [], {}, {}
             for i, l in targets.items():
                 paid = round_cents(l.quantity * e.cash)
                 q = l.quantity * e.shares / e.per
@@ -467,14 +509,10 @@ def check_action(rec: ev.Recorded, before: dict[str, AcctCap], after: dict[str, 
                     [g] = _new_gains(b, a, i, e.symbol, "merger")
                     assert (g.quantity, g.proceeds, g.cost_basis, g.acquired) == (l.quantity, paid + fair, l.basis, l.acquired)
                     nid = f"{i}.{seq}"
+                    # (a wash sale may split the new lot into parts: the family's shares are what it kept)
                     family = {j: x for j, x in a.lots.items() if j == nid or j.startswith(nid + "w")}
-                    kept, fraction = settle_fraction(q, e.fraction)
-                    lieu = _new_gains(b, a, nid, e.acquirer, "cash-in-lieu")
-                    if fraction:
-                        assert [(g.quantity, g.proceeds, g.acquired) for g in lieu] == [
-                            (fraction, round_cents(fraction * e.lieu_price), rec.effective)]
-                        cash += lieu[0].proceeds
-                    assert sum((x.quantity for x in family.values()), ZERO) == kept
+                    families[nid] = sum((x.quantity for x in family.values()), ZERO)
+                    pieces.append((nid, q, fair, rec.effective))
                     assert all(x.acquired == rec.effective and x.symbol == e.acquirer for x in family.values())
                     expected_new |= set(family)
                     cash += paid
@@ -488,11 +526,18 @@ def check_action(rec: ev.Recorded, before: dict[str, AcctCap], after: dict[str, 
                     assert (g.quantity, g.proceeds, g.cost_basis, g.gain) == (ZERO, paid, paid - recognized, recognized)
                     assert ZERO <= g.gain <= paid
                     basis = l.basis - paid + recognized
-                kept, basis, lieu = _lieu(b, a, rec, i, e.acquirer, q, basis, l.acquired, e.fraction, e.lieu_price)
-                cash += paid + lieu
-                if kept > 0:  # basis and holding period carry over
-                    assert a.lots[i] == LotCap(e.acquirer, kept, basis, l.acquired, l.hp_start, seq), (seq, account, i)
-                    expected_new.add(i)
+                pieces.append((i, q, basis, l.acquired))
+                carried[i] = l
+                cash += paid
+            if pieces:
+                kept = {**_kept(a, carried), **families}
+                basis, lieu = _settled(b, a, rec, e.acquirer, pieces, kept, held * e.shares / e.per, e.fraction,
+                                       e.lieu_price, check_basis=not e.taxable)  # (wash sales move a taxable one's)
+                cash += lieu
+                for i, l in carried.items():
+                    if kept[i] > 0:  # basis and holding period carry over
+                        assert a.lots[i] == LotCap(e.acquirer, kept[i], basis[i], l.acquired, l.hp_start, seq), (seq, account, i)
+                        expected_new.add(i)
         elif isinstance(e, ev.SymbolChanged):
             for i, l in targets.items():
                 assert a.lots[i] == LotCap(e.new_symbol, l.quantity, l.basis, l.acquired, l.hp_start, seq)

@@ -912,6 +912,9 @@ def test_propose_records_rebalance_proposed_on_its_stream(proposed, db_path):
                                         "holding_period_start": "2024-01-02"}]
     # ... and everything it proposes, with a digest of it all
     assert [(o["side"], o["symbol"]) for o in c["orders"]] == [("sell", "VTI"), ("buy", "BND")]
+    # ... and by which version of the fold and planner (what `proposals verify` recomputes with)
+    from commands.rebalance import PLANNER_VERSION
+    assert c["planner"] == PLANNER_VERSION == 2
     import hashlib
     from ledger.codec import canonical
     assert payload["digest"] == hashlib.sha256(canonical(c).encode()).hexdigest()
@@ -1346,6 +1349,48 @@ def test_verify_of_a_solve_stopped_at_its_time_limit_says_so(proposed, monkeypat
     monkeypatch.setattr(rb, "proposal", stopped_at_the_limit)
     message = refused(proposed("proposals verify P0001"), "P0001: differs at /optimizer: present in only one")
     assert "its solve stopped at the time limit, so a re-solve may end elsewhere" in message
+
+
+def _recorded_as(monkeypatch, change):
+    """Make `proposals verify` read the recorded proposal with its content changed by `change` (its digest made
+    again, as the recording planner would have made it)."""
+    import attrs
+
+    from commands import rebalance as rb
+    from projections.rebalance import digest_of
+    recorded = rb.proposal
+
+    def view_of(store, pid, today=None):
+        view = recorded(store, pid, today)
+        content = change(dict(view.content))
+        return attrs.evolve(view, content=content, digest=digest_of(content))
+    monkeypatch.setattr(rb, "proposal", view_of)
+
+
+def test_verify_of_a_proposal_made_before_planner_versions_were_recorded(proposed, monkeypatch):
+    # a proposal recorded before the version was (no `planner` in its content) that this planner recomputes alike
+    # is identical; the report says which version made it
+    def unversioned(content):
+        del content["planner"]
+        return content
+    _recorded_as(monkeypatch, unversioned)
+    text = out(proposed("proposals verify P0001"))
+    assert re.fullmatch(r"P0001: identical \(digest [0-9a-f]{64}\), recomputed by planner version 2; made by version 1\n",
+                        text), text
+
+
+def test_verify_of_a_proposal_an_earlier_planner_made_otherwise_names_both_versions(proposed, monkeypatch):
+    # what an earlier planner proposed (here: another quantity) differs, and the report says that the versions
+    # differ, so an auditor does not read the difference as an altered proposal
+    def older(content):
+        content["planner"] = 1
+        content["orders"] = [{**content["orders"][0], "quantity": "11"}, *content["orders"][1:]]
+        return content
+    _recorded_as(monkeypatch, older)
+    message = refused(proposed("proposals verify P0001"), "P0001: differs at /orders/0/quantity: '11' != ")
+    assert ("it was made by planner version 1 and this Folio recomputes with version 2, whose changes may give "
+            "another result") in message
+    assert "the recorded proposal stands as made" in message
 
 
 def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
