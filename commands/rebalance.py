@@ -65,7 +65,9 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:   1  proposals recorded before the version was (content without `planner`)
 #:   2  a close dated before a split values the new shares split-adjusted; a close in another currency than the
 #:      account's values nothing; a withdrawal left short says so in a note; a fraction of a share left by a split,
-#:      merger or spinoff is settled per position (two lots of half a share are one share), not per lot
+#:      merger or spinoff is settled per position (two lots of half a share are one share), not per lot; a withdrawal
+#:      from a tax-deferred or tax-exempt account sells toward the model (no sale there is taxed), and the content
+#:      records the account's tax status
 PLANNER_VERSION = 2
 
 
@@ -80,7 +82,7 @@ def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
         "model": {"id": inputs.model.model, "version": inputs.model_version, "cash": s(inputs.model.cash),
                   "targets": [converter.unstructure(t) for t in inputs.model.targets]},
         "policy": {"seq": inputs.policy_seq, **converter.unstructure(pol)},
-        "lot_method": inputs.lot_method,
+        "lot_method": inputs.lot_method, "tax_status": inputs.tax_status,
         "rates": None if inputs.rates is None else {"short_term": s(inputs.rates[0]), "long_term": s(inputs.rates[1])},
         "prices": {k: {"price": s(q.price), "date": q.date.isoformat()} for k, q in sorted(inputs.prices.items())},
         "holdings": [{"symbol": h.symbol, "quantity": s(h.quantity),

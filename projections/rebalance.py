@@ -107,7 +107,7 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
                   prices=quotes, model=model.event, model_version=model.version, policy=acct.policy,
                   policy_seq=acct.policy_seq, lot_method=acct.lot_method, rates=ot.rates if ot else None,
                   restricted=restricted, substitutes={k: tuple(sorted(v)) for k, v in sorted(books.substitutes.items())},
-                  amount=amount)
+                  amount=amount, tax_status=acct.tax_status)
 
 
 def _last_known(store: EventStore, symbols: Sequence[str], currency: str | None = None) -> str:

@@ -405,8 +405,8 @@ def _settled(b: AcctCap, a: AcctCap, rec, symbol: str, pieces: list[tuple[str, D
     given up for nothing (a fraction-dropped loss of its basis); one that keeps shares keeps its basis."""
     with localcontext(DecimalContext(prec=80)):
         total = sum((k for k in kept.values()), ZERO)
-        if policy == "keep":
-            target = exact
+        if policy == "keep":  # every piece as it is (each rounded at its 28th digit, so not the scaled total)
+            target = sum((q for _, q, _, _ in pieces), ZERO)
         else:
             target = exact.to_integral_value(rounding=ROUND_CEILING if policy == "round-up" else ROUND_FLOOR)
         assert total == target, (rec.seq, total, target)

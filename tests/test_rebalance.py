@@ -1394,9 +1394,10 @@ def test_verify_of_a_proposal_an_earlier_planner_made_otherwise_names_both_versi
 
 
 def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
-    """IRA: cash 2900, VTI 20 x 300, BND 30 x 72; a 5% cap on 11060 of value allows 553.00 of sales: the withdrawal
-    of 5000 is 5000 - (2900 + 553) = 1547.00 short, and the proposal says so (found by review: it said only that
-    the sale was trimmed, and an approver could approve a withdrawal that cannot be paid)."""
+    """IRA: cash 2900, VTI 20 x 300, BND 30 x 72; a 5% cap on 11060 of value allows 553.00 of sales (of VTI, the
+    asset above its goal: see the tax-deferred withdrawal test): the withdrawal of 5000 is 5000 - (2900 + 553) =
+    1547.00 short, and the proposal says so (found by review: it said only that the sale was trimmed, and an
+    approver could approve a withdrawal that cannot be paid)."""
     prices = tmp_path / "pr.csv"
     prices.write_text("date,VTI,BND\n2024-11-29,300,72\n")
     for step in ["init", "account open IRA --date 2024-01-02 --owner z --tax-status tax-deferred",
@@ -1407,12 +1408,38 @@ def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
                  "policy set IRA --fractional --turnover-cap 0.05 --date 2024-11-02"]:
         out(folio(step))
     (proposal,) = js(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29 --dry-run --json"))
-    assert [(o["symbol"], o["side"], o["value"]) for o in proposal["orders"]] == [("BND", "sell", "553.00")]
+    assert [(o["symbol"], o["side"], o["value"]) for o in proposal["orders"]] == [("VTI", "sell", "553.00")]
     assert proposal["notes"][-1] == ("the withdrawal of 5000 is 1547.00 short: the turnover cap limits the sales; "
                                      "raise the cap or withdraw less")
     out(folio("policy set IRA --fractional --date 2024-11-03"))  # no cap: the withdrawal is met, no such note
     (proposal,) = js(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29 --dry-run --json"))
     assert not any("short" in n for n in proposal["notes"])
+
+
+@pytest.mark.parametrize("status", ["tax-deferred", "tax-exempt"])
+def test_a_withdrawal_from_an_account_whose_sales_are_not_taxed_sells_toward_the_model(folio, tmp_path, status):
+    """No sale of an IRA is taxed, so the least-tax order of a taxable account means nothing there (found by review:
+    it sold the underweight asset). Cash 2000; VTI 20 x 300 = 6000, BND 30 x 72 = 2160, OLD 10 x 50 = 500 (not in
+    the model); total 10660. Withdrawing 5000 leaves 5660: goals VTI 0.5 x 5660 = 2830, BND 0.4 x 5660 = 2264,
+    OLD 0. Excess: VTI 3170, BND -104, OLD 500. The need is 5000 - 2000 = 3000, sold so the excesses come down to
+    one level L: (3170 - L) + (500 - L) = 3000, L = 335: VTI 2835.00 (9.45 shares), OLD 165.00 (3.3 shares), BND
+    nothing. Left: VTI 3165, OLD 335 (each 335 above its goal), BND 2160 (below its goal, untouched), cash 0."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date,VTI,BND,OLD\n2024-11-29,300,72,50\n")
+    for step in ["init", f"account open IRA --date 2024-01-02 --owner z --tax-status {status}",
+                 "record deposit IRA 10000 --date 2024-01-02", "record buy IRA VTI 20 --price 250 --date 2024-01-03",
+                 "record buy IRA BND 30 --price 70 --date 2024-01-03", "record buy IRA OLD 10 --price 90 --date 2024-01-03",
+                 f"prices import {prices}",
+                 "model set core --target VTI=0.5:0.05 --target BND=0.4:0.05 --cash 0.1 --date 2024-11-01",
+                 "account assign IRA core --date 2024-11-01", "policy set IRA --fractional --date 2024-11-02"]:
+        out(folio(step))
+    (proposal,) = js(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29 --dry-run --json"))
+    assert [(o["symbol"], o["side"], o["quantity"], o["value"]) for o in proposal["orders"]] == [
+        ("OLD", "sell", "3.300000", "165.00"), ("VTI", "sell", "9.450000", "2835.00")]
+    assert proposal["cash_after"] == "5000.00"
+    assert proposal["notes"] == [f"sold toward the model: no sale of a {status} account is taxed"]
+    out(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29"))
+    assert js(folio("proposals show P0001 --json"))["content"]["tax_status"] == status  # an input, recorded
 
 
 def test_a_withdrawal_a_minimum_trade_leaves_short_says_so_without_blaming_a_cap(folio, tmp_path):

@@ -7,7 +7,8 @@ a model over some of them with targets summing to 1 with cash, random policies):
   what the 1e-6 share quantum and cent rounding allow) and holdings outside the model are sold;
 - cash never ends below the minimum buffer when it started at or above it, whatever the policy; a full
   rebalance with fractional shares restores the buffer, also when the model's cash target is below it; a
-  withdrawal raises the amount and keeps the buffer on what is left, costs included;
+  withdrawal raises the amount and keeps the buffer on what is left, costs included, and from an account whose
+  sales are not taxed leaves every asset it sells no further above its goal than any other;
 - turnover never exceeds the cap, not even by a cent's rounding;
 - weights after sum to exactly 1 with CASH and are computed on the post-trade total;
 - whole shares are whole, sells never exceed holdings and name lots adding up to their quantity, modes keep
@@ -226,13 +227,14 @@ def test_full_rebalance_restores_the_buffer(i):
 
 
 @PLAN_SETTINGS
-@given(inputs(amount=True, policy=None), st.booleans())
-def test_withdrawal_raises_the_amount_and_keeps_the_buffer(i, whole):
+@given(inputs(amount=True, policy=None), st.booleans(), st.sampled_from(["taxable", "tax-deferred", "tax-exempt"]))
+def test_withdrawal_raises_the_amount_and_keeps_the_buffer(i, whole, status):
     # the drawn costs and avoid-short-term, no other limits
-    i = attrs.evolve(i, policy=ev.PolicySet(account="A", triggers=("cash",), whole_shares=whole,
-                                            min_cash=i.policy.min_cash, cost_bps=i.policy.cost_bps,
-                                            cost_per_share=i.policy.cost_per_share,
-                                            avoid_short_term=i.policy.avoid_short_term))
+    i = attrs.evolve(i, tax_status=status,
+                     policy=ev.PolicySet(account="A", triggers=("cash",), whole_shares=whole,
+                                         min_cash=i.policy.min_cash, cost_bps=i.policy.cost_bps,
+                                         cost_per_share=i.policy.cost_per_share,
+                                         avoid_short_term=i.policy.avoid_short_term))
     pl = plan(i, "withdrawal")
     check_books(i, pl)
     assert all(o.side == "sell" for o in pl.orders)
@@ -245,6 +247,24 @@ def test_withdrawal_raises_the_amount_and_keeps_the_buffer(i, whole):
         assert all(q == 0 for q in after(i, pl).values())
     else:
         assert pl.cash_after >= need
+        if status != "taxable":
+            check_toward_the_model(i, pl)
+
+
+def check_toward_the_model(i: Inputs, pl) -> None:
+    """A withdrawal whose sales are not taxed leaves the holdings nearest the model: an asset sold (not sold out)
+    ends no further above its goal (its target weight of what the account is worth after the withdrawal) than any
+    other asset that could have been sold instead, within one sale quantum of its price, its costs and a cent."""
+    goal = {t.symbol: t.weight * (pl.total_before - i.amount) for t in i.model.targets}
+    left = after(i, pl)
+    above = {s: left[s] * i.price(s) - goal.get(s, D(0)) for s in left}
+    sellable = [s for s in left if i.price(s) * (1 - i.policy.cost_bps / 10_000) - i.policy.cost_per_share > 0]
+    for o in pl.orders:
+        if left[o.symbol] == 0:
+            continue
+        slack = (o.price if i.policy.whole_shares else o.price * QUANTUM) + cost_of(i, o.quantity, o.price) + CENT
+        for s in sellable:
+            assert above[s] <= above[o.symbol] + slack, (o.symbol, s, above, pl.notes)
 
 
 @PLAN_SETTINGS

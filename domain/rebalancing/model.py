@@ -79,6 +79,9 @@ class Inputs:
     substitutes: dict[str, tuple[str, ...]] = attrs.Factory(dict)
     #: withdrawal mode: cash to raise
     amount: Decimal | None = None
+    #: the account's tax status: no sale of a tax-deferred or tax-exempt account is taxed, so a withdrawal there
+    #: sells toward the model rather than for the least tax
+    tax_status: str = "taxable"
 
     def price(self, symbol: str) -> Decimal:
         return self.prices[symbol].price

@@ -308,15 +308,84 @@ def _restore_buffer(inputs: Inputs, sells: list[Order], floor: Decimal, total: D
     return sells
 
 
+def _withdrawal_need(inputs: Inputs, total: Decimal, notes: list[str]) -> Decimal:
+    """The cash a withdrawal must raise: the amount and the buffer on what is left, less the cash on hand."""
+    amount = inputs.amount or ZERO
+    need = amount + round_cents(inputs.policy.min_cash * (total - amount)) - inputs.cash
+    if need <= 0:
+        notes.append(f"cash on hand covers the withdrawal of {amount}")
+    return need
+
+
+def _withdrawal_toward_model(inputs: Inputs, total: Decimal, notes: list[str]) -> list[Order]:
+    """Raise the stated amount (and keep the buffer) in an account whose sales are not taxed (tax-deferred,
+    tax-exempt): the sales that leave the holdings nearest the model.
+
+    After the withdrawal the account is worth `total - amount`; each asset's goal is its target weight of that (an
+    asset outside the model: nothing). Selling d_s of asset s, with excess e_s = value_s - goal_s, the least
+    squared distance from the goals for the dollars needed is d_s = min(max(e_s - level, 0), value_s) at the one
+    level where they add up to the need (water filling: the most overweight are cut first, down to a common excess
+    over their goals), found exactly: the sum is piecewise linear in the level. Each sale is then the fewest shares
+    raising its dollars after costs (lots by the account's method; their terms do not matter here), so together
+    they raise at least the need."""
+    need = _withdrawal_need(inputs, total, notes)
+    amount = inputs.amount or ZERO
+    if need <= 0:
+        return []
+    weights = {t.symbol: t.weight for t in inputs.model.targets}
+    after = total - amount
+    value, excess = {}, {}
+    for h in inputs.holdings:
+        price = inputs.price(h.symbol)
+        if _net_per_share(inputs, price) <= 0:
+            continue  # a sale raises nothing: not sold
+        value[h.symbol] = h.quantity * price
+        excess[h.symbol] = value[h.symbol] - weights.get(h.symbol, ZERO) * after
+    if not value:
+        notes.append(f"holdings cannot raise {amount}: {need.quantize(CENT)} short")
+        return []
+
+    def sold_at(level: Decimal) -> dict[str, Decimal]:
+        return {s: min(max(excess[s] - level, ZERO), value[s]) for s in value}
+
+    # the total sold grows as the level falls, linearly between the points where an asset starts to be sold (its
+    # excess) or is sold out (its excess less its value): find the segment where it reaches the need, then the level
+    points = sorted({*excess.values(), *(excess[s] - value[s] for s in value)}, reverse=True)
+    level = points[-1]  # everything sold: the most the holdings raise
+    for upper, lower in zip(points, points[1:]):
+        at_upper = sum(sold_at(upper).values(), ZERO)
+        if sum(sold_at(lower).values(), ZERO) >= need:
+            selling = sum(1 for s in value if excess[s] >= upper and excess[s] - value[s] <= lower)
+            level = upper - (need - at_upper) / selling
+            break
+    dollars = sold_at(level)
+    orders = []
+    for s in sorted(dollars):
+        if dollars[s] <= 0:
+            continue
+        held = inputs.held()[s].quantity
+        qty = shares_raising(inputs, dollars[s].quantize(CENT, rounding=ROUND_CEILING), inputs.price(s), held)
+        sold, lots = sell_lots(inputs, s, qty, avoid_short_term_gains=False)
+        if sold > 0:
+            orders.append(Order(symbol=s, side="sell", quantity=sold, price=inputs.price(s), lots=lots,
+                                note=f"withdrawal of {amount}"))
+    left = need - sum((raised_by(inputs, o.quantity, o.price) for o in orders), ZERO)
+    if left > 0:
+        notes.append(f"holdings cannot raise {amount}: {left.quantize(CENT)} short")
+    notes.append(f"sold toward the model: no sale of a {inputs.tax_status} account is taxed")
+    return orders
+
+
 def _withdrawal_sells(inputs: Inputs, total: Decimal, notes: list[str]) -> list[Order]:
     """Raise the stated amount (and keep the buffer) with the least tax: lots ordered by tax per dollar.
 
     With `avoid_short_term`, lots at a short-term gain come last: they are sold only when the others cannot raise
     the amount. A security whose price does not cover the per-share cost raises nothing and is not sold."""
+    if inputs.tax_status != "taxable":
+        return _withdrawal_toward_model(inputs, total, notes)
     amount = inputs.amount or ZERO
-    need = amount + round_cents(inputs.policy.min_cash * (total - amount)) - inputs.cash
+    need = _withdrawal_need(inputs, total, notes)
     if need <= 0:
-        notes.append(f"cash on hand covers the withdrawal of {amount}")
         return []
     avoid = inputs.policy.avoid_short_term
     candidates = []
