@@ -138,26 +138,32 @@ def propose(store: EventStore, ctx: Context, account: str, point: Point, mode: s
 
 
 def verify(store: EventStore, pid: str) -> tuple[bool, str]:
-    """Recompute a proposal from the log at its recorded point, with the prices known when it was made."""
+    """Recompute a proposal from the log at its recorded point, with the prices known when it was made.
+
+    Its content is first checked against its digest (an altered proposal is said to be so, whatever made it). One
+    made by an earlier planner version is compared on what that version recorded (a later one records more, such as
+    the account's tax status), and a difference is reported with both versions."""
     view = proposal(store, pid)
+    if digest_of(view.content) != view.digest:
+        return False, (f"{pid}: its content does not match its digest {view.digest}: the recorded proposal was "
+                       f"altered after it was made")
     point = Point(as_of=view.as_of, known_seq=view.as_of_seq)
     amount = view.content.get("amount")
     _, _, _, content = compute(store, view.account, point, view.mode, Decimal(amount) if amount else None,
                                prices_known_at=view.recorded_at)
-    if digest_of(content) == view.digest and content == view.content:
+    if content == view.content:
         return True, f"{pid}: identical (digest {view.digest})"
     made_by = view.content.get("planner", 1)
-    if made_by != PLANNER_VERSION:  # compared but for the version itself
+    if made_by != PLANNER_VERSION:
         recorded = {k: v for k, v in view.content.items() if k != "planner"}
-        where = first_difference(recorded, {k: v for k, v in content.items() if k != "planner"})
-        if where is None and digest_of(view.content) == view.digest:
+        where = first_difference(recorded, {k: v for k, v in content.items() if k in recorded})
+        if where is None:
             return True, (f"{pid}: identical (digest {view.digest}), recomputed by planner version {PLANNER_VERSION}; "
                           f"made by version {made_by}")
-        if where is not None:
-            return False, (f"{pid}: differs at {where}; it was made by planner version {made_by} and this Folio "
-                           f"recomputes with version {PLANNER_VERSION}, whose changes may give another result (see "
-                           f"`PLANNER_VERSION` in commands/rebalance.py): the recorded proposal stands as made")
-    where = first_difference(view.content, content) or f"/: the recorded digest {view.digest} is not its content's"
+        return False, (f"{pid}: differs at {where}; it was made by planner version {made_by} and this Folio "
+                       f"recomputes with version {PLANNER_VERSION}, whose changes may give another result (see "
+                       f"`PLANNER_VERSION` in commands/rebalance.py): the recorded proposal stands as made")
+    where = first_difference(view.content, content)
     stopped = (view.content.get("optimizer") or {}).get("status") == "iteration or time limit"
     return False, f"{pid}: differs at {where}" + (
         " (its solve stopped at the time limit, so a re-solve may end elsewhere: the recorded proposal stands as"

@@ -11,7 +11,7 @@ line in its `origin`.
 from __future__ import annotations
 
 import heapq
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from domain import events as ev
 from domain import tax
@@ -30,50 +30,67 @@ def _holders(books: Books, symbol: str):
             yield acct, lots
 
 
+#: a lot's quantity after a corporate action is kept to this quantum (the smallest quantity Folio takes): sums of
+#: such quantities are exact in Decimal's 28 digits, so a position settled to N shares sells as N, all of it, and
+#: leaves no dust (a 1:3 split kept to the 28th digit would make 0.999..9 of three thirds)
+SHARE_QUANTUM = Decimal("1e-12")
+
+
 def _settle(books: Books, acct, lots: list[Lot], exact: Decimal, policy: str, price: Decimal | None,
             rec: ev.Recorded) -> Decimal:
     """Settle the fraction of a share an action leaves in an account's position (not in each lot: two lots of
     half a share are one whole share, as a broker delivers it); returns the cash paid in lieu.
 
     `lots` are the position's lots after the action, `exact` the shares it gives the position (the old total
-    scaled once, so a ratio like 1:3 loses no share to the rounding of each lot). The shares taken out (cash,
-    round-down) or put in (round-up) go to lots with a fractional part only, so a whole lot stays whole, in the
-    order a sale of the account relieves them (`_relief_order`), each lot giving up at most its own fraction.
-    `cash` is a sale of those shares at the price, the proceeds split over them in proportion; `round-down`
-    drops them (a lot left with no share is given up for nothing: its basis a realized loss; a lot that keeps
-    shares keeps its basis); `round-up` adds shares at no cost."""
-    if policy == "keep" or not lots:
+    scaled once, so a ratio like 1:3 loses no share to the rounding of each lot). Each lot is first kept to
+    SHARE_QUANTUM, the lots' roundings evened out so they add up to `exact` so kept (no sale: a rounding, not a
+    share). Then the policy: the shares taken out (cash, round-down) or put in (round-up) go to lots with a
+    fractional part only, so a whole lot stays whole, in the order a sale of the account relieves them
+    (`_relief_order`), each lot giving up at most its own fraction. `cash` is a sale of those shares at the
+    price, the proceeds split over them in proportion; `round-down` drops them (a lot left with no share is
+    given up for nothing: its basis a realized loss; a lot that keeps shares keeps its basis); `round-up` adds
+    shares at no cost."""
+    if not lots:
         return ZERO
-    with localcontext(EXACT):  # sums of lots' 28-digit quantities, and what is taken from them, to the last digit
-        return _settle_exactly(books, acct, lots, exact, policy, price, rec)
-
-
-#: room for every digit of a sum of lot quantities (each below 10^12, with at most 28 significant digits)
-EXACT = Context(prec=80)
-
-
-def _settle_exactly(books: Books, acct, lots: list[Lot], exact: Decimal, policy: str, price: Decimal | None,
-                    rec: ev.Recorded) -> Decimal:
-    target = exact.to_integral_value(rounding=ROUND_CEILING if policy == "round-up" else ROUND_FLOOR)
-    excess = sum((lot.quantity for lot in lots), ZERO) - target  # shares to take out; negative: to put in
-    if excess == 0:
-        return ZERO
-    fractional = [lot for lot in lots if lot.quantity != lot.quantity.to_integral_value(rounding=ROUND_FLOOR)]
+    for lot in lots:
+        lot.quantity = lot.quantity.quantize(SHARE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    scaled = exact.quantize(SHARE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    fractional = [lot for lot in lots if lot.quantity != lot.quantity.to_integral_value()]
     order = _relief_order(books, acct, fractional or lots, price, rec.effective)
-    if excess < 0:  # round-up (or the last digit a lot's division rounded away): each lot up to a whole share
-        left = -excess
-        for lot in order:
-            step = min(left, lot.quantity.to_integral_value(rounding=ROUND_CEILING) - lot.quantity)
-            lot.quantity += step
-            left -= step
-        order[0].quantity += left
-        for lot in order:
-            if lot.quantity == lot.quantity.to_integral_value():
-                lot.quantity = lot.quantity.to_integral_value()
-        return ZERO
+    rounding = sum((lot.quantity for lot in lots), ZERO) - scaled  # a few quanta at most
+    if rounding < 0:
+        _put_in(order, -rounding)
+    elif rounding > 0:
+        for lot, quantity in _taken(order, rounding):
+            lot.quantity -= quantity
+    cash = ZERO
+    target = scaled if policy == "keep" else exact.to_integral_value(
+        rounding=ROUND_CEILING if policy == "round-up" else ROUND_FLOOR)
+    if scaled < target:  # round-up
+        _put_in(order, target - scaled)
+    elif scaled > target:
+        parts = _taken(order, scaled - target)
+        if policy == "cash":
+            cash = round_cents((exact - target) * price)
+            for (lot, quantity), proceeds in zip(parts, allocate(cash, [q for _, q in parts])):
+                dispose(books, acct, lot, quantity, proceeds, rec, "cash-in-lieu")
+        else:  # round-down
+            for lot, quantity in parts:
+                if quantity == lot.quantity:
+                    dispose(books, acct, lot, quantity, ZERO, rec, "fraction-dropped")
+                else:
+                    lot.quantity -= quantity
+    for lot in lots:  # as few digits as the quantity needs (4, not 4.000000000000)
+        lot.quantity = normalize(lot.quantity)
+    return cash
+
+
+def _taken(order: list[Lot], amount: Decimal) -> list[tuple[Lot, Decimal]]:
+    """(lot, shares) taking `amount` from the lots in order: from their fractions first, each giving at most its
+    own; then (only for a rounding, when the fractions do not hold it) from their shares."""
     taken: dict[int, list] = {}
-    left = excess
-    for whole_shares in (False, True):  # the lots' fractions; then (only for a last rounded digit) their shares
+    left = amount
+    for whole_shares in (False, True):
         for lot in order:
             if left == 0:
                 break
@@ -83,22 +100,17 @@ def _settle_exactly(books: Books, acct, lots: list[Lot], exact: Decimal, policy:
             if step > 0:
                 taken.setdefault(id(lot), [lot, ZERO])[1] += step
                 left -= step
-    parts = list(taken.values())
-    cash = ZERO
-    if policy != "cash":  # round-down (or round-up taking back the last digit a lot's division rounded up)
-        for lot, quantity in parts:
-            if quantity == lot.quantity:
-                dispose(books, acct, lot, quantity, ZERO, rec, "fraction-dropped")
-            else:
-                lot.quantity -= quantity
-    else:
-        cash = round_cents((exact - target) * price)
-        for (lot, quantity), proceeds in zip(parts, allocate(cash, [q for _, q in parts])):
-            dispose(books, acct, lot, quantity, proceeds, rec, "cash-in-lieu")
-    for lot, _ in parts:  # a lot left whole reads as whole (4, not 4.000)
-        if lot.quantity == lot.quantity.to_integral_value():
-            lot.quantity = lot.quantity.to_integral_value()
-    return cash
+    return [(lot, normalize(quantity)) for lot, quantity in taken.values()]
+
+
+def _put_in(order: list[Lot], amount: Decimal) -> None:
+    """Add `amount` shares to the lots in order, each up to a whole share, what is left to the first."""
+    left = amount
+    for lot in order:
+        step = min(left, lot.quantity.to_integral_value(rounding=ROUND_CEILING) - lot.quantity)
+        lot.quantity += step
+        left -= step
+    order[0].quantity += left
 
 
 def _relief_order(books: Books, acct, lots: list[Lot], price: Decimal | None, day) -> list[Lot]:

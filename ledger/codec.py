@@ -166,6 +166,7 @@ def _fast_structure(cls: type, slow: Callable[[dict], Event]) -> Callable[[dict]
                                 "_D": Decimal, "_day": dt.date.fromisoformat, "_new": object.__new__}
     reads, checks, makes, args, plain, sets = [], [], [], [], [], []
     direct = "__slots__" in cls.__dict__
+    decimals = {}  # field index -> its plain test, for Decimal fields that have one (see the cache below)
     for i, field in enumerate(attrs.fields(cls)):
         t, v, a = hints[field.name], f"v{i}", f"a{i}"
         reads.append(f"{v} = d[{field.name!r}]")
@@ -175,7 +176,7 @@ def _fast_structure(cls: type, slow: Callable[[dict], Event]) -> Callable[[dict]
             a = v
         elif t is Decimal:
             checks.append(f"{v}.__class__ is not str")
-            makes.append(f"{a} = _D({v})")
+            decimals[i] = getattr(field.validator, "plain", None) if field.validator is not None else True
         elif t is dt.date:
             checks.append(f"{v}.__class__ is not str")
             makes.append(f"{a} = _day({v})")
@@ -192,7 +193,24 @@ def _fast_structure(cls: type, slow: Callable[[dict], Event]) -> Callable[[dict]
         else:
             return None
         args.append(f"{field.alias}={a}")
-        if field.validator is not None:
+        if i in decimals:
+            if decimals[i] is None:
+                direct = False  # a validator with no plain test: it decides every value
+            # the text's Decimal, made and tested once: a replay meets the same prices, quantities and fees
+            # again and again (Decimals are immutable, so one may stand for every equal text)
+            scope[f"_c{i}"] = {}
+            makes.append(f"{a} = _c{i}.get({v})")
+            makes.append(f"if {a} is None:")
+            makes.append(f"    {a} = _D({v})")
+            if decimals[i] is True:
+                makes.append(f"    _keep(_c{i}, {v}, {a})")
+            elif decimals[i] is not None:
+                scope[f"_p{i}"] = decimals[i]
+                makes.append(f"    if _p{i}({a}):")
+                makes.append(f"        _keep(_c{i}, {v}, {a})")
+                makes.append(f"    else:")
+                makes.append(f"        plain = False")
+        elif field.validator is not None:
             test = getattr(field.validator, "plain", None)
             if test is None:
                 direct = False
@@ -210,9 +228,10 @@ def _fast_structure(cls: type, slow: Callable[[dict], Event]) -> Callable[[dict]
     body = ["try:", *(f"    {r}" for r in reads), "except KeyError:", "    return _slow(d)"]
     if checks:
         body += [f"if {' or '.join(checks)}:", "    return _slow(d)"]
-    body += ["try:", *(f"    {m}" for m in makes)]
+    scope["_keep"] = _keep
+    body += ["try:", "    plain = True", *(f"    {m}" for m in makes)]
     if direct:
-        body += [f"    if {' and '.join(plain) or 'True'}:", "        o = _new(_cls)", *(f"        {x}" for x in sets)]
+        body += [f"    if {' and '.join(['plain', *plain])}:", "        o = _new(_cls)", *(f"        {x}" for x in sets)]
         if hasattr(cls, "__attrs_post_init__"):
             body.append("        o.__attrs_post_init__()")
         body.append("        return o")
@@ -223,6 +242,17 @@ def _fast_structure(cls: type, slow: Callable[[dict], Event]) -> Callable[[dict]
               + "".join(f"    {line}\n" for line in body))
     exec(compile(source, f"<fast structure of {cls.__name__}>", "exec"), scope)
     return scope["structure"]
+
+
+#: how many texts each Decimal field's cache keeps (then it starts again): bounded, so a replay's memory follows
+#: its open lots, not the variety of its prices
+DECIMAL_CACHE = 2_048
+
+
+def _keep(cache: dict, text: str, value: Decimal) -> None:
+    if len(cache) >= DECIMAL_CACHE:
+        cache.clear()
+    cache[text] = value
 
 
 #: what building an event from a payload that does not fit raises

@@ -240,6 +240,8 @@ KINDS = {
     #   lot 9: round(550 x 0.1428571429) = 78.57, XYZ keeps 471.43; 5/3 KID: 1 kept, 2/3 paid 20.00,
     #     basis round(78.57 x (2/3)/(5/3)) = 31.43, gain -11.43; KID lot 9.11 keeps 47.14, acquired 2024-01-04
     #   cash A 8370 + 20 = 8390.00; B 9450 + 20 = 9470.00
+    #   (each lot kept to 12 decimals, the roundings evened out: A's 3.333333333333 + 2.333333333333 fall 1e-12 short
+    #   of 17/3 kept so, which lot 7.11 takes first; so A's thirds paid are 0.333333333334 and 0.333333333333)
     "spinoff-by-fair-values": dict(
         cli=["record spinoff XYZ KID --shares 1:3 --parent-fmv 60 --child-fmv 30 --date 2024-04-01"],
         csv=[dict(date="2024-04-01", action="spinoff", symbol="XYZ", new_symbol="KID", ratio="1:3", fmv="60", child_fmv="30")],
@@ -250,11 +252,11 @@ KINDS = {
                     ("7", "XYZ", "10", "857.14", "2024-01-03"), ("8", "XYZ", "7", "540.00", "2024-01-05")],
               "B": [("9.11", "KID", "1", "47.14", "2024-01-04"), ("9", "XYZ", "5", "471.43", "2024-01-04")]},
         cash={"A": "8390.00", "B": "9470.00"},
-        gains={"A": [("7.11", "KID", "0.333333333333333333333333333", "2024-01-03", "2024-04-01", "10.00", "14.29", "-4.29",
+        gains={"A": [("7.11", "KID", "0.333333333334", "2024-01-03", "2024-04-01", "10.00", "14.29", "-4.29",
                       "short", "cash-in-lieu"),
-                     ("8.11", "KID", "0.333333333333333333333333333", "2024-01-05", "2024-04-01", "10.00", "12.86", "-2.86",
+                     ("8.11", "KID", "0.333333333333", "2024-01-05", "2024-04-01", "10.00", "12.86", "-2.86",
                       "short", "cash-in-lieu")],
-               "B": [("9.11", "KID", "0.666666666666666666666666667", "2024-01-04", "2024-04-01", "20.00", "31.43", "-11.43",
+               "B": [("9.11", "KID", "0.666666666667", "2024-01-04", "2024-04-01", "20.00", "31.43", "-11.43",
                       "short", "cash-in-lieu")]},
     ),
     # 0.5 KID a share, 25% of basis given, fractions kept: lot 7: 5 KID at 250.00, XYZ 750.00;
@@ -498,6 +500,34 @@ def test_two_lots_of_half_a_share_make_one_whole_share_whatever_the_policy(folio
     assert [l[0] for l in abc] == ["5", "6", "7"]
     assert sum(Decimal(l[2]) for l in abc) == 1
     assert cash(folio, "D") == "9800.00" and gains(folio, "D") == []
+
+
+@pytest.mark.parametrize("method, buys, split, policy, line, sale", [
+    ("fifo", [1, 3, 2], "1:3", "cash --cash-price 30", "6 -> 2 X", 2),
+    ("fifo", [54, 5, 5], "1:7", "cash --cash-price 30", "64 -> 9 X, cash in lieu 4.29", 9),
+    ("fifo", [20, 51, 7], "1:3", "round-down", "78 -> 26 X", 26),
+    ("lifo", [2, 2, 2, 1], "1:3", "cash --cash-price 30", "7 -> 2 X, cash in lieu 10.00", 2),
+    ("fifo", [1, 1, 1], "1:3", "keep", "3 -> 1 X", 1),
+])
+def test_a_position_settled_to_whole_shares_sells_whole_and_leaves_no_dust(folio, method, buys, split, policy, line,
+                                                                            sale):
+    """Found by review: lots kept to the 28th digit after a 1:3 or 1:7 added up to 1.999...9 (or 2.000...0 with 29
+    digits), so the whole position could not be sold ("2.000000000000000000000000000 held"), a sale left a lot of
+    0.000...3 shares for good, and a rounded last digit was booked as a cash-in-lieu sale of 1E-28 of a share. Each
+    lot is now kept to 12 decimals, the roundings evened out so the lots add up to the position exactly."""
+    steps = ["init", f"account open A --date 2020-01-01 --lot-method {method}", "record deposit A 10000 --date 2020-01-01"]
+    steps += [f"record buy A X {q} --price 10 --date 2020-01-{d:02d}" for d, q in enumerate(buys, 2)]
+    for step in steps:
+        ok(folio(step))
+    out = ok(folio(f"record split X {split} --date 2024-01-02 --fraction {policy}"))
+    assert out.splitlines()[1] == f"  A: {line}"
+    x = [l for l in lots(folio, "A") if l[1] == "X"]
+    assert sum(Decimal(l[2]) for l in x) == sale and all(Decimal(l[2]) == Decimal(l[2]).quantize(Decimal("1e-12"))
+                                                         for l in x)
+    assert all(Decimal(g[2]) >= Decimal("1e-12") for g in gains(folio, "A"))  # no sale of a rounding
+    ok(folio(f"record sell A X {sale} --price 30 --date 2024-01-05"))
+    assert [l for l in lots(folio, "A") if l[1] == "X"] == []
+    assert all(p["symbol"] != "X" for p in json.loads(ok(folio("positions A --json"))))
 
 
 def test_ref_makes_a_corporate_action_idempotent_and_a_void_undoes_it(held, tmp_path):

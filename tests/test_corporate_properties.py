@@ -34,8 +34,7 @@ import datetime as dt
 import os
 import tempfile
 from contextlib import contextmanager
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
-from decimal import Context as DecimalContext
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 import attrs
 from hypothesis import HealthCheck, example, given, note, settings
@@ -397,60 +396,66 @@ def _settled(b: AcctCap, a: AcctCap, rec, symbol: str, pieces: list[tuple[str, D
     basis, acquired), given the shares each piece kept: per position, as a broker delivers them. Returns (basis
     each piece kept, cash paid in lieu).
 
-    The position keeps floor(exact) shares (ceil for round-up; all of them with keep), exact being the old total
-    scaled once; a piece gives up (or, rounding up, gains) at most its own fraction, a whole piece is untouched
+    The position keeps floor(exact) shares (ceil for round-up; all of them, to 12 decimals, with keep), exact
+    being the old total scaled once, to the last digit: every piece is kept to 12 decimals; a piece gives up (or, rounding up, gains) at most its own fraction, a whole piece is untouched
     while any piece holds a fraction, and at most one piece gives up only part of its fraction (they give in
     turn). Cash in lieu is (exact - kept) x price, in cents, over the pieces' cash-in-lieu sales; a sale's basis is
     the piece's (all of it for a piece given up whole) in proportion. Rounding down, a piece left with no share is
     given up for nothing (a fraction-dropped loss of its basis); one that keeps shares keeps its basis."""
-    with localcontext(DecimalContext(prec=80)):
-        total = sum((k for k in kept.values()), ZERO)
-        if policy == "keep":  # every piece as it is (each rounded at its 28th digit, so not the scaled total)
-            target = sum((q for _, q, _, _ in pieces), ZERO)
+    quantum = Decimal("1e-12")  # each lot is kept to it after an action, the roundings evened out
+    near = quantum * len(pieces)  # how far a piece may be from its exact share for that
+    total = sum((k for k in kept.values()), ZERO)
+    if policy == "keep":
+        target = exact.quantize(quantum)
+    else:
+        target = exact.to_integral_value(rounding=ROUND_CEILING if policy == "round-up" else ROUND_FLOOR)
+    assert total == target, (rec.seq, total, target)  # exactly: the lots' shares add up to the position's
+    assert all(k == k.quantize(quantum) for k in kept.values()), kept
+    fractional = any(q != q.to_integral_value() for _, q, _, _ in pieces)
+    partial = 0
+    basis_kept, cash = {}, ZERO
+    for i, q, basis, acquired in pieces:
+        k = kept[i]
+        floor = q.to_integral_value(rounding=ROUND_FLOOR)
+        if fractional and q == q.to_integral_value():
+            assert k == q, (rec.seq, i, k, q)  # a whole piece stays whole
+        elif policy == "keep":
+            assert abs(k - q) <= near, (rec.seq, i, k, q)
+        elif policy == "round-up":
+            assert q - near <= k, (rec.seq, i, k, q)
         else:
-            target = exact.to_integral_value(rounding=ROUND_CEILING if policy == "round-up" else ROUND_FLOOR)
-        assert total == target, (rec.seq, total, target)
-        fractional = any(q != q.to_integral_value() for _, q, _, _ in pieces)
-        partial = 0
-        basis_kept, cash = {}, ZERO
-        for i, q, basis, acquired in pieces:
-            k = kept[i]
-            if policy == "keep" or (fractional and q == q.to_integral_value()):
-                assert k == q, (rec.seq, i, k, q)
-            elif policy == "round-up":
-                assert q - DIGIT <= k, (rec.seq, i, k, q)
-            else:
-                assert q.to_integral_value(rounding=ROUND_FLOOR) - DIGIT <= k <= q + DIGIT, (rec.seq, i, k, q)
-                partial += q.to_integral_value(rounding=ROUND_FLOOR) < k < q
-            lieu = _new_gains(b, a, i, symbol, "cash-in-lieu")
-            dropped = _new_gains(b, a, i, symbol, "fraction-dropped")
-            basis_kept[i] = basis
-            if policy == "cash" and k < q:
-                relieved = basis if k == 0 else round_cents(basis * (q - k) / q)
-                assert [(g.quantity, g.acquired, g.sold) for g in lieu] == [(q - k, acquired, rec.effective)], (i, lieu)
-                if check_basis:
-                    assert lieu[0].cost_basis == relieved, (i, lieu, relieved)
-                cash += lieu[0].proceeds
-                basis_kept[i] = basis - relieved
-            else:
-                assert lieu == [], (i, lieu)
-            if policy == "round-down" and k == 0:
-                assert [(g.quantity, g.proceeds, g.acquired) for g in dropped] == [(q, ZERO, acquired)], (i, dropped)
-                if check_basis:
-                    assert dropped[0].cost_basis == basis
-            else:
-                assert dropped == [], (i, dropped)
-        assert partial <= 1, (rec.seq, partial)
-        if policy == "cash":
-            assert cash == round_cents((exact - target) * price), (rec.seq, cash, exact, target)
-            # value in = value out at the cash-in-lieu price: kept shares + cash = new shares, within half a cent
-            assert abs(target * price + cash - exact * price) <= Decimal("0.005")
+            assert floor - near <= k <= q + near, (rec.seq, i, k, q)
+            partial += floor + near < k < q - near
+        lieu = _new_gains(b, a, i, symbol, "cash-in-lieu")
+        dropped = _new_gains(b, a, i, symbol, "fraction-dropped")
+        basis_kept[i] = basis
+        if policy == "cash" and k < q - near:
+            relieved = basis if k == 0 else round_cents(basis * (q - k) / q)
+            assert [(g.acquired, g.sold) for g in lieu] == [(acquired, rec.effective)], (i, lieu)
+            assert abs(lieu[0].quantity - (q - k)) <= near, (i, lieu, q, k)
+            if check_basis:  # (the piece's quantity kept to 12 decimals may move a half cent)
+                assert abs(lieu[0].cost_basis - relieved) <= CENT, (i, lieu, relieved)
+                relieved = lieu[0].cost_basis
+            cash += lieu[0].proceeds
+            basis_kept[i] = basis - relieved
+        else:
+            assert lieu == [], (i, lieu)  # never a sale of a rounding
+        if policy == "round-down" and k == 0:
+            assert len(dropped) == 1 and abs(dropped[0].quantity - q) <= near, (i, dropped)
+            assert (dropped[0].proceeds, dropped[0].acquired) == (ZERO, acquired)
+            if check_basis:
+                assert dropped[0].cost_basis == basis
+        else:
+            assert dropped == [], (i, dropped)
+    assert partial <= 1, (rec.seq, partial)
+    if policy == "cash":
+        assert cash == round_cents((exact - target) * price), (rec.seq, cash, exact, target)
+        # value in = value out at the cash-in-lieu price: kept shares + cash = new shares, within half a cent
+        assert abs(target * price + cash - exact * price) <= Decimal("0.005")
     return basis_kept, cash
 
 
-#: the last digit of a lot's quantity (28 significant digits): a division such as 1/3 rounds it, and settling a
-#: fraction may take it back, or give it, so that the position's shares add up exactly
-DIGIT = Decimal("1e-26")
+CENT = Decimal("0.01")
 
 
 def _kept(a: AcctCap, ids) -> dict[str, Decimal]:

@@ -124,6 +124,26 @@ def test_the_compiled_structure_function_agrees_with_cattrs_on_any_payload(name,
     assert _outcome(fast, payload) == _outcome(lambda p: _slow_structure(name, p), payload)
 
 
+def test_the_decimals_a_replay_keeps_are_bounded_and_never_hold_a_refused_text():
+    """A compiled structure function keeps each Decimal field's texts it has read (a replay meets the same numbers
+    again and again), at most `DECIMAL_CACHE` of them, and only texts the field's check passed: a refused one is
+    refused again the next time, with cattrs's message."""
+    fn = codec._structure_fn("TradeExecuted")
+    caches = {k: v for k, v in fn.__globals__.items() if k.startswith("_c") and isinstance(v, dict)}
+    assert len(caches) == 3  # quantity, price, fees
+    base = {"account": "A", "symbol": "XYZ", "side": "buy", "quantity": "1", "price": "1", "fees": "0",
+            "lot_method": None, "lots": [], "ref": None, "proposal": None}
+    for i in range(codec.DECIMAL_CACHE + 100):
+        event = fn({**base, "price": f"{i + 1}.25"})
+        assert event.price == Decimal(i + 1) + Decimal("0.25")
+    assert all(0 < len(c) <= codec.DECIMAL_CACHE for c in caches.values())
+    again = fn({**base, "price": f"{codec.DECIMAL_CACHE + 100}.25"})  # the last one read: from the cache
+    assert again.price == Decimal(f"{codec.DECIMAL_CACHE + 100}.25")
+    for _ in range(2):
+        assert _outcome(fn, {**base, "quantity": "-1"})[0] == "refused"
+    assert all("-1" not in c for c in caches.values())
+
+
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(st.characters(exclude_categories=()), max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)

@@ -1338,15 +1338,7 @@ def test_an_approved_proposal_with_orders_to_fill_blocks_another_approval_until_
 def test_verify_of_a_solve_stopped_at_its_time_limit_says_so(proposed, monkeypatch):
     # a recomputation that ends elsewhere is reported as a difference; when the recorded optimizer had
     # stopped at its time limit, the report says why that can happen (the recorded proposal stands as made)
-    import attrs
-
-    from commands import rebalance as rb
-    recorded = rb.proposal
-
-    def stopped_at_the_limit(store, pid, today=None):
-        view = recorded(store, pid, today)
-        return attrs.evolve(view, content={**view.content, "optimizer": {"status": "iteration or time limit"}})
-    monkeypatch.setattr(rb, "proposal", stopped_at_the_limit)
+    _recorded_as(monkeypatch, lambda content: {**content, "optimizer": {"status": "iteration or time limit"}})
     message = refused(proposed("proposals verify P0001"), "P0001: differs at /optimizer: present in only one")
     assert "its solve stopped at the time limit, so a re-solve may end elsewhere" in message
 
@@ -1368,10 +1360,11 @@ def _recorded_as(monkeypatch, change):
 
 
 def test_verify_of_a_proposal_made_before_planner_versions_were_recorded(proposed, monkeypatch):
-    # a proposal recorded before the version was (no `planner` in its content) that this planner recomputes alike
-    # is identical; the report says which version made it
+    # a proposal recorded before the version was (no `planner` in its content, nor what later versions record, such
+    # as the account's tax status) that this planner recomputes alike is identical; the report says which version
+    # made it (found by review: every such proposal differed at /tax_status)
     def unversioned(content):
-        del content["planner"]
+        del content["planner"], content["tax_status"]
         return content
     _recorded_as(monkeypatch, unversioned)
     text = out(proposed("proposals verify P0001"))
@@ -1391,6 +1384,23 @@ def test_verify_of_a_proposal_an_earlier_planner_made_otherwise_names_both_versi
     assert ("it was made by planner version 1 and this Folio recomputes with version 2, whose changes may give "
             "another result") in message
     assert "the recorded proposal stands as made" in message
+
+
+def test_verify_of_an_altered_proposal_says_so_whatever_version_it_claims(proposed, monkeypatch):
+    # found by review: a proposal altered (its digest no longer its content's) and claiming an earlier planner
+    # version was excused as "made by planner version 1"; the digest is checked first
+    import attrs
+
+    from commands import rebalance as rb
+    recorded = rb.proposal
+
+    def altered(store, pid, today=None):
+        view = recorded(store, pid, today)
+        orders = [{**view.content["orders"][0], "quantity": "11"}, *view.content["orders"][1:]]
+        return attrs.evolve(view, content={**view.content, "planner": 1, "orders": orders})
+    monkeypatch.setattr(rb, "proposal", altered)
+    message = refused(proposed("proposals verify P0001"), "P0001: its content does not match its digest ")
+    assert "the recorded proposal was altered after it was made" in message and "planner version" not in message
 
 
 def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
@@ -1440,6 +1450,74 @@ def test_a_withdrawal_from_an_account_whose_sales_are_not_taxed_sells_toward_the
     assert proposal["notes"] == [f"sold toward the model: no sale of a {status} account is taxed"]
     out(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29"))
     assert js(folio("proposals show P0001 --json"))["content"]["tax_status"] == status  # an input, recorded
+
+
+def _ira(folio, tmp_path, holdings: dict[str, int], targets: str, policy: str) -> None:
+    """A tax-deferred account: 10000 deposited, `holdings` bought at 100 a share, priced at 100 on 2024-11-29."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date," + ",".join(holdings) + "\n2024-11-29," + ",".join("100" for _ in holdings) + "\n")
+    steps = ["init", "account open IRA --date 2024-01-02 --owner z --tax-status tax-deferred",
+             "record deposit IRA 10000 --date 2024-01-02"]
+    steps += [f"record buy IRA {sym} {q} --price 100 --date 2024-01-03" for sym, q in holdings.items()]
+    steps += [f"prices import {prices}", f"model set core {targets} --date 2024-11-01",
+              "account assign IRA core --date 2024-11-01", f"policy set IRA {policy} --date 2024-11-02"]
+    for step in steps:
+        out(folio(step))
+
+
+def _withdraw(folio, amount: int) -> dict:
+    (proposal,) = js(folio(f"propose IRA --mode withdrawal --amount {amount} --as-of 2024-11-29 --dry-run --json"))
+    return proposal
+
+
+FOUR = "--target AAA=0.2 --target BBB=0.2 --target CCC=0.2 --target DDD=0.2 --cash 0.2"
+
+
+def test_a_tax_deferred_withdrawal_in_whole_shares_sells_no_share_more_than_it_needs(folio, tmp_path):
+    """Found by review: four assets at their model, 100 to raise beyond the cash: the water filling asks 25 of each,
+    each rounded up to a whole share, 400 sold for 100. Trimmed back (the least above its goal after its sale first;
+    all tie here, so by symbol) while the rest still raise the need: one share of DDD."""
+    _ira(folio, tmp_path, {"AAA": 20, "BBB": 20, "CCC": 20, "DDD": 20}, FOUR, "--whole-shares")
+    proposal = _withdraw(folio, 2100)
+    assert [(o["symbol"], o["quantity"], o["value"]) for o in proposal["orders"]] == [("DDD", "1", "100.00")]
+    assert proposal["cash_after"] == "2100.00"
+
+
+def test_a_tax_deferred_withdrawal_keeps_each_sale_above_the_minimum_trade(folio, tmp_path):
+    """Found by review: 1000 to raise over four equal assets is 250 of each, every sale below a minimum trade of 500
+    and dropped: the withdrawal was 1000 short. A sale below the minimum gives its asset up to the others (the
+    smallest first, by symbol on a tie): 333.33 of three is still below it, 500 of CCC and DDD is not."""
+    _ira(folio, tmp_path, {"AAA": 20, "BBB": 20, "CCC": 20, "DDD": 20}, FOUR, "--whole-shares --min-trade 500")
+    proposal = _withdraw(folio, 3000)
+    assert [(o["symbol"], o["quantity"], o["value"]) for o in proposal["orders"]] == [
+        ("CCC", "5", "500.00"), ("DDD", "5", "500.00")]
+    assert proposal["cash_after"] == "3000.00" and not any("short" in n for n in proposal["notes"])
+
+
+def test_a_tax_deferred_withdrawal_makes_up_the_costs_of_what_it_sells_out(folio, tmp_path):
+    """Found by review: with costs, an asset sold out raises its value less its costs, and the others did not make
+    it up: a false "cannot raise" note and the buffer broken. Cash 1000; AAA 40, BBB 40 (model 0.5 each, no cash
+    target), ZZZ 10 outside the model, all at 100; 50 bp costs, a 5% buffer. Withdrawing 3000 leaves 7000: the need
+    is 3000 + 350 - 1000 = 2350. ZZZ is sold out (1000, raising 995.00), AAA and BBB make up the rest with their
+    costs: the cash after the sales is the need and the cash, 3350 (to the cent, or a cent above)."""
+    _ira(folio, tmp_path, {"AAA": 40, "BBB": 40, "ZZZ": 10}, "--target AAA=0.5 --target BBB=0.5 --cash 0",
+         "--fractional --cost-bps 50 --min-cash 0.05")
+    proposal = _withdraw(folio, 3000)
+    sold = {o["symbol"]: o for o in proposal["orders"]}
+    assert sold["ZZZ"]["quantity"] == "10" and sold["AAA"]["quantity"] == sold["BBB"]["quantity"]
+    assert D("3350.00") <= D(proposal["cash_after"]) <= D("3350.02")
+    assert not any("short" in n for n in proposal["notes"])
+
+
+def test_a_withdrawal_of_more_than_the_account_holds_says_how_short_it_is(folio, tmp_path):
+    """Found by review: the buffer was reckoned on what is left after the withdrawal even when that is negative,
+    which took it off the shortfall. 20000 from an account of 10000 (cash 1000, 9000 of shares, 50 bp costs):
+    everything is sold, raising 8955.00, and 20000 - 1000 - 8955 = 10045.00 is short."""
+    _ira(folio, tmp_path, {"AAA": 40, "BBB": 40, "ZZZ": 10}, "--target AAA=0.5 --target BBB=0.5 --cash 0",
+         "--fractional --cost-bps 50 --min-cash 0.05")
+    proposal = _withdraw(folio, 20000)
+    assert sorted((o["symbol"], o["quantity"]) for o in proposal["orders"]) == [("AAA", "40"), ("BBB", "40"), ("ZZZ", "10")]
+    assert "holdings cannot raise 20000: 10045.00 short" in proposal["notes"]
 
 
 def test_a_withdrawal_a_minimum_trade_leaves_short_says_so_without_blaming_a_cap(folio, tmp_path):

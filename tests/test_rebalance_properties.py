@@ -252,9 +252,19 @@ def test_withdrawal_raises_the_amount_and_keeps_the_buffer(i, whole, status):
 
 
 def check_toward_the_model(i: Inputs, pl) -> None:
-    """A withdrawal whose sales are not taxed leaves the holdings nearest the model: an asset sold (not sold out)
-    ends no further above its goal (its target weight of what the account is worth after the withdrawal) than any
-    other asset that could have been sold instead, within one sale quantum of its price, its costs and a cent."""
+    """A withdrawal whose sales are not taxed leaves the holdings nearest the model. With fractional shares: an
+    asset sold (not sold out) ends no further above its goal (its target weight of what the account is worth after
+    the withdrawal) than any other asset that could have been sold instead, within one sale quantum of its price,
+    its costs and a cent. With whole shares, where sales are rounded up to a share: none sells a share more than
+    the need takes (one share less of any sale and the withdrawal would be short)."""
+    need = i.amount + round_cents(i.policy.min_cash * max(pl.total_before - i.amount, D(0)))
+    raised = {o.symbol: o.value - cost_of(i, o.quantity, o.price) for o in pl.orders}
+    if i.policy.whole_shares:
+        for o in pl.orders:
+            less = o.quantity - 1
+            fewer = round_cents(less * o.price) - cost_of(i, less, o.price) if less > 0 else D(0)
+            assert i.cash + sum(raised.values()) - raised[o.symbol] + fewer < need, (o, need, pl.orders)
+        return
     goal = {t.symbol: t.weight * (pl.total_before - i.amount) for t in i.model.targets}
     left = after(i, pl)
     above = {s: left[s] * i.price(s) - goal.get(s, D(0)) for s in left}
@@ -262,7 +272,7 @@ def check_toward_the_model(i: Inputs, pl) -> None:
     for o in pl.orders:
         if left[o.symbol] == 0:
             continue
-        slack = (o.price if i.policy.whole_shares else o.price * QUANTUM) + cost_of(i, o.quantity, o.price) + CENT
+        slack = o.price * QUANTUM + cost_of(i, o.quantity, o.price) + CENT
         for s in sellable:
             assert above[s] <= above[o.symbol] + slack, (o.symbol, s, above, pl.notes)
 

@@ -309,9 +309,10 @@ def _restore_buffer(inputs: Inputs, sells: list[Order], floor: Decimal, total: D
 
 
 def _withdrawal_need(inputs: Inputs, total: Decimal, notes: list[str]) -> Decimal:
-    """The cash a withdrawal must raise: the amount and the buffer on what is left, less the cash on hand."""
+    """The cash a withdrawal must raise: the amount and the buffer on what is left (none when nothing is), less the
+    cash on hand."""
     amount = inputs.amount or ZERO
-    need = amount + round_cents(inputs.policy.min_cash * (total - amount)) - inputs.cash
+    need = amount + round_cents(inputs.policy.min_cash * max(total - amount, ZERO)) - inputs.cash
     if need <= 0:
         notes.append(f"cash on hand covers the withdrawal of {amount}")
     return need
@@ -322,18 +323,21 @@ def _withdrawal_toward_model(inputs: Inputs, total: Decimal, notes: list[str]) -
     tax-exempt): the sales that leave the holdings nearest the model.
 
     After the withdrawal the account is worth `total - amount`; each asset's goal is its target weight of that (an
-    asset outside the model: nothing). Selling d_s of asset s, with excess e_s = value_s - goal_s, the least
-    squared distance from the goals for the dollars needed is d_s = min(max(e_s - level, 0), value_s) at the one
-    level where they add up to the need (water filling: the most overweight are cut first, down to a common excess
-    over their goals), found exactly: the sum is piecewise linear in the level. Each sale is then the fewest shares
-    raising its dollars after costs (lots by the account's method; their terms do not matter here), so together
-    they raise at least the need."""
+    asset outside the model: nothing). The dollars sold of each asset are `_water_fill`'s: the most overweight are
+    cut first, down to a common excess over their goals. Then, in turn until the sales raise the need:
+    - a sale below the minimum trade (which the policy would drop, leaving the withdrawal short) gives its asset up
+      to the others, when they can raise the need without it;
+    - what the costs take is sold again (the dollars are raised after costs; an asset sold out cannot make up its
+      own costs, the others do);
+    and last, with whole shares, each asset's sale rounded up to a share is trimmed back, the least overweight
+    after its sale first, while the others still raise the need (four sales of one share for one share's worth
+    would be four times the withdrawal)."""
     need = _withdrawal_need(inputs, total, notes)
     amount = inputs.amount or ZERO
     if need <= 0:
         return []
     weights = {t.symbol: t.weight for t in inputs.model.targets}
-    after = total - amount
+    after = max(total - amount, ZERO)
     value, excess = {}, {}
     for h in inputs.holdings:
         price = inputs.price(h.symbol)
@@ -341,39 +345,98 @@ def _withdrawal_toward_model(inputs: Inputs, total: Decimal, notes: list[str]) -
             continue  # a sale raises nothing: not sold
         value[h.symbol] = h.quantity * price
         excess[h.symbol] = value[h.symbol] - weights.get(h.symbol, ZERO) * after
-    if not value:
-        notes.append(f"holdings cannot raise {amount}: {need.quantize(CENT)} short")
-        return []
+    held = inputs.held()
 
-    def sold_at(level: Decimal) -> dict[str, Decimal]:
-        return {s: min(max(excess[s] - level, ZERO), value[s]) for s in value}
+    def sales(symbols: set[str], dollars_needed: Decimal) -> list[Order]:
+        dollars = _water_fill({s: excess[s] for s in symbols}, {s: value[s] for s in symbols}, dollars_needed)
+        out = []
+        for s in sorted(dollars):
+            if dollars[s] > 0:
+                qty = shares_raising(inputs, dollars[s].quantize(CENT, rounding=ROUND_CEILING), inputs.price(s),
+                                     held[s].quantity)
+                out.append(_withdrawal_sale(inputs, s, qty, amount))
+        return [o for o in out if o is not None]
 
-    # the total sold grows as the level falls, linearly between the points where an asset starts to be sold (its
-    # excess) or is sold out (its excess less its value): find the segment where it reaches the need, then the level
-    points = sorted({*excess.values(), *(excess[s] - value[s] for s in value)}, reverse=True)
-    level = points[-1]  # everything sold: the most the holdings raise
-    for upper, lower in zip(points, points[1:]):
-        at_upper = sum(sold_at(upper).values(), ZERO)
-        if sum(sold_at(lower).values(), ZERO) >= need:
-            selling = sum(1 for s in value if excess[s] >= upper and excess[s] - value[s] <= lower)
-            level = upper - (need - at_upper) / selling
+    def raised(orders: list[Order]) -> Decimal:
+        return sum((raised_by(inputs, o.quantity, o.price) for o in orders), ZERO)
+
+    symbols, gross, orders = set(value), need, []
+    for _ in range(4 * len(value) + 20):  # each round drops an asset or sells what the costs took (a few rounds)
+        orders = sales(symbols, gross)
+        small = [o for o in orders if o.value < inputs.policy.min_trade]
+        if small and len(orders) > 1:
+            drop = min(small, key=lambda o: (o.value, o.symbol)).symbol
+            rest = symbols - {drop}
+            if raised([_withdrawal_sale(inputs, s, held[s].quantity, amount) for s in rest]) >= need:
+                symbols = rest
+                continue
+        short = need - raised(orders)
+        if short <= 0 or all(o.quantity == held[o.symbol].quantity for o in orders) and len(orders) == len(symbols):
             break
-    dollars = sold_at(level)
-    orders = []
-    for s in sorted(dollars):
-        if dollars[s] <= 0:
-            continue
-        held = inputs.held()[s].quantity
-        qty = shares_raising(inputs, dollars[s].quantize(CENT, rounding=ROUND_CEILING), inputs.price(s), held)
-        sold, lots = sell_lots(inputs, s, qty, avoid_short_term_gains=False)
-        if sold > 0:
-            orders.append(Order(symbol=s, side="sell", quantity=sold, price=inputs.price(s), lots=lots,
-                                note=f"withdrawal of {amount}"))
-    left = need - sum((raised_by(inputs, o.quantity, o.price) for o in orders), ZERO)
+        gross += short
+    orders = _trim_oversold(inputs, orders, need, raised(orders) - need, {s: excess[s] - value[s] for s in value})
+    left = need - raised(orders)
     if left > 0:
         notes.append(f"holdings cannot raise {amount}: {left.quantize(CENT)} short")
     notes.append(f"sold toward the model: no sale of a {inputs.tax_status} account is taxed")
     return orders
+
+
+def _water_fill(excess: dict[str, Decimal], value: dict[str, Decimal], need: Decimal) -> dict[str, Decimal]:
+    """Dollars to sell of each asset, d_s = min(max(e_s - level, 0), value_s) at the one level where they add up to
+    `need` (every asset's whole value when they cannot): the least squared distance from the goals (e_s is the
+    asset's value less its goal) for the dollars sold. Their sum grows as the level falls, linearly between the
+    points where an asset starts to be sold (its excess) or is sold out (its excess less its value), so one sweep
+    of those points, sorted, finds the level exactly."""
+    points = sorted([(excess[s], 1) for s in value] + [(excess[s] - value[s], -1) for s in value],
+                    key=lambda p: p[0], reverse=True)
+    level, sold, selling = points[0][0] if points else ZERO, ZERO, 0
+    for point, step in points:
+        reach = sold + selling * (level - point)
+        if selling and reach >= need:
+            level = level - (need - sold) / selling
+            return {s: min(max(excess[s] - level, ZERO), value[s]) for s in value}
+        sold, level, selling = reach, point, selling + step
+    return dict(value)
+
+
+def _withdrawal_sale(inputs: Inputs, symbol: str, quantity: Decimal, amount: Decimal) -> Order | None:
+    if quantity <= 0:
+        return None
+    sold, lots = sell_lots(inputs, symbol, quantity, avoid_short_term_gains=False)  # (terms do not matter here)
+    return Order(symbol=symbol, side="sell", quantity=sold, price=inputs.price(symbol), lots=lots,
+                 note=f"withdrawal of {amount}") if sold > 0 else None
+
+
+def _trim_oversold(inputs: Inputs, orders: list[Order], need: Decimal, surplus: Decimal,
+                   floor: dict[str, Decimal]) -> list[Order]:
+    """Sales cut back by what they raise beyond the need (each asset's sale was rounded up to its share or its
+    quantum): the asset least above its goal after its sale first, each to the fewest shares that, with the
+    others, still raise the need; a sale trimmed below the minimum trade is kept whole (or dropped, if the others
+    raise the need without it). `floor` is each asset's excess when sold out, so the excess after a sale of q
+    shares is floor + (held - q) x price, computed here from what is held."""
+    held = inputs.held()
+    out = {o.symbol: o for o in orders}
+
+    def above(o: Order) -> Decimal:
+        return floor[o.symbol] + (held[o.symbol].quantity - o.quantity) * o.price
+
+    for o in sorted(orders, key=lambda o: (above(o), o.symbol)):
+        if surplus <= 0:
+            break
+        brings = raised_by(inputs, o.quantity, o.price)
+        qty = shares_raising(inputs, brings - surplus, o.price, o.quantity)
+        if qty >= o.quantity:
+            continue
+        trimmed = _withdrawal_sale(inputs, o.symbol, qty, inputs.amount or ZERO)
+        if trimmed is not None and trimmed.value < inputs.policy.min_trade:
+            continue
+        surplus -= brings - (raised_by(inputs, trimmed.quantity, trimmed.price) if trimmed else ZERO)
+        if trimmed is None:
+            del out[o.symbol]
+        else:
+            out[o.symbol] = trimmed
+    return sorted(out.values(), key=lambda o: o.symbol)
 
 
 def _withdrawal_sells(inputs: Inputs, total: Decimal, notes: list[str]) -> list[Order]:
