@@ -552,4 +552,4 @@ def demo(app: App, demo_db):
 
 
 # the other command families register themselves on the groups above
-from commands import cli_actions, cli_rebalance, cli_risk, cli_tax  # noqa: E402,F401
+from commands import cli_actions, cli_backtest, cli_rebalance, cli_risk, cli_tax  # noqa: E402,F401

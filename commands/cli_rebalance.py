@@ -22,27 +22,6 @@ from projections import rebalance as prb
 from projections.replay import load_books, resolve_point
 
 
-def parse_target(text: str) -> ev.Target:
-    """`SYM=WEIGHT[:ABS_BAND][:REL_BAND%]`, e.g. `VTI=0.40:0.03:25%` (either band may be empty)."""
-    sym, sep, rest = text.partition("=")
-    if not sep:
-        raise InvalidValue(f"target {text!r}: use SYMBOL=WEIGHT[:ABSOLUTE_BAND][:RELATIVE_BAND%], e.g. VTI=0.40:0.03:25%")
-    parts = rest.split(":")
-    if len(parts) > 3:
-        raise InvalidValue(f"target {text!r}: at most a weight and two bands")
-    weight = v.to_decimal(parts[0], f"weight of {sym}")
-    band_abs = v.to_decimal(parts[1], f"absolute band of {sym}") if len(parts) > 1 and parts[1] else None
-    band_rel = None
-    if len(parts) > 2 and parts[2]:
-        r = parts[2]
-        band_rel = v.to_decimal(r[:-1], f"relative band of {sym}") / 100 if r.endswith("%") else v.to_decimal(r, f"relative band of {sym}")
-    symbol = v.symbol(sym.strip().upper())
-    try:
-        return ev.Target(symbol=symbol, weight=weight, band_abs=band_abs, band_rel=band_rel)
-    except InvalidValue as e:  # the event's validator does not know which target of the model it is
-        raise InvalidValue(f"target {symbol}: {str(e).removeprefix('Target: ')}") from None
-
-
 # -- models --------------------------------------------------------------------------------------
 @cli.group()
 def model():
@@ -60,7 +39,7 @@ def model():
 @fail_on_errors
 def model_set(app: App, model_id, targets, cash, day, note):
     """Record a new version of MODEL_ID."""
-    parsed = tuple(parse_target(t) for t in targets)
+    parsed = tuple(rb.parse_target(t) for t in targets)
     cash = cash if cash is not None else Decimal(1) - sum((t.weight for t in parsed), Decimal(0))
     if cash < 0:
         raise InvalidValue(f"model {model_id}: weights add up to {1 - cash}, more than 1")

@@ -10,7 +10,7 @@ from decimal import Decimal
 from commands.service import Context, Pending, Refused, account_stream, record
 from domain import events as ev
 from domain import values as v
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidValue
 from domain.rebalancing.model import Inputs, check_model
 from domain.rebalancing.trades import Plan, cost_of, plan
 from ledger.store import EventStore, NewEvent
@@ -111,6 +111,27 @@ def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
         content["optimizer"] = extra
     content["planner"] = PLANNER_VERSION
     return content
+
+
+def parse_target(text: str) -> ev.Target:
+    """`SYM=WEIGHT[:ABS_BAND][:REL_BAND%]`, e.g. `VTI=0.40:0.03:25%` (either band may be empty)."""
+    sym, sep, rest = text.partition("=")
+    if not sep:
+        raise InvalidValue(f"target {text!r}: use SYMBOL=WEIGHT[:ABSOLUTE_BAND][:RELATIVE_BAND%], e.g. VTI=0.40:0.03:25%")
+    parts = rest.split(":")
+    if len(parts) > 3:
+        raise InvalidValue(f"target {text!r}: at most a weight and two bands")
+    weight = v.to_decimal(parts[0], f"weight of {sym}")
+    band_abs = v.to_decimal(parts[1], f"absolute band of {sym}") if len(parts) > 1 and parts[1] else None
+    band_rel = None
+    if len(parts) > 2 and parts[2]:
+        r = parts[2]
+        band_rel = v.to_decimal(r[:-1], f"relative band of {sym}") / 100 if r.endswith("%") else v.to_decimal(r, f"relative band of {sym}")
+    symbol = v.symbol(sym.strip().upper())
+    try:
+        return ev.Target(symbol=symbol, weight=weight, band_abs=band_abs, band_rel=band_rel)
+    except InvalidValue as e:  # the event's validator does not know which target of the model it is
+        raise InvalidValue(f"target {symbol}: {str(e).removeprefix('Target: ')}") from None
 
 
 def next_proposal_id(store: EventStore) -> str:

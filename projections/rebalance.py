@@ -82,9 +82,7 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
         missing = " and ".join(x for x, v in (("a model", acct.model), ("a policy", acct.policy)) if v is None)
         raise NoModel(f"account {account} has no {missing}: use `folio account assign` and `folio policy set`")
     model = model_at(store, acct.model, point)
-    holdings = tuple(Holding(symbol=s, quantity=sum((l.quantity for l in lots), Decimal(0)),
-                             lots=tuple(LotInfo(l.lot_id, l.quantity, l.basis, l.acquired, l.hp_start) for l in lots))
-                     for s, lots in sorted(acct.lots.items()))
+    holdings = holdings_of(acct)
     symbols = sorted({h.symbol for h in holdings} | {t.symbol for t in model.event.targets}
                      | {s for h in holdings for s in books.substitutes.get(h.symbol, ())}
                      | {s for t in model.event.targets for s in books.substitutes.get(t.symbol, ())})
@@ -98,15 +96,33 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
     if needed:
         raise MissingPrices(f"no price on or before {point.as_of} for {', '.join(needed)}"
                             + _last_known(store, needed, acct.currency) + "; import prices with `folio prices import`")
+    return inputs_of(books, account, point.as_of, point.known_seq, quotes, model.event, model.version, acct.policy,
+                     acct.policy_seq, amount, holdings)
+
+
+def holdings_of(acct) -> tuple[Holding, ...]:
+    """An account's open lots as the planner's holdings, by symbol."""
+    return tuple(Holding(symbol=s, quantity=sum((l.quantity for l in lots), Decimal(0)),
+                         lots=tuple(LotInfo(l.lot_id, l.quantity, l.basis, l.acquired, l.hp_start) for l in lots))
+                 for s, lots in sorted(acct.lots.items()))
+
+
+def inputs_of(books: Books, account: str, as_of: dt.date, as_of_seq: int, quotes: dict[str, Quote], model: ev.ModelSet,
+              model_version: int, policy: ev.PolicySet, policy_seq: int, amount: Decimal | None = None,
+              holdings: tuple[Holding, ...] | None = None) -> Inputs:
+    """The planner's inputs from books and prices: holdings, cash, the owner's rates, the wash-sale restrictions in
+    force and declared substitutes (what `build_inputs` reads from the log, and a backtest from its own books)."""
+    acct = books.accounts[account]
     ot = books.owners.get(acct.owner)
     restricted = {}
-    for r in tax_views.restrictions(books, acct.owner, point.as_of):
+    for r in tax_views.restrictions(books, acct.owner, as_of):
         for s in r.symbols:
             restricted[s] = max(restricted.get(s, r.restricted_until), r.restricted_until)
-    return Inputs(account=account, as_of=point.as_of, as_of_seq=point.known_seq, cash=acct.cash, holdings=holdings,
-                  prices=quotes, model=model.event, model_version=model.version, policy=acct.policy,
-                  policy_seq=acct.policy_seq, lot_method=acct.lot_method, rates=ot.rates if ot else None,
-                  restricted=restricted, substitutes={k: tuple(sorted(v)) for k, v in sorted(books.substitutes.items())},
+    return Inputs(account=account, as_of=as_of, as_of_seq=as_of_seq, cash=acct.cash,
+                  holdings=holdings_of(acct) if holdings is None else holdings, prices=quotes, model=model,
+                  model_version=model_version, policy=policy, policy_seq=policy_seq, lot_method=acct.lot_method,
+                  rates=ot.rates if ot else None, restricted=restricted,
+                  substitutes={k: tuple(sorted(v)) for k, v in sorted(books.substitutes.items())},
                   amount=amount, tax_status=acct.tax_status)
 
 

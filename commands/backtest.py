@@ -1,0 +1,338 @@
+"""Backtests: rebalancing strategies run over historical closes on the real books and the real planner.
+
+A strategy is a rebalancing policy (the fields of `PolicySet`) and a lot method; the strategies of one backtest
+share a model, a price history, a start and a deposit. Each runs in books of its own: an account is opened and
+funded on the first day and invested at the model's targets (a full rebalance); then on every day of the history
+its triggers are checked at that day's closes and, when one fires, the planner's full rebalance is traded at
+those closes with the policy's costs. The trades are events folded by the same `Books` as a ledger's (lots and
+their relief, wash sales, realized gains), so a strategy's costs and taxes are the ones Folio would book, to the
+cent. A strategy with no triggers never trades again (buy and hold).
+
+Closes should be adjusted for dividends (total-return closes): no dividend is booked. A symbol without a close on
+a day keeps its last one; each model symbol needs a close on or before the first day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import tomllib
+import typing
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+
+import attrs
+
+from commands.rebalance import parse_target
+from commands.imports import read_prices
+from commands.service import Refused
+from domain import events as ev
+from domain import values as v
+from domain.books import Books
+from domain.errors import DomainError, InvalidValue
+from domain.events import Recorded
+from domain.rebalancing.drift import drift, triggers
+from domain.rebalancing.model import Quote, check_model
+from domain.rebalancing.trades import Order, cost_of, plan
+from domain.values import ZERO
+from projections.rebalance import inputs_of
+
+ACCOUNT, OWNER = "BACKTEST", "backtest"
+#: a strategy's keys besides the policy's fields
+STRATEGY_KEYS = ("name", "lot_method")
+POLICY_KEYS = tuple(f.name for f in attrs.fields(ev.PolicySet) if f.name != "account")
+DAYS_A_YEAR = 252
+
+
+class SpecError(DomainError):
+    """A backtest spec that cannot run: says what and where."""
+
+
+@attrs.frozen
+class Strategy:
+    name: str
+    policy: ev.PolicySet
+    lot_method: str = "fifo"
+
+
+@attrs.frozen
+class Spec:
+    """What a backtest runs: closes by day (each day's close of every model symbol, the last known one carried),
+    the model, the deposit, the account's tax status and its owner's rates, and the strategies."""
+
+    days: tuple[dt.date, ...]
+    closes: tuple[dict[str, Decimal], ...]
+    model: ev.ModelSet
+    deposit: Decimal
+    strategies: tuple[Strategy, ...]
+    tax_status: str = "taxable"
+    rates: tuple[Decimal, Decimal] | None = None
+    source: str = ""
+
+
+@attrs.frozen
+class Result:
+    """One strategy's run: money in Decimal (from its books), ratios as floats."""
+
+    name: str
+    final_value: Decimal
+    rebalances: int
+    trades: int
+    traded: Decimal
+    costs: Decimal
+    short_term_gain: Decimal
+    long_term_gain: Decimal
+    wash_sales: int
+    tax: Decimal | None
+    unrealized: Decimal
+    cash: Decimal
+    cagr: float
+    volatility: float
+    max_drawdown: float
+    tracking_error: float
+    mean_drift: float
+    max_drift: float
+    turnover: float  # traded value a year over the average value, after the first day's investment
+    values: tuple[Decimal, ...] = attrs.field(repr=False, default=())
+
+
+# -- the spec ------------------------------------------------------------------------------------------------
+def load_spec(path: str) -> Spec:
+    """Read a backtest spec (TOML): `prices` (a CSV file, wide or long, relative to the spec), `start`, `end`,
+    `deposit`, `targets` (["SYM=WEIGHT[:ABS][:REL%]", ...]), `cash`, optional `tax_status`, `rates`
+    ({short_term, long_term}), and `[[strategy]]` tables: `name`, `lot_method`, and any policy field (`triggers`,
+    `calendar`, `min_cash`, `cost_bps`, `whole_shares`, `avoid_short_term`, ...)."""
+    where = Path(path)
+    try:
+        raw = tomllib.loads(where.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: not a TOML file ({e})") from None
+    known = {"prices", "start", "end", "deposit", "targets", "cash", "tax_status", "rates", "strategy"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SpecError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    for key in ("prices", "start", "end", "targets", "strategy"):
+        if key not in raw:
+            raise SpecError(f"{path}: `{key}` is missing")
+    try:
+        start, end = v.parse_date(str(raw["start"])), v.parse_date(str(raw["end"]))
+        if end <= start:
+            raise InvalidValue(f"end {end} is not after start {start}")
+        deposit = v.positive(_text(raw.get("deposit", "100000")), "deposit")
+        targets = tuple(parse_target(str(t)) for t in raw["targets"])
+        model = ev.ModelSet(model="backtest", targets=targets, cash=v.non_negative(_text(raw.get("cash", "0")), "cash"))
+        check_model(model)
+        tax_status = str(raw.get("tax_status", "taxable"))
+        if tax_status not in ev.TAX_STATUSES:
+            raise InvalidValue(f"tax_status {tax_status!r} must be one of {', '.join(ev.TAX_STATUSES)}")
+        rates = None
+        if "rates" in raw:
+            r = raw["rates"]
+            rates = (v.non_negative(_text(r.get("short_term")), "rates.short_term"),
+                     v.non_negative(_text(r.get("long_term")), "rates.long_term"))
+    except DomainError as e:
+        raise SpecError(f"{path}: {e}") from None
+    strategies = tuple(_strategy(path, i, s) for i, s in enumerate(raw["strategy"], 1))
+    if not strategies:
+        raise SpecError(f"{path}: no [[strategy]]")
+    names = [s.name for s in strategies]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SpecError(f"{path}: strategy name(s) {', '.join(twice)} given twice")
+    prices_path = (where.parent / str(raw["prices"])).resolve()
+    try:
+        text = prices_path.read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: prices file {raw['prices']} cannot be read ({e.strerror or e})") from None
+    try:
+        prices = read_prices(text, str(raw["prices"]))
+    except Refused as e:
+        raise SpecError(f"{path}: prices file {raw['prices']}: {e}") from None
+    days, closes = price_table(prices, [t.symbol for t in targets], start, end, str(raw["prices"]))
+    return Spec(days=days, closes=closes, model=model, deposit=deposit, strategies=strategies,
+                tax_status=tax_status, rates=rates, source=path)
+
+
+def _text(value) -> str:
+    """A number from TOML as text: a string as it is, an integer, or a float by its shortest form (0.05 is 0.05)."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidValue(f"expected a number, got {value!r}")
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _strategy(path: str, i: int, raw: dict) -> Strategy:
+    name = str(raw.get("name") or f"strategy {i}")
+    where = f"{path}: strategy {name!r}"
+    unknown = sorted(set(raw) - set(STRATEGY_KEYS) - set(POLICY_KEYS))
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)} (a policy field, `name` or `lot_method`)")
+    kinds = typing.get_type_hints(ev.PolicySet)
+    kwargs = {}
+    try:
+        for key, value in raw.items():
+            if key in STRATEGY_KEYS:
+                continue
+            kind = kinds[key]
+            if key in ("triggers", "calendar_dates"):
+                items = [value] if isinstance(value, str) else list(value)
+                kwargs[key] = tuple(v.parse_date(str(x)) for x in items) if key == "calendar_dates" else tuple(items)
+            elif kind in (Decimal, Decimal | None):
+                kwargs[key] = v.to_decimal(_text(value), key)
+            elif kind is bool:
+                if not isinstance(value, bool):
+                    raise InvalidValue(f"{key} must be true or false, got {value!r}")
+                kwargs[key] = value
+            elif kind is int:
+                kwargs[key] = int(value)
+            else:
+                kwargs[key] = str(value)
+        kwargs.setdefault("triggers", ())
+        policy = ev.PolicySet(account=ACCOUNT, **kwargs)
+        lot_method = str(raw.get("lot_method", "fifo"))
+        if lot_method not in ev.LOT_METHODS:
+            raise InvalidValue(f"lot_method {lot_method!r} must be one of {', '.join(ev.LOT_METHODS)}")
+    except (DomainError, ValueError, TypeError) as e:
+        raise SpecError(f"{where}: {str(e).removeprefix('PolicySet: ')}") from None
+    return Strategy(name=name, policy=policy, lot_method=lot_method)
+
+
+def price_table(prices, symbols: list[str], start: dt.date, end: dt.date,
+                source: str) -> tuple[tuple[dt.date, ...], tuple[dict[str, Decimal], ...]]:
+    """The days in [start, end] with a close of any model symbol, and each day's closes of every model symbol (a
+    symbol without a close that day keeps its last one). Every symbol needs a close on or before `start`."""
+    series: dict[str, dict[dt.date, Decimal]] = {s: {} for s in symbols}
+    for p in prices:
+        if p.symbol in series:
+            series[p.symbol][p.date] = p.close
+    days = sorted({d for s in symbols for d in series[s] if start <= d <= end})
+    last: dict[str, Decimal] = {}
+    for s in symbols:
+        before = [d for d in series[s] if d <= start]
+        if not before:
+            first = min(series[s], default=None)
+            raise SpecError(f"{source}: no close of {s} on or before the start {start}"
+                            + (f" (its first is on {first})" if first else " (none at all)"))
+        last[s] = series[s][max(before)]
+    if not days or days[0] != start:
+        days.insert(0, start)
+    if len(days) < 2:
+        raise SpecError(f"{source}: no close of {', '.join(symbols)} after the start {start} and by the end {end}: a "
+                        f"backtest needs two days or more")
+    closes = []
+    for d in days:
+        for s in symbols:
+            if d in series[s]:
+                last[s] = series[s][d]
+        closes.append(dict(last))
+    return tuple(days), tuple(closes)
+
+
+# -- running ------------------------------------------------------------------------------------------------
+def run(spec: Spec, strategy: Strategy, report: Callable[[str, int, int | None], None] | None = None) -> Result:
+    """One strategy over the spec's days (see the module's docstring)."""
+    books = Books()
+    seqs = itertools.count(1)
+    stream = f"account:{ACCOUNT}"
+
+    def book(day: dt.date, event: ev.Event) -> None:
+        books.apply(Recorded(next(seqs), day, stream, event))
+
+    first = spec.days[0]
+    book(first, ev.AccountOpened(account=ACCOUNT, owner=OWNER, tax_status=spec.tax_status, currency="USD",
+                                 lot_method=strategy.lot_method, overdraft=False))
+    book(first, ev.CashDeposited(account=ACCOUNT, amount=spec.deposit))
+    if spec.rates is not None:
+        book(first, ev.TaxRatesSet(owner=OWNER, short_term=spec.rates[0], long_term=spec.rates[1]))
+    acct = books.accounts[ACCOUNT]
+    target = {t.symbol: t.weight for t in spec.model.targets}
+    values, drifts, benchmark = [], [], []
+    rebalances = trades = 0
+    traded = costs = ZERO
+    last_rebalance = first
+    for i, (day, closes) in enumerate(zip(spec.days, spec.closes)):
+        quotes = {s: Quote(price=p, date=day) for s, p in closes.items()}
+        inputs = inputs_of(books, ACCOUNT, day, books.last_seq, quotes, spec.model, 1, strategy.policy, 0)
+        if i == 0:
+            fire = True  # the first day's investment
+        elif not strategy.policy.triggers:
+            fire = False  # buy and hold
+        else:
+            fire = bool(triggers(inputs, drift(inputs), last_rebalance=last_rebalance, corporate_actions=[],
+                                 harvestable=[]))
+        if fire:
+            orders = plan(inputs, "full").orders
+            for o in orders:
+                book(day, _trade(o, cost_of(inputs, o.quantity, o.price)))
+                costs += cost_of(inputs, o.quantity, o.price)
+                if i > 0:
+                    traded += o.value
+            if orders:
+                rebalances += i > 0
+                trades += len(orders)
+                last_rebalance = day
+        held = {s: sum((l.quantity for l in lots), ZERO) for s, lots in acct.lots.items()}
+        value = acct.cash + sum((q * closes[s] for s, q in held.items()), ZERO)
+        values.append(value)
+        if value > 0:
+            weights = {s: held.get(s, ZERO) * closes[s] / value for s in target}
+            off = sum((abs(weights[s] - w) for s, w in target.items()), ZERO) + abs(acct.cash / value - spec.model.cash)
+            drifts.append(float(off) / 2)
+        if i > 0:
+            prev = spec.closes[i - 1]
+            benchmark.append(sum(float(w) * (float(closes[s]) / float(prev[s]) - 1) for s, w in target.items()))
+        if report is not None and (i % 250 == 0 or i == len(spec.days) - 1):
+            report(f"backtesting {strategy.name}", i + 1, len(spec.days))
+    books.settle()
+    return _result(spec, strategy, books, values, drifts, benchmark, rebalances, trades, traded, costs)
+
+
+def _trade(o: Order, fees: Decimal) -> ev.TradeExecuted:
+    """The order as a trade: a sale relieves exactly the lots the plan named."""
+    lots = tuple(ev.LotPick(lot=l.lot_id, quantity=l.quantity) for l in o.lots) if o.side == "sell" else ()
+    return ev.TradeExecuted(account=ACCOUNT, symbol=o.symbol, side=o.side, quantity=o.quantity, price=o.price,
+                            fees=fees, lots=lots)
+
+
+def _result(spec: Spec, strategy: Strategy, books: Books, values: list[Decimal], drifts: list[float],
+            benchmark: list[float], rebalances: int, trades: int, traded: Decimal, costs: Decimal) -> Result:
+    acct = books.accounts[ACCOUNT]
+    short = sum((g.gain for g in acct.gains if g.term == "short"), ZERO)
+    long_ = sum((g.gain for g in acct.gains if g.term == "long"), ZERO)
+    tax = None if spec.rates is None or spec.tax_status != "taxable" else v.round_cents(
+        short * spec.rates[0] + long_ * spec.rates[1])
+    final = spec.closes[-1]
+    unrealized = sum((l.quantity * final[l.symbol] - l.basis for l in acct.open_lots()), ZERO)
+    returns = [float(b / a) - 1 for a, b in zip(values, values[1:]) if a > 0]
+    years = max((spec.days[-1] - spec.days[0]).days, 1) / 365.25
+    growth = float(values[-1] / values[0]) if values[0] > 0 else 0.0
+    peak, worst = 0.0, 0.0
+    for x in values:
+        peak = max(peak, float(x))
+        worst = max(worst, 1 - float(x) / peak if peak > 0 else 0.0)
+    active = [r - b for r, b in zip(returns, benchmark)]
+    average = sum(float(x) for x in values[1:]) / max(len(values) - 1, 1)
+    return Result(
+        name=strategy.name, final_value=v.round_cents(values[-1]), rebalances=rebalances, trades=trades, traded=traded,
+        costs=costs, short_term_gain=short, long_term_gain=long_, wash_sales=sum(1 for g in acct.gains if g.code == "W"),
+        tax=tax, unrealized=v.round_cents(unrealized), cash=acct.cash,
+        cagr=growth ** (1 / years) - 1 if growth > 0 else -1.0,
+        volatility=_sd(returns) * math.sqrt(DAYS_A_YEAR), max_drawdown=worst,
+        tracking_error=_sd(active) * math.sqrt(DAYS_A_YEAR),
+        mean_drift=sum(drifts) / len(drifts) if drifts else 0.0, max_drift=max(drifts, default=0.0),
+        turnover=float(traded) / average / years if average > 0 else 0.0, values=tuple(values))
+
+
+def _sd(xs: list[float]) -> float:
+    if len(xs) < 2:
+        return 0.0
+    mean = sum(xs) / len(xs)
+    return math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def run_all(spec: Spec, report: Callable[[str, int, int | None], None] | None = None) -> list[Result]:
+    return [run(spec, s, report) for s in spec.strategies]
+

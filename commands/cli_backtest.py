@@ -1,0 +1,69 @@
+"""CLI command `folio backtest`: strategies compared over historical closes (see commands.backtest)."""
+
+from __future__ import annotations
+
+import click
+
+from commands import backtest as bt
+from commands import render
+from commands.cli import cli, fail_on_errors
+from commands.progress import progress
+from domain.rebalancing.drift import pct
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+@cli.command("backtest")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@fail_on_errors
+def backtest_command(spec, as_json):
+    """Compare rebalancing strategies over historical closes, as described in SPEC (a TOML file: prices, dates,
+    deposit, model, and one [[strategy]] table per policy to compare; see fixtures/backtests/). Each strategy runs on
+    Folio's own books and planner: lots, wash sales, realized gains, costs. Needs no ledger."""
+    s = bt.load_spec(spec)
+    with progress("backtest", as_json=as_json) as shown:
+        results = [bt.run(s, strategy, shown) for strategy in s.strategies]
+    first, last = s.days[0], s.days[-1]
+    if as_json:
+        click.echo(render.dumps({
+            "spec": spec, "first": first.isoformat(), "last": last.isoformat(), "days": len(s.days),
+            "deposit": render.amount(s.deposit), "tax_status": s.tax_status,
+            "rates": None if s.rates is None else {"short_term": str(s.rates[0]), "long_term": str(s.rates[1])},
+            "model": {"targets": [{"symbol": t.symbol, "weight": str(t.weight)} for t in s.model.targets],
+                      "cash": str(s.model.cash)},
+            "strategies": [_json(r) for r in results]}))
+        return
+    model = ", ".join(f"{t.symbol} {pct(t.weight)}" for t in s.model.targets) + f", cash {pct(s.model.cash)}"
+    click.echo(f"Backtest of {spec}: {model}; {render.amount(s.deposit)} on {first}, to {last} ({len(s.days)} days)")
+    click.echo(render.table(
+        ["strategy", "final value", "CAGR", "volatility", "max drawdown", "tracking error", "mean drift", "max drift"],
+        [[r.name, render.amount(r.final_value), _pct(r.cagr), _pct(r.volatility), _pct(r.max_drawdown),
+          _pct(r.tracking_error), _pct(r.mean_drift), _pct(r.max_drift)] for r in results],
+        right=("final value", "CAGR", "volatility", "max drawdown", "tracking error", "mean drift", "max drift")))
+    click.echo("")
+    click.echo(render.table(
+        ["strategy", "rebalances", "trades", "turnover/yr", "costs", "short-term gains", "long-term gains",
+         "wash sales", "est. tax", "unrealized"],
+        [[r.name, str(r.rebalances), str(r.trades), _pct(r.turnover), render.amount(r.costs),
+          render.amount(r.short_term_gain), render.amount(r.long_term_gain), str(r.wash_sales),
+          "-" if r.tax is None else render.amount(r.tax), render.amount(r.unrealized)] for r in results],
+        right=("rebalances", "trades", "turnover/yr", "costs", "short-term gains", "long-term gains", "wash sales",
+               "est. tax", "unrealized")))
+    click.echo("CAGR and drawdown from daily values; volatility and tracking error (to the model held at its weights "
+               "every day, no costs) annualized from daily returns; drift is the share of the account away from the "
+               "model; est. tax is realized gains at the rates given (losses count against them).")
+
+
+def _json(r: bt.Result) -> dict:
+    f6 = lambda x: f"{x:.6f}"  # noqa: E731
+    return {"name": r.name, "final_value": render.amount(r.final_value), "cagr": f6(r.cagr),
+            "volatility": f6(r.volatility), "max_drawdown": f6(r.max_drawdown), "tracking_error": f6(r.tracking_error),
+            "mean_drift": f6(r.mean_drift), "max_drift": f6(r.max_drift), "rebalances": str(r.rebalances),
+            "trades": str(r.trades), "traded": render.amount(r.traded), "turnover": f6(r.turnover),
+            "costs": render.amount(r.costs), "short_term_gain": render.amount(r.short_term_gain),
+            "long_term_gain": render.amount(r.long_term_gain), "wash_sales": str(r.wash_sales),
+            "tax": None if r.tax is None else render.amount(r.tax), "unrealized": render.amount(r.unrealized),
+            "cash": render.amount(r.cash)}

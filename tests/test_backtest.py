@@ -1,0 +1,172 @@
+"""`folio backtest`: strategies over historical closes on Folio's own books and planner.
+
+The golden case, by hand (fractional shares, no costs, FIFO; model A 50% and B 50%, each with a 10-point band):
+
+    day 1 (2024-01-02)  A 10, B 10: 1000 invested, 50 A and 50 B
+    day 2 (2024-01-03)  A 20, B 10: 1500, A at 66.7% (band 40-60%): the bands strategy sells 12.5 A (250.00, its
+                        basis 125.00: a short-term gain of 125.00) and buys 25 B (250.00): 37.5 A, 75 B
+    day 3 (2024-01-04)  A 20, B 5: 750 + 375 = 1125, A at 66.7% again: sells 9.375 A (187.50, basis 93.75: gain
+                        93.75) and buys 37.5 B: 28.125 A, 112.5 B, worth 562.50 each
+    bands: final 1125.00; 2 rebalances, 6 trades, 875.00 traded; short-term gains 218.75, est. tax at 30%/15%
+           round(65.625) = 65.62 (half to even); unrealized 28.125 x (20 - 10) + 112.5 x 5 - (500 + 250 + 187.50)
+           = 281.25 + 562.50 - 937.50 = -93.75; drawdown 1 - 1125/1500 = 25%
+    buy and hold: 50 x 20 + 50 x 5 = 1250.00; no trade after day 1; drawdown 1 - 1250/1500 = 16.67%
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from commands import backtest as bt
+from domain import events as ev
+from tests.cli_helpers import out
+
+PRICES = "date,A,B\n2024-01-02,10,10\n2024-01-03,20,10\n2024-01-04,20,5\n"
+SPEC = """prices = "prices.csv"
+start = "2024-01-02"
+end = "2024-01-31"
+deposit = "1000"
+targets = ["A=0.5:0.1", "B=0.5:0.1"]
+cash = "0"
+rates = { short_term = "0.30", long_term = "0.15" }
+
+[[strategy]]
+name = "buy and hold"
+triggers = []
+whole_shares = false
+
+[[strategy]]
+name = "bands"
+triggers = ["drift"]
+whole_shares = false
+"""
+
+
+@pytest.fixture
+def spec(tmp_path):
+    (tmp_path / "prices.csv").write_text(PRICES)
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC)
+    return str(path)
+
+
+def test_the_golden_backtest_books_what_was_worked_out_by_hand(spec):
+    s = bt.load_spec(spec)
+    assert s.days == (dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4))
+    hold, bands = (bt.run(s, strategy) for strategy in s.strategies)
+    assert hold.values == (D(1000), D(1500), D(1250)) and hold.rebalances == 0 and hold.trades == 2
+    assert (bands.final_value, bands.rebalances, bands.trades, bands.traded, bands.costs) == (
+        D("1125.00"), 2, 6, D("875.00"), D("0"))
+    assert (bands.short_term_gain, bands.long_term_gain, bands.tax, bands.unrealized, bands.cash) == (
+        D("218.75"), D("0"), D("65.62"), D("-93.75"), D("0.00"))
+    assert round(bands.max_drawdown, 6) == 0.25 and round(hold.max_drawdown, 6) == round(1 - 1250 / 1500, 6)
+    # drift is measured after the day's trades: the bands strategy is back at the model every day; buy and hold
+    # drifts to A at 2/3 on day 2 (half of |2/3 - 1/2| + |1/3 - 1/2| = 1/6) and 0.8 on day 3 (0.3)
+    assert (bands.mean_drift, bands.max_drift) == (0.0, 0.0)
+    assert hold.mean_drift == pytest.approx((0 + 1 / 6 + 0.3) / 3) and hold.max_drift == pytest.approx(0.3)
+
+
+def test_the_cli_prints_both_tables_and_json(folio, spec):
+    text = out(folio(f"backtest {spec}"))
+    lines = text.splitlines()
+    assert lines[0] == (f"Backtest of {spec}: A 50.00%, B 50.00%, cash 0.00%; 1000.00 on 2024-01-02, to 2024-01-04 "
+                        f"(3 days)")
+    assert lines[1].split() == ["strategy", "final", "value", "CAGR", "volatility", "max", "drawdown", "tracking",
+                                "error", "mean", "drift", "max", "drift"]
+    assert lines[3].startswith("buy and hold") and lines[3].split()[3] == "1250.00"
+    assert lines[4].startswith("bands") and lines[4].split()[1] == "1125.00" and lines[4].split()[4] == "25.00%"
+    assert lines[8].split() == ["buy", "and", "hold", "0", "2", "0.00%", "0.00", "0.00", "0.00", "0", "0.00", "250.00"]
+    # turnover: 875.00 traded over the average value after day 1 (1312.50) for 2/365.25 of a year
+    assert lines[9].split() == ["bands", "2", "6", f"{875 / 1312.5 / (2 / 365.25) * 100:.2f}%", "0.00", "218.75", "0.00",
+                                "0", "65.62", "-93.75"]
+    data = json.loads(out(folio(f"backtest {spec} --json")))
+    assert (data["first"], data["last"], data["days"], data["deposit"]) == ("2024-01-02", "2024-01-04", "3", "1000.00")
+    assert [r["name"] for r in data["strategies"]] == ["buy and hold", "bands"]
+    assert {k: data["strategies"][1][k] for k in ("final_value", "rebalances", "short_term_gain", "tax")} == {
+        "final_value": "1125.00", "rebalances": "2", "short_term_gain": "218.75", "tax": "65.62"}
+    assert all(isinstance(x, str) for r in data["strategies"] for x in r.values() if x is not None)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: 'colour = "red"\n' + s, "spec.toml: unknown key(s) colour"),
+    (lambda s: s.replace('prices = "prices.csv"', 'prices = "nope.csv"'), "spec.toml: prices file nope.csv cannot be read"),
+    (lambda s: s.replace('end = "2024-01-31"', 'end = "2023-01-31"'), "spec.toml: end 2023-01-31 is not after start 2024-01-02"),
+    (lambda s: s.replace('"A=0.5:0.1", "B=0.5:0.1"', '"A=0.5:0.1", "C=0.5:0.1"'),
+     "prices.csv: no close of C on or before the start 2024-01-02 (none at all)"),
+    (lambda s: s.replace('"A=0.5:0.1", "B=0.5:0.1"', '"A=0.6", "B=0.5"'), "weights add up to 1.1"),
+    (lambda s: s.replace('triggers = ["drift"]', 'triggers = ["sometimes"]'),
+     "spec.toml: strategy 'bands': trigger 'sometimes' must be one of drift"),
+    (lambda s: s.replace('name = "bands"', 'name = "bands"\nspeed = "fast"'),
+     "spec.toml: strategy 'bands': unknown key(s) speed"),
+    (lambda s: s.replace('name = "bands"', 'name = "bands"\ncost_bps = "lots"'),
+     "spec.toml: strategy 'bands': cost_bps 'lots' is not a number"),
+    (lambda s: s.replace('name = "bands"', 'name = "bands"\navoid_short_term = "yes"'),
+     "spec.toml: strategy 'bands': avoid_short_term must be true or false, got 'yes'"),
+    (lambda s: s.replace('name = "bands"', 'name = "buy and hold"'), "strategy name(s) buy and hold given twice"),
+    (lambda s: s.replace('start = "2024-01-02"', 'start = "2024-02-30"'),
+     "spec.toml: date '2024-02-30' is not a date in the form YYYY-MM-DD"),
+    (lambda s: s.replace('start = "2024-01-02"', 'start = "2024-01-04"'),
+     "prices.csv: no close of A, B after the start 2024-01-04 and by the end 2024-01-31: a backtest needs two days"),
+    (lambda s: s + "[[[", "spec.toml: not a TOML file"),
+])
+def test_a_bad_spec_is_refused_saying_what_and_where(folio, tmp_path, spec, change, message):
+    path = tmp_path / "spec.toml"
+    path.write_text(change(path.read_text()))
+    result = folio(f"backtest {path}")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert message in result.output, result.output
+
+
+def test_a_spec_that_does_not_exist_is_named(folio, tmp_path):
+    result = folio(f"backtest {tmp_path / 'none.toml'}")
+    assert result.exit_code == 1 and f"{tmp_path / 'none.toml'}: no such file" in result.output
+
+
+def test_a_bad_close_in_the_prices_file_is_named_with_its_line(folio, tmp_path, spec):
+    (tmp_path / "prices.csv").write_text(PRICES + "2024-01-05,abc,5\n")
+    result = folio(f"backtest {spec}")
+    assert result.exit_code == 1 and "prices.csv line 5" in result.output, result.output
+
+
+def test_the_fixture_backtest_runs_twenty_years_of_real_closes(folio):
+    data = json.loads(out(folio("backtest fixtures/backtests/four_stocks.toml --json")))
+    assert (data["first"], data["last"], data["days"]) == ("2005-01-03", "2024-11-29", "5012")
+    by_name = {r["name"]: r for r in data["strategies"]}
+    assert by_name["buy and hold"]["rebalances"] == "0"
+    assert by_name["quarterly"]["rebalances"] == "79"  # every quarter end from 2005 Q1 to 2024 Q3
+    assert by_name["annual + bands, tax-aware"]["short_term_gain"] == "0.00"  # it never sells a short-term gain
+
+
+# -- properties -------------------------------------------------------------------------------------------
+closes = st.lists(st.integers(500, 2000), min_size=8, max_size=25)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(a=closes, b=closes, whole=st.booleans(), cost=st.sampled_from(["0", "5", "30"]),
+       triggers=st.sampled_from([("drift",), ("calendar",), ("calendar-and-threshold",), ()]),
+       method=st.sampled_from(ev.LOT_METHODS), avoid=st.booleans())
+def test_every_cent_is_accounted_for(a, b, whole, cost, triggers, method, avoid):
+    """Whatever the strategy and the prices: the final value is the deposit plus realized and unrealized gains (costs
+    are in the basis and the proceeds), cash never goes below zero (the books would refuse the trade), and a
+    strategy without triggers never trades after the first day."""
+    n = min(len(a), len(b))
+    days = tuple(dt.date(2024, 1, 1) + dt.timedelta(days=7 * i) for i in range(n))
+    spec = bt.Spec(days=days, closes=tuple({"A": D(x) / 100, "B": D(y) / 100} for x, y in zip(a, b)),
+                   model=ev.ModelSet(model="m", targets=(ev.Target(symbol="A", weight=D("0.6"), band_abs=D("0.05")),
+                                                          ev.Target(symbol="B", weight=D("0.35"), band_abs=D("0.05"))),
+                                     cash=D("0.05")),
+                   deposit=D("10000"), rates=(D("0.3"), D("0.15")),
+                   strategies=(bt.Strategy("s", ev.PolicySet(account=bt.ACCOUNT, triggers=triggers, calendar="monthly",
+                                                             whole_shares=whole, cost_bps=D(cost), min_cash=D("0.01"),
+                                                             avoid_short_term=avoid), method),))
+    r = bt.run(spec, spec.strategies[0])
+    assert abs(r.final_value - (spec.deposit + r.short_term_gain + r.long_term_gain + r.unrealized)) <= D("0.01")
+    assert r.cash >= 0 and all(x >= 0 for x in r.values)
+    if not triggers:
+        assert r.rebalances == 0 and r.traded == 0
