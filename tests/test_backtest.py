@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal as D
 
 import pytest
@@ -170,3 +171,17 @@ def test_every_cent_is_accounted_for(a, b, whole, cost, triggers, method, avoid)
     assert r.cash >= 0 and all(x >= 0 for x in r.values)
     if not triggers:
         assert r.rebalances == 0 and r.traded == 0
+
+
+def test_a_backtest_shows_its_progress_on_a_terminal_and_none_under_json(folio, spec, monkeypatch):
+    from tests.test_progress import _lines
+
+    monkeypatch.setenv("FOLIO_PROGRESS", "1")
+    result = folio(f"backtest {spec}")
+    assert out(result).startswith("Backtest of ")
+    lines = [re.sub(r", [0-9.]+ s$", "", line) for line in _lines(result.stderr)]
+    assert lines[0] == "backtest: backtesting buy and hold 1 of 3 (33%)"
+    assert lines[-1] == "backtest: backtesting bands 3 of 3 (100%)"
+    assert result.stderr.endswith("\r")  # erased at the end
+    shown = folio(f"backtest {spec} --json")
+    assert shown.stderr == "" and json.loads(out(shown))["days"] == "3"
