@@ -6,7 +6,10 @@ funded on the first day and invested at the model's targets (a full rebalance); 
 its triggers are checked at that day's closes and, when one fires, the planner's full rebalance is traded at
 those closes with the policy's costs. The trades are events folded by the same `Books` as a ledger's (lots and
 their relief, wash sales, realized gains), so a strategy's costs and taxes are the ones Folio would book, to the
-cent. A strategy with no triggers never trades again (buy and hold).
+cent. A strategy with no triggers never trades again (buy and hold). When only the cash trigger fires, idle cash
+is put to work (a contribution: buys only) or the minimum buffer restored (a full rebalance), not the whole account
+rebalanced; a scheduled date is used up by the check made on it, trades or not. The first day's investment is at
+the targets whatever the turnover cap, minimum trade or tax budget.
 
 Closes should be adjusted for dividends (total-return closes): no dividend is booked. A symbol without a close on
 a day keeps its last one; each model symbol needs a close on or before the first day.
@@ -33,8 +36,8 @@ from domain import values as v
 from domain.books import Books
 from domain.errors import DomainError, InvalidValue
 from domain.events import Recorded
-from domain.rebalancing.drift import drift, triggers
-from domain.rebalancing.model import Quote, check_model
+from domain.rebalancing.drift import calendar_dates, drift, triggers
+from domain.rebalancing.model import Holding, Inputs, Quote, check_model
 from domain.rebalancing.trades import Order, cost_of, plan
 from domain.values import ZERO
 from projections.rebalance import inputs_of
@@ -70,6 +73,9 @@ class Spec:
     tax_status: str = "taxable"
     rates: tuple[Decimal, Decimal] | None = None
     source: str = ""
+    currency: str = "USD"
+    #: what the reader should know of the closes (a symbol whose closes stop early, carried since)
+    warnings: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -88,14 +94,17 @@ class Result:
     tax: Decimal | None
     unrealized: Decimal
     cash: Decimal
-    cagr: float
+    total_return: float
+    cagr: float | None  # None for a run shorter than a year (a rate for a year it did not last would mislead)
     volatility: float
     max_drawdown: float
     tracking_error: float
     mean_drift: float
     max_drift: float
-    turnover: float  # traded value a year over the average value, after the first day's investment
+    turnover: float  # one way: half the value bought and sold after the first day, a year, over the average value
     values: tuple[Decimal, ...] = attrs.field(repr=False, default=())
+    #: (day, mode) of each rebalance after the first day: "full", or "contribution" (idle cash put to work)
+    traded_on: tuple[tuple[dt.date, str], ...] = ()
 
 
 # -- the spec ------------------------------------------------------------------------------------------------
@@ -129,14 +138,21 @@ def load_spec(path: str) -> Spec:
         tax_status = str(raw.get("tax_status", "taxable"))
         if tax_status not in ev.TAX_STATUSES:
             raise InvalidValue(f"tax_status {tax_status!r} must be one of {', '.join(ev.TAX_STATUSES)}")
+        if not isinstance(raw["targets"], list):
+            raise InvalidValue('targets must be a list, e.g. ["VTI=0.6:0.05", "BND=0.4:0.05"]')
         rates = None
         if "rates" in raw:
             r = raw["rates"]
-            rates = (v.non_negative(_text(r.get("short_term")), "rates.short_term"),
-                     v.non_negative(_text(r.get("long_term")), "rates.long_term"))
+            if not isinstance(r, dict) or set(r) != {"short_term", "long_term"}:
+                raise InvalidValue('rates must be a table of short_term and long_term, e.g. '
+                                   'rates = { short_term = "0.37", long_term = "0.20" }')
+            rates = (v.non_negative(_text(r["short_term"], "rates.short_term"), "rates.short_term"),
+                     v.non_negative(_text(r["long_term"], "rates.long_term"), "rates.long_term"))
     except DomainError as e:
         raise SpecError(f"{path}: {e}") from None
-    strategies = tuple(_strategy(path, i, s) for i, s in enumerate(raw["strategy"], 1))
+    if not isinstance(raw["strategy"], list) or not all(isinstance(x, dict) for x in raw["strategy"]):
+        raise SpecError(f"{path}: each strategy is a [[strategy]] table (double brackets), with a name and its policy")
+    strategies = tuple(_strategy(path, i, s, rates) for i, s in enumerate(raw["strategy"], 1))
     if not strategies:
         raise SpecError(f"{path}: no [[strategy]]")
     names = [s.name for s in strategies]
@@ -151,20 +167,33 @@ def load_spec(path: str) -> Spec:
     try:
         prices = read_prices(text, str(raw["prices"]))
     except Refused as e:
-        raise SpecError(f"{path}: prices file {raw['prices']}: {e}") from None
-    days, closes = price_table(prices, [t.symbol for t in targets], start, end, str(raw["prices"]))
+        raise SpecError(f"{path}: prices file {raw['prices']}: " + "; ".join(
+            f"{where}: {why}" if where else why for where, why in e.problems)) from None
+    symbols = [t.symbol for t in targets]
+    currencies = {(p.symbol, p.currency) for p in prices if p.symbol in symbols}
+    if len({c for _, c in currencies}) > 1:
+        raise SpecError(f"{path}: prices file {raw['prices']} has closes in " + ", ".join(
+            f"{c} ({', '.join(sorted(sym for sym, cur in currencies if cur == c))})"
+            for c in sorted({c for _, c in currencies})) + ": a backtest values everything in one currency")
+    days, closes, warnings = price_table(prices, symbols, start, end, str(raw["prices"]))
     return Spec(days=days, closes=closes, model=model, deposit=deposit, strategies=strategies,
-                tax_status=tax_status, rates=rates, source=path)
+                tax_status=tax_status, rates=rates, source=path, warnings=warnings,
+                currency=min((c for _, c in currencies), default="USD"))
 
 
-def _text(value) -> str:
+def _text(value, key: str = "value") -> str:
     """A number from TOML as text: a string as it is, an integer, or a float by its shortest form (0.05 is 0.05)."""
-    if isinstance(value, bool) or value is None:
-        raise InvalidValue(f"expected a number, got {value!r}")
+    if isinstance(value, (bool, list, dict)) or value is None:
+        raise InvalidValue(f"{key} must be a number, got {value!r}")
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def _strategy(path: str, i: int, raw: dict) -> Strategy:
+#: what a backtest cannot simulate: the harvest and risk triggers (a harvest plan, a window of closes for risk), and
+#: the optimizer's tracking-error cap (a backtest runs the planner, not the optimizer)
+UNSIMULATED_TRIGGERS = ("harvest", "risk")
+
+
+def _strategy(path: str, i: int, raw: dict, rates: tuple[Decimal, Decimal] | None) -> Strategy:
     name = str(raw.get("name") or f"strategy {i}")
     where = f"{path}: strategy {name!r}"
     unknown = sorted(set(raw) - set(STRATEGY_KEYS) - set(POLICY_KEYS))
@@ -178,20 +207,33 @@ def _strategy(path: str, i: int, raw: dict) -> Strategy:
                 continue
             kind = kinds[key]
             if key in ("triggers", "calendar_dates"):
-                items = [value] if isinstance(value, str) else list(value)
+                items = [value] if isinstance(value, str) else value
+                if not isinstance(items, list) or not all(isinstance(x, (str, dt.date)) for x in items):
+                    raise InvalidValue(f"{key} must be a list, e.g. {key} = "
+                                       + ('["drift", "calendar"]' if key == "triggers" else '["2024-06-28"]'))
                 kwargs[key] = tuple(v.parse_date(str(x)) for x in items) if key == "calendar_dates" else tuple(items)
             elif kind in (Decimal, Decimal | None):
-                kwargs[key] = v.to_decimal(_text(value), key)
+                kwargs[key] = v.to_decimal(_text(value, key), key)
             elif kind is bool:
                 if not isinstance(value, bool):
                     raise InvalidValue(f"{key} must be true or false, got {value!r}")
                 kwargs[key] = value
             elif kind is int:
-                kwargs[key] = int(value)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise InvalidValue(f"{key} must be a whole number, got {value!r}")
+                kwargs[key] = value
             else:
                 kwargs[key] = str(value)
         kwargs.setdefault("triggers", ())
         policy = ev.PolicySet(account=ACCOUNT, **kwargs)
+        for t in policy.triggers:
+            if t in UNSIMULATED_TRIGGERS:
+                raise InvalidValue(f"the {t} trigger is not simulated by a backtest (use drift, calendar, "
+                                   f"calendar-and-threshold, cash)")
+        if policy.tracking_error_cap is not None:
+            raise InvalidValue("tracking_error_cap applies to the optimizer, which a backtest does not run")
+        if policy.tax_budget is not None and rates is None:
+            raise InvalidValue("tax_budget needs the owner's `rates` to estimate a trade's tax")
         lot_method = str(raw.get("lot_method", "fifo"))
         if lot_method not in ev.LOT_METHODS:
             raise InvalidValue(f"lot_method {lot_method!r} must be one of {', '.join(ev.LOT_METHODS)}")
@@ -200,80 +242,102 @@ def _strategy(path: str, i: int, raw: dict) -> Strategy:
     return Strategy(name=name, policy=policy, lot_method=lot_method)
 
 
-def price_table(prices, symbols: list[str], start: dt.date, end: dt.date,
-                source: str) -> tuple[tuple[dt.date, ...], tuple[dict[str, Decimal], ...]]:
-    """The days in [start, end] with a close of any model symbol, and each day's closes of every model symbol (a
-    symbol without a close that day keeps its last one). Every symbol needs a close on or before `start`."""
+def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source: str
+                ) -> tuple[tuple[dt.date, ...], tuple[dict[str, Decimal], ...], tuple[str, ...]]:
+    """The days in [start, end] with a close of any model symbol, from the first on or after `start`, each day with
+    the close of every model symbol (one without a close that day keeps its last one); and warnings of closes
+    carried long. Every symbol needs a close on or before that first day."""
     series: dict[str, dict[dt.date, Decimal]] = {s: {} for s in symbols}
     for p in prices:
         if p.symbol in series:
             series[p.symbol][p.date] = p.close
     days = sorted({d for s in symbols for d in series[s] if start <= d <= end})
-    last: dict[str, Decimal] = {}
-    for s in symbols:
-        before = [d for d in series[s] if d <= start]
-        if not before:
-            first = min(series[s], default=None)
-            raise SpecError(f"{source}: no close of {s} on or before the start {start}"
-                            + (f" (its first is on {first})" if first else " (none at all)"))
-        last[s] = series[s][max(before)]
-    if not days or days[0] != start:
-        days.insert(0, start)
     if len(days) < 2:
         raise SpecError(f"{source}: no close of {', '.join(symbols)} after the start {start} and by the end {end}: a "
                         f"backtest needs two days or more")
+    last: dict[str, Decimal] = {}
+    for s in symbols:
+        before = [d for d in series[s] if d <= days[0]]
+        if not before:
+            first = min(series[s], default=None)
+            raise SpecError(f"{source}: no close of {s} on or before the first day {days[0]}"
+                            + (f" (its first is on {first})" if first else " (none at all)"))
+        last[s] = series[s][max(before)]
     closes = []
     for d in days:
         for s in symbols:
             if d in series[s]:
                 last[s] = series[s][d]
         closes.append(dict(last))
-    return tuple(days), tuple(closes)
+    warnings = []
+    for s in symbols:
+        final = max(series[s])
+        if (days[-1] - final).days > 10:
+            warnings.append(f"{s} has no close after {final}: its last close is carried to {days[-1]}")
+    return tuple(days), tuple(closes), tuple(warnings)
 
 
 # -- running ------------------------------------------------------------------------------------------------
 def run(spec: Spec, strategy: Strategy, report: Callable[[str, int, int | None], None] | None = None) -> Result:
-    """One strategy over the spec's days (see the module's docstring)."""
+    """One strategy over the spec's days (see the module's docstring). A trade the books refuse (which the planner
+    should never propose) stops the run with the strategy, the day and the books' reason."""
     books = Books()
     seqs = itertools.count(1)
     stream = f"account:{ACCOUNT}"
+    day = spec.days[0]
 
-    def book(day: dt.date, event: ev.Event) -> None:
-        books.apply(Recorded(next(seqs), day, stream, event))
+    def book(event: ev.Event) -> None:
+        try:
+            books.apply(Recorded(next(seqs), day, stream, event))
+        except DomainError as e:
+            raise SpecError(f"{spec.source}: strategy {strategy.name!r} on {day}: {e}") from None
 
-    first = spec.days[0]
-    book(first, ev.AccountOpened(account=ACCOUNT, owner=OWNER, tax_status=spec.tax_status, currency="USD",
-                                 lot_method=strategy.lot_method, overdraft=False))
-    book(first, ev.CashDeposited(account=ACCOUNT, amount=spec.deposit))
+    book(ev.AccountOpened(account=ACCOUNT, owner=OWNER, tax_status=spec.tax_status, currency=spec.currency,
+                          lot_method=strategy.lot_method, overdraft=False))
+    book(ev.CashDeposited(account=ACCOUNT, amount=spec.deposit))
     if spec.rates is not None:
-        book(first, ev.TaxRatesSet(owner=OWNER, short_term=spec.rates[0], long_term=spec.rates[1]))
+        book(ev.TaxRatesSet(owner=OWNER, short_term=spec.rates[0], long_term=spec.rates[1]))
     acct = books.accounts[ACCOUNT]
+    policy = strategy.policy
+    # the first day's investment: at the targets, whatever limits the policy puts on a rebalance
+    opening = attrs.evolve(policy, turnover_cap=None, min_trade=ZERO, tax_budget=None)
     target = {t.symbol: t.weight for t in spec.model.targets}
-    values, drifts, benchmark = [], [], []
+    values, drifts, benchmark, traded_on = [], [], [], []
     rebalances = trades = 0
     traded = costs = ZERO
-    last_rebalance = first
+    last_check = day
     for i, (day, closes) in enumerate(zip(spec.days, spec.closes)):
         quotes = {s: Quote(price=p, date=day) for s, p in closes.items()}
-        inputs = inputs_of(books, ACCOUNT, day, books.last_seq, quotes, spec.model, 1, strategy.policy, 0)
+        mode = None
         if i == 0:
-            fire = True  # the first day's investment
-        elif not strategy.policy.triggers:
-            fire = False  # buy and hold
-        else:
-            fire = bool(triggers(inputs, drift(inputs), last_rebalance=last_rebalance, corporate_actions=[],
-                                 harvestable=[]))
-        if fire:
-            orders = plan(inputs, "full").orders
+            mode = "full"
+        elif policy.triggers:
+            # triggers read quantities and cash, not lots: the lots are gathered only for a plan
+            light = Inputs(account=ACCOUNT, as_of=day, as_of_seq=books.last_seq, cash=acct.cash,
+                           holdings=tuple(Holding(s, sum((l.quantity for l in lots), ZERO), ())
+                                          for s, lots in sorted(acct.lots.items())),
+                           prices=quotes, model=spec.model, model_version=1, policy=policy, policy_seq=0,
+                           lot_method=acct.lot_method)
+            fired = triggers(light, drift(light), last_rebalance=last_check, corporate_actions=[], harvestable=[])
+            if calendar_dates(policy, last_check, day):
+                last_check = day  # a scheduled date is used up by its check
+            if fired:
+                only_cash = all(t.kind == "cash" for t in fired)
+                mode = "contribution" if only_cash and all("above" in t.reason for t in fired) else "full"
+        if mode is not None:
+            inputs = inputs_of(books, ACCOUNT, day, books.last_seq, quotes, spec.model, 1,
+                               opening if i == 0 else policy, 0)
+            orders = plan(inputs, mode).orders
             for o in orders:
-                book(day, _trade(o, cost_of(inputs, o.quantity, o.price)))
-                costs += cost_of(inputs, o.quantity, o.price)
+                fee = cost_of(inputs, o.quantity, o.price)
+                book(_trade(o, fee))
+                costs += fee
                 if i > 0:
                     traded += o.value
-            if orders:
-                rebalances += i > 0
+            if orders and i > 0:
+                rebalances += 1
                 trades += len(orders)
-                last_rebalance = day
+                traded_on.append((day, mode))
         held = {s: sum((l.quantity for l in lots), ZERO) for s, lots in acct.lots.items()}
         value = acct.cash + sum((q * closes[s] for s, q in held.items()), ZERO)
         values.append(value)
@@ -287,7 +351,8 @@ def run(spec: Spec, strategy: Strategy, report: Callable[[str, int, int | None],
         if report is not None and (i % 250 == 0 or i == len(spec.days) - 1):
             report(f"backtesting {strategy.name}", i + 1, len(spec.days))
     books.settle()
-    return _result(spec, strategy, books, values, drifts, benchmark, rebalances, trades, traded, costs)
+    result = _result(spec, strategy, books, values, drifts, benchmark, rebalances, trades, traded, costs)
+    return attrs.evolve(result, traded_on=tuple(traded_on))
 
 
 def _trade(o: Order, fees: Decimal) -> ev.TradeExecuted:
@@ -297,33 +362,58 @@ def _trade(o: Order, fees: Decimal) -> ev.TradeExecuted:
                             fees=fees, lots=lots)
 
 
+def estimated_tax(gains, rates: tuple[Decimal, Decimal]) -> Decimal:
+    """Tax on realized gains, year by year: each year's short- and long-term gains and losses netted, a net loss of
+    one kind set against a net gain of the other, what is left of a loss carried forward with its kind; the gains
+    taxed at the (short, long) rates. (The deduction of up to 3,000 of a net loss from ordinary income is not
+    counted: it depends on the rest of the return.)"""
+    by_year: dict[int, list[Decimal]] = {}
+    for g in gains:
+        year = by_year.setdefault(g.sold.year, [ZERO, ZERO])
+        year[0 if g.term == "short" else 1] += g.gain
+    tax, carry_short, carry_long = ZERO, ZERO, ZERO
+    for year in sorted(by_year):
+        short, long_ = by_year[year][0] + carry_short, by_year[year][1] + carry_long
+        if short < 0 < long_ or long_ < 0 < short:  # one kind's net loss against the other's net gain
+            net = short + long_
+            if net >= 0:  # the loss used up: what is left is a gain of the kind that had the gain
+                short, long_ = (ZERO, net) if long_ > 0 else (net, ZERO)
+            else:  # the gain used up: what is left is a loss of the kind that had the loss
+                short, long_ = (net, ZERO) if short < 0 else (ZERO, net)
+        tax += max(short, ZERO) * rates[0] + max(long_, ZERO) * rates[1]
+        carry_short, carry_long = min(short, ZERO), min(long_, ZERO)
+    return v.round_cents(tax)
+
+
 def _result(spec: Spec, strategy: Strategy, books: Books, values: list[Decimal], drifts: list[float],
             benchmark: list[float], rebalances: int, trades: int, traded: Decimal, costs: Decimal) -> Result:
     acct = books.accounts[ACCOUNT]
     short = sum((g.gain for g in acct.gains if g.term == "short"), ZERO)
     long_ = sum((g.gain for g in acct.gains if g.term == "long"), ZERO)
-    tax = None if spec.rates is None or spec.tax_status != "taxable" else v.round_cents(
-        short * spec.rates[0] + long_ * spec.rates[1])
+    tax = None if spec.rates is None or spec.tax_status != "taxable" else estimated_tax(acct.gains, spec.rates)
     final = spec.closes[-1]
     unrealized = sum((l.quantity * final[l.symbol] - l.basis for l in acct.open_lots()), ZERO)
-    returns = [float(b / a) - 1 for a, b in zip(values, values[1:]) if a > 0]
+    # from the deposit: the first day's costs are the strategy's too
+    path = [spec.deposit, *values]
+    returns = [float(b / a) - 1 for a, b in zip(path, path[1:]) if a > 0]
     years = max((spec.days[-1] - spec.days[0]).days, 1) / 365.25
-    growth = float(values[-1] / values[0]) if values[0] > 0 else 0.0
+    per_year = (len(spec.days) - 1) / years  # the closes' own frequency (daily, weekly, monthly...)
+    growth = float(values[-1] / spec.deposit)
     peak, worst = 0.0, 0.0
-    for x in values:
+    for x in path:
         peak = max(peak, float(x))
         worst = max(worst, 1 - float(x) / peak if peak > 0 else 0.0)
-    active = [r - b for r, b in zip(returns, benchmark)]
+    active = [r - b for r, b in zip(returns[1:], benchmark)]
     average = sum(float(x) for x in values[1:]) / max(len(values) - 1, 1)
     return Result(
         name=strategy.name, final_value=v.round_cents(values[-1]), rebalances=rebalances, trades=trades, traded=traded,
         costs=costs, short_term_gain=short, long_term_gain=long_, wash_sales=sum(1 for g in acct.gains if g.code == "W"),
-        tax=tax, unrealized=v.round_cents(unrealized), cash=acct.cash,
-        cagr=growth ** (1 / years) - 1 if growth > 0 else -1.0,
-        volatility=_sd(returns) * math.sqrt(DAYS_A_YEAR), max_drawdown=worst,
-        tracking_error=_sd(active) * math.sqrt(DAYS_A_YEAR),
+        tax=tax, unrealized=v.round_cents(unrealized), cash=acct.cash, total_return=growth - 1,
+        cagr=(growth ** (1 / years) - 1 if growth > 0 else -1.0) if years >= 1 else None,
+        volatility=_sd(returns[1:]) * math.sqrt(per_year), max_drawdown=worst,
+        tracking_error=_sd(active) * math.sqrt(per_year),
         mean_drift=sum(drifts) / len(drifts) if drifts else 0.0, max_drift=max(drifts, default=0.0),
-        turnover=float(traded) / average / years if average > 0 else 0.0, values=tuple(values))
+        turnover=float(traded) / 2 / average / years if average > 0 else 0.0, values=tuple(values))
 
 
 def _sd(xs: list[float]) -> float:

@@ -34,15 +34,18 @@ def backtest_command(spec, as_json):
             "rates": None if s.rates is None else {"short_term": str(s.rates[0]), "long_term": str(s.rates[1])},
             "model": {"targets": [{"symbol": t.symbol, "weight": str(t.weight)} for t in s.model.targets],
                       "cash": str(s.model.cash)},
-            "strategies": [_json(r) for r in results]}))
+            "warnings": list(s.warnings), "strategies": [_json(r) for r in results]}))
         return
     model = ", ".join(f"{t.symbol} {pct(t.weight)}" for t in s.model.targets) + f", cash {pct(s.model.cash)}"
     click.echo(f"Backtest of {spec}: {model}; {render.amount(s.deposit)} on {first}, to {last} ({len(s.days)} days)")
     click.echo(render.table(
-        ["strategy", "final value", "CAGR", "volatility", "max drawdown", "tracking error", "mean drift", "max drift"],
-        [[r.name, render.amount(r.final_value), _pct(r.cagr), _pct(r.volatility), _pct(r.max_drawdown),
-          _pct(r.tracking_error), _pct(r.mean_drift), _pct(r.max_drift)] for r in results],
-        right=("final value", "CAGR", "volatility", "max drawdown", "tracking error", "mean drift", "max drift")))
+        ["strategy", "final value", "return", "CAGR", "volatility", "max drawdown", "tracking error", "mean drift",
+         "max drift"],
+        [[r.name, render.amount(r.final_value), _pct(r.total_return), "-" if r.cagr is None else _pct(r.cagr),
+          _pct(r.volatility), _pct(r.max_drawdown), _pct(r.tracking_error), _pct(r.mean_drift), _pct(r.max_drift)]
+         for r in results],
+        right=("final value", "return", "CAGR", "volatility", "max drawdown", "tracking error", "mean drift",
+               "max drift")))
     click.echo("")
     click.echo(render.table(
         ["strategy", "rebalances", "trades", "turnover/yr", "costs", "short-term gains", "long-term gains",
@@ -52,18 +55,23 @@ def backtest_command(spec, as_json):
           "-" if r.tax is None else render.amount(r.tax), render.amount(r.unrealized)] for r in results],
         right=("rebalances", "trades", "turnover/yr", "costs", "short-term gains", "long-term gains", "wash sales",
                "est. tax", "unrealized")))
-    click.echo("CAGR and drawdown from daily values; volatility and tracking error (to the model held at its weights "
-               "every day, no costs) annualized from daily returns; drift is the share of the account away from the "
-               "model; est. tax is realized gains at the rates given (losses count against them).")
+    for w in s.warnings:
+        click.echo(f"note: {w}")
+    click.echo("Return, CAGR (runs of a year or more) and drawdown from the deposit; volatility and tracking error (to "
+               "the model held at its weights, no costs) annualized at the closes' frequency; drift: the share of the "
+               "account away from the model; trades and turnover (one way, a year) after the first day's investment; "
+               "est. tax: each year's gains netted, losses carried forward, at the rates given.")
 
 
 def _json(r: bt.Result) -> dict:
     f6 = lambda x: f"{x:.6f}"  # noqa: E731
-    return {"name": r.name, "final_value": render.amount(r.final_value), "cagr": f6(r.cagr),
+    return {"name": r.name, "final_value": render.amount(r.final_value), "total_return": f6(r.total_return),
+            "cagr": None if r.cagr is None else f6(r.cagr),
             "volatility": f6(r.volatility), "max_drawdown": f6(r.max_drawdown), "tracking_error": f6(r.tracking_error),
             "mean_drift": f6(r.mean_drift), "max_drift": f6(r.max_drift), "rebalances": str(r.rebalances),
             "trades": str(r.trades), "traded": render.amount(r.traded), "turnover": f6(r.turnover),
             "costs": render.amount(r.costs), "short_term_gain": render.amount(r.short_term_gain),
             "long_term_gain": render.amount(r.long_term_gain), "wash_sales": str(r.wash_sales),
             "tax": None if r.tax is None else render.amount(r.tax), "unrealized": render.amount(r.unrealized),
-            "cash": render.amount(r.cash)}
+            "cash": render.amount(r.cash),
+            "rebalanced": [{"date": d.isoformat(), "mode": m} for d, m in r.traded_on]}

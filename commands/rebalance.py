@@ -67,7 +67,7 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      account's values nothing; a withdrawal left short says so in a note; a fraction of a share left by a split,
 #:      merger or spinoff is settled per position (two lots of half a share are one share), not per lot; a withdrawal
 #:      from a tax-deferred or tax-exempt account sells toward the model (no sale there is taxed), and the content
-#:      records the account's tax status
+#:      records the account's tax status; a sale whose costs would exceed its value is not proposed
 PLANNER_VERSION = 2
 
 

@@ -181,8 +181,10 @@ def sell_lots(inputs: Inputs, symbol: str, quantity: Decimal, *, avoid_short_ter
 
 
 def _sell(inputs: Inputs, symbol: str, quantity: Decimal, note: str = "") -> Order | None:
+    """A sale of up to `quantity` (lots by the account's method); none when it sells nothing, or when its costs
+    would exceed its value (a broker would refuse it, and so would the books)."""
     sold, lots = sell_lots(inputs, symbol, quantity, avoid_short_term_gains=inputs.policy.avoid_short_term)
-    if sold <= 0:
+    if sold <= 0 or cost_of(inputs, sold, inputs.price(symbol)) > round_cents(sold * inputs.price(symbol)):
         return None
     return Order(symbol=symbol, side="sell", quantity=sold, price=inputs.price(symbol), lots=lots, note=note)
 
