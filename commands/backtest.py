@@ -40,6 +40,8 @@ from domain.rebalancing.drift import calendar_dates, drift, triggers
 from domain.rebalancing.model import Holding, Inputs, Quote, check_model
 from domain.rebalancing.trades import Order, cost_of, plan
 from domain.values import ZERO
+from ledger.prices import Price, add_prices
+from ledger.store import EventStore, NewEvent
 from projections.rebalance import inputs_of
 
 ACCOUNT, OWNER = "BACKTEST", "backtest"
@@ -278,25 +280,33 @@ def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source
 
 
 # -- running ------------------------------------------------------------------------------------------------
-def run(spec: Spec, strategy: Strategy, report: Callable[[str, int, int | None], None] | None = None) -> Result:
+def run(spec: Spec, strategy: Strategy, report: Callable[[str, int, int | None], None] | None = None,
+        kept: list[NewEvent] | None = None) -> Result:
     """One strategy over the spec's days (see the module's docstring). A trade the books refuse (which the planner
-    should never propose) stops the run with the strategy, the day and the books' reason."""
+    should never propose) stops the run with the strategy, the day and the books' reason. With `kept`, every event
+    is also collected there, to be written as a ledger (`write_ledger`)."""
     books = Books()
     seqs = itertools.count(1)
-    stream = f"account:{ACCOUNT}"
+    account_stream = f"account:{ACCOUNT}"
     day = spec.days[0]
 
-    def book(event: ev.Event) -> None:
+    def book(event: ev.Event, stream: str = account_stream) -> None:
         try:
             books.apply(Recorded(next(seqs), day, stream, event))
         except DomainError as e:
             raise SpecError(f"{spec.source}: strategy {strategy.name!r} on {day}: {e}") from None
+        if kept is not None:
+            kept.append(NewEvent(stream, event, day, {"actor": OWNER, "source": f"backtest {spec.source}",
+                                                      "command_id": f"{strategy.name}:{len(kept) + 1}"}))
 
     book(ev.AccountOpened(account=ACCOUNT, owner=OWNER, tax_status=spec.tax_status, currency=spec.currency,
                           lot_method=strategy.lot_method, overdraft=False))
     book(ev.CashDeposited(account=ACCOUNT, amount=spec.deposit))
     if spec.rates is not None:
-        book(ev.TaxRatesSet(owner=OWNER, short_term=spec.rates[0], long_term=spec.rates[1]))
+        book(ev.TaxRatesSet(owner=OWNER, short_term=spec.rates[0], long_term=spec.rates[1]), f"owner:{OWNER}")
+    book(spec.model, f"model:{spec.model.model}")
+    book(ev.ModelAssigned(account=ACCOUNT, model=spec.model.model))
+    book(strategy.policy)
     acct = books.accounts[ACCOUNT]
     policy = strategy.policy
     # the first day's investment: at the targets, whatever limits the policy puts on a rebalance
@@ -353,6 +363,22 @@ def run(spec: Spec, strategy: Strategy, report: Callable[[str, int, int | None],
     books.settle()
     result = _result(spec, strategy, books, values, drifts, benchmark, rebalances, trades, traded, costs)
     return attrs.evolve(result, traded_on=tuple(traded_on))
+
+
+def write_ledger(path: str, spec: Spec, kept: list[NewEvent]) -> int:
+    """A strategy's events as a Folio ledger at `path` (a new file), with the closes it traded at in its prices
+    table: `folio --db PATH lots BACKTEST`, `gains`, `drift`, `audit verify` then read its books. Returns the
+    events written."""
+    if Path(path).exists():
+        raise SpecError(f"{path} already exists: a backtest writes its ledgers to new files")
+    store = EventStore.create(path)
+    try:
+        store.append(kept)
+        add_prices(store, [Price(s, day, close, spec.currency, f"backtest {spec.source}")
+                           for day, closes in zip(spec.days, spec.closes) for s, close in closes.items()])
+    finally:
+        store.conn.close()
+    return len(kept)
 
 
 def _trade(o: Order, fees: Decimal) -> ev.TradeExecuted:

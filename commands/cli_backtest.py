@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import click
 
 from commands import backtest as bt
@@ -17,15 +20,33 @@ def _pct(x: float) -> str:
 
 @cli.command("backtest")
 @click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--ledgers", "ledgers", type=click.Path(file_okay=False),
+              help="Also write each strategy's events as a ledger in this folder (<strategy>.db), to inspect with "
+                   "folio --db FILE lots|gains|drift BACKTEST.")
 @click.option("--json", "as_json", is_flag=True)
 @fail_on_errors
-def backtest_command(spec, as_json):
+def backtest_command(spec, ledgers, as_json):
     """Compare rebalancing strategies over historical closes, as described in SPEC (a TOML file: prices, dates,
     deposit, model, and one [[strategy]] table per policy to compare; see fixtures/backtests/). Each strategy runs on
     Folio's own books and planner: lots, wash sales, realized gains, costs. Needs no ledger."""
     s = bt.load_spec(spec)
+    paths = {}
+    if ledgers is not None:
+        if not os.path.isdir(ledgers):
+            raise click.ClickException(f"--ledgers {ledgers}: no such folder")
+        paths = {strategy.name: os.path.join(ledgers, _file_name(strategy.name)) for strategy in s.strategies}
+        if len(set(paths.values())) != len(paths):
+            raise click.ClickException("two strategies' names make the same ledger file name: name them apart")
+        taken = [p for p in paths.values() if os.path.exists(p)]
+        if taken:
+            raise click.ClickException(f"{', '.join(taken)} already exist(s): a backtest writes its ledgers to new files")
+    results = []
     with progress("backtest", as_json=as_json) as shown:
-        results = [bt.run(s, strategy, shown) for strategy in s.strategies]
+        for strategy in s.strategies:
+            kept = [] if paths else None
+            results.append(bt.run(s, strategy, shown, kept))
+            if paths:
+                bt.write_ledger(paths[strategy.name], s, kept)
     first, last = s.days[0], s.days[-1]
     if as_json:
         click.echo(render.dumps({
@@ -34,7 +55,8 @@ def backtest_command(spec, as_json):
             "rates": None if s.rates is None else {"short_term": str(s.rates[0]), "long_term": str(s.rates[1])},
             "model": {"targets": [{"symbol": t.symbol, "weight": str(t.weight)} for t in s.model.targets],
                       "cash": str(s.model.cash)},
-            "warnings": list(s.warnings), "strategies": [_json(r) for r in results]}))
+            "warnings": list(s.warnings),
+            "strategies": [{**_json(r), "ledger": paths.get(r.name)} for r in results]}))
         return
     model = ", ".join(f"{t.symbol} {pct(t.weight)}" for t in s.model.targets) + f", cash {pct(s.model.cash)}"
     click.echo(f"Backtest of {spec}: {model}; {render.amount(s.deposit)} on {first}, to {last} ({len(s.days)} days)")
@@ -57,10 +79,17 @@ def backtest_command(spec, as_json):
                "est. tax", "unrealized")))
     for w in s.warnings:
         click.echo(f"note: {w}")
+    for name, path in paths.items():
+        click.echo(f"ledger of {name}: {path} (folio --db {path} gains {bt.ACCOUNT})")
     click.echo("Return, CAGR (runs of a year or more) and drawdown from the deposit; volatility and tracking error (to "
                "the model held at its weights, no costs) annualized at the closes' frequency; drift: the share of the "
                "account away from the model; trades and turnover (one way, a year) after the first day's investment; "
                "est. tax: each year's gains netted, losses carried forward, at the rates given.")
+
+
+def _file_name(name: str) -> str:
+    """A strategy's ledger file name: its name in lower case, runs of other characters as one dash."""
+    return (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "strategy") + ".db"
 
 
 def _json(r: bt.Result) -> dict:

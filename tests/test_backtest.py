@@ -285,3 +285,25 @@ def test_a_backtest_shows_its_progress_on_a_terminal_and_none_under_json(folio, 
     assert result.stderr.endswith("\r")  # erased at the end
     shown = folio(f"backtest {spec} --json")
     assert shown.stderr == "" and json.loads(out(shown))["days"] == "3"
+
+
+def test_each_strategy_can_be_written_as_a_ledger_that_folds_to_its_books(folio, tmp_path, spec):
+    """`--ledgers DIR` writes each strategy's events (and the closes it traded at) as a ledger: its own fold, as any
+    ledger's, gives the backtest's gains and holdings, and its hash chain verifies."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    text = out(folio(f"backtest {spec} --ledgers {out_dir}"))
+    bands = out_dir / "bands.db"
+    assert f"ledger of bands: {bands} (folio --db {bands} gains BACKTEST)" in text
+    assert sorted(p.name for p in out_dir.iterdir()) == ["bands.db", "buy-and-hold.db"]
+    gains = json.loads(out(folio(f"--db {bands} gains BACKTEST --json")))
+    assert [(g["lot_id"], g["symbol"], g["quantity"], g["gain"], g["term"]) for g in gains] == [
+        ("7", "A", "12.5", "125.00", "short"), ("7", "A", "9.375", "93.75", "short")]
+    positions = json.loads(out(folio(f"--db {bands} positions BACKTEST --as-of 2024-01-04 --json")))
+    assert [(p["symbol"], p["quantity"], p["market_value"]) for p in positions] == [
+        ("A", "28.125", "562.50"), ("B", "112.5", "562.50")]
+    assert out(folio(f"--db {bands} audit verify")).startswith("OK: 12 events verified")
+    again = folio(f"backtest {spec} --ledgers {out_dir}")  # never over a ledger already there
+    assert again.exit_code == 1 and "already exist(s): a backtest writes its ledgers to new files" in again.output
+    missing = folio(f"backtest {spec} --ledgers {tmp_path / 'nope'}")
+    assert missing.exit_code == 1 and "--ledgers" in missing.output and "no such folder" in missing.output
