@@ -143,6 +143,16 @@ def propose(store: EventStore, ctx: Context, account: str, point: Point, mode: s
             amount: Decimal | None = None, dry_run: bool = False) -> tuple[ev.RebalanceProposed, int | None]:
     """Compute a proposal and (unless a dry run) record it on its own stream, all under the write lock."""
     with store.transaction():
+        if not dry_run:
+            later = store.conn.execute(
+                "SELECT seq, effective FROM events WHERE stream = ? AND effective > ? AND seq <= ? AND type <> "
+                "'EventVoided' ORDER BY effective DESC, seq DESC LIMIT 1",
+                (account_stream(account), point.as_of.isoformat(), point.known_seq)).fetchone()
+            if later is not None:
+                raise DomainError(
+                    f"cannot propose for {account} as of {point.as_of}: its books have moved since (seq {later[0]}, "
+                    f"effective {later[1]}), so the orders would trade what it no longer holds; propose as of "
+                    f"{later[1]} or later (--dry-run shows the past)")
         inputs, result, fired, content = compute(store, account, point, mode, amount)
         if not result.orders and not dry_run:
             why = "; ".join(f"{s}: {r}" for s, r in result.skipped) or "the account is at its model"

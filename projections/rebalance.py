@@ -248,12 +248,18 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
 
 
 def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | None = None) -> list[int]:
-    """Seqs of events recorded after the proposal's as-of seq that move its account (its own stream, its
-    owner's, or a corporate action on a security it holds or trades)."""
+    """Seqs of events recorded after the proposal's as-of seq that move its account: its own stream, its owner's
+    (rates), a trade in the owner's other accounts (a loss sale there restricts a buy here: a wash sale), or a
+    corporate action on a security it holds or trades."""
     symbols = {h["symbol"] for h in p.content["holdings"]} | {o["symbol"] for o in p.content["orders"]}
-    streams = [f"account:{p.account}"] + [f"security:{s}" for s in sorted(symbols)]
-    args: list = [p.as_of_seq, *streams]
-    sql = f"SELECT seq FROM events WHERE seq > ? AND stream IN ({','.join('?' * len(streams))})"
+    owners = store.account_owners()
+    owner = owners.get(p.account)
+    streams = [f"account:{p.account}"] + ([f"owner:{owner}"] if owner is not None else []) + [
+        f"security:{s}" for s in sorted(symbols)]
+    siblings = [f"account:{a}" for a, o in sorted(owners.items()) if o == owner and a != p.account]
+    args: list = [p.as_of_seq, *streams, *siblings]
+    sql = (f"SELECT seq FROM events WHERE seq > ? AND (stream IN ({','.join('?' * len(streams))}) OR "
+           f"(stream IN ({','.join('?' * len(siblings))}) AND type = 'TradeExecuted'))")
     if known_seq is not None:
         sql += " AND seq <= ?"
         args.append(known_seq)

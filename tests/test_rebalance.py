@@ -948,8 +948,8 @@ def test_verify_is_identical_after_later_events_and_price_corrections(approved, 
     out(approved("record deposit A 500 --date 2024-07-01"))
     out(approved(f"prices import {write(tmp_path, 'fix.csv', 'date,symbol,close' + NL + '2024-06-28,VTI,131' + NL)}"))
     assert "identical" in out(approved("proposals verify P0001"))
-    # a new proposal now sees the corrected price
-    [p] = js(approved("propose A --as-of 2024-06-28 --json", actor="ann"))
+    # a new proposal now sees the corrected price (as of the deposit's day: the books have moved past 06-28)
+    [p] = js(approved("propose A --as-of 2024-07-01 --json", actor="ann"))
     assert p["prices"]["VTI"]["price"] == "131"
     assert "identical" in out(approved(f"proposals verify {p['proposal']}"))
 
@@ -1401,6 +1401,33 @@ def test_verify_of_an_altered_proposal_says_so_whatever_version_it_claims(propos
     monkeypatch.setattr(rb, "proposal", altered)
     message = refused(proposed("proposals verify P0001"), "P0001: its content does not match its digest ")
     assert "the recorded proposal was altered after it was made" in message and "planner version" not in message
+
+
+def test_a_trade_in_the_owners_other_account_makes_a_proposal_stale(proposed):
+    """Found by review: P0001 buys BND; a loss sale of BND in alice's other account, recorded after it, restricts
+    buying BND for 30 days (a buy would wash the loss), yet P0001 stayed proposed and could be approved. A trade in
+    any of the owner's accounts, or a change of the owner's rates, now makes it stale; the other account's opening
+    and deposit do not (they move nothing of A's)."""
+    for step in ["account open A2 --date 2024-01-02 --owner alice", "record deposit A2 5000 --date 2024-01-02"]:
+        out(proposed(step))
+    assert js(proposed("proposals show P0001 --json"))["status"] == "proposed"
+    out(proposed("record buy A2 BND 10 --price 60 --date 2024-06-03"))
+    out(proposed("record sell A2 BND 10 --price 50 --date 2024-06-28"))
+    shown = js(proposed("proposals show P0001 --json"))
+    assert shown["status"] == "stale"
+    refused(proposed("approve P0001", actor="bob"), "cannot approve P0001: it is stale")
+
+
+def test_a_proposal_as_of_a_date_the_books_have_moved_past_is_refused_but_a_dry_run_shows_it(base, db_path):
+    """Found by review: with a sale dated 2024-07-15 recorded, a proposal as of 2024-06-28 proposed selling shares no
+    longer held; approved, its fill was refused. Recording one is refused, naming the later event; a dry run still
+    shows the past."""
+    out(base("record sell A VTI 50 --price 130 --date 2024-07-15"))  # seq 8
+    with unchanged(base, db_path):
+        refused(base("propose A --as-of 2024-06-28", actor="ann"),
+                "cannot propose for A as of 2024-06-28: its books have moved since (seq 8, effective 2024-07-15)",
+                "propose as of 2024-07-15 or later")
+    assert dry(base, "")["orders"]  # the past, computed, not recorded
 
 
 def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
