@@ -262,16 +262,34 @@ def _reviewable(view, actor: str, verb: str) -> None:
 
 
 # -- orders and fills -----------------------------------------------------------------------------
-ORDER_COLUMNS = ["proposal", "account", "symbol", "side", "quantity", "limit_price", "estimated_value", "lots"]
+ORDER_COLUMNS = ["proposal", "account", "symbol", "side", "quantity", "ordered", "filled", "limit_price",
+                 "estimated_value", "lots"]
 
 
 def orders(store: EventStore, pid: str) -> list[dict]:
+    """An approved proposal's orders still to trade: `quantity` is what remains after the fills recorded (`ordered`
+    less `filled`), so a partly filled proposal's export is not sent whole again (found by review); an order filled
+    in full is left out."""
     view = proposal(store, pid)
     if view.status not in ("approved", "partially-filled", "filled"):
         raise ReviewError(f"{pid} is {view.status}: only an approved proposal's orders can be exported")
-    return [{"proposal": pid, "account": view.account, "symbol": o["symbol"], "side": o["side"], "quantity": o["quantity"],
-             "limit_price": o["price"], "estimated_value": o["value"],
-             "lots": ";".join(f"{l['lot_id']}:{l['quantity']}" for l in o["lots"])} for o in view.content["orders"]]
+    filled: dict[tuple[str, str], Decimal] = {}
+    for f in view.fills:
+        filled[(f.symbol, f.side)] = filled.get((f.symbol, f.side), Decimal(0)) + f.quantity
+    rows = []
+    for o in view.content["orders"]:
+        done = filled.get((o["symbol"], o["side"]), Decimal(0))
+        left = Decimal(o["quantity"]) - done
+        if left <= 0:
+            continue
+        rows.append({"proposal": pid, "account": view.account, "symbol": o["symbol"], "side": o["side"],
+                     "quantity": o["quantity"] if not done else v.plain_text(left), "ordered": o["quantity"],
+                     "filled": v.plain_text(done), "limit_price": o["price"],
+                     "estimated_value": o["value"] if not done else str(v.round_cents(left * Decimal(o["price"]))),
+                     "lots": ";".join(f"{l['lot_id']}:{l['quantity']}" for l in o["lots"])})
+    if not rows:
+        raise ReviewError(f"{pid} is filled: no order has anything left to trade (folio proposals show {pid})")
+    return rows
 
 
 FILL_COLUMNS = ("proposal", "symbol", "side", "quantity", "price", "fees", "date", "fill_id")

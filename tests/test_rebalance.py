@@ -1051,14 +1051,14 @@ def test_orders_only_for_an_approved_proposal(proposed, db_path):
         refused(proposed("orders P0001"), "P0001 is proposed: only an approved proposal's orders can be exported")
     out(proposed("approve P0001", actor="bob"))
     assert out(proposed("orders P0001 --format csv")) == (
-        "proposal,account,symbol,side,quantity,limit_price,estimated_value,lots\n"
-        "P0001,A,VTI,sell,5.769230,130,750.00,3:5.769230\n"
-        "P0001,A,BND,buy,12.000000,50,600.00,\n")
+        "proposal,account,symbol,side,quantity,ordered,filled,limit_price,estimated_value,lots\n"
+        "P0001,A,VTI,sell,5.769230,5.769230,0,130,750.00,3:5.769230\n"
+        "P0001,A,BND,buy,12.000000,12.000000,0,50,600.00,\n")
     assert js(proposed("orders P0001 --format json")) == [
         {"proposal": "P0001", "account": "A", "symbol": "VTI", "side": "sell", "quantity": "5.769230",
-         "limit_price": "130", "estimated_value": "750.00", "lots": "3:5.769230"},
+         "ordered": "5.769230", "filled": "0", "limit_price": "130", "estimated_value": "750.00", "lots": "3:5.769230"},
         {"proposal": "P0001", "account": "A", "symbol": "BND", "side": "buy", "quantity": "12.000000",
-         "limit_price": "50", "estimated_value": "600.00", "lots": ""}]
+         "ordered": "12.000000", "filled": "0", "limit_price": "50", "estimated_value": "600.00", "lots": ""}]
 
 
 def test_rejected_proposal_has_no_orders(proposed, db_path):
@@ -1092,6 +1092,10 @@ def test_fills_full_and_partial_idempotent_with_slippage(approved, tmp_path, db_
          "average_price": "50.05", "slippage_bps": "10.0", "slippage_cost": "0.60"}]
     text = out(approved("proposals show P0001"))
     assert "fills:" in text and "slippage bps" in text
+    # the orders left to send: what remains of the sale, not the whole of it again (found by review); the buy is done
+    assert js(approved("orders P0001 --format json")) == [
+        {"proposal": "P0001", "account": "A", "symbol": "VTI", "side": "sell", "quantity": "2.76923",
+         "ordered": "5.769230", "filled": "3", "limit_price": "130", "estimated_value": "360.00", "lots": "3:5.769230"}]
     # the rest of the sale (and a file that repeats an old fill: skipped, the new one recorded)
     f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,VTI,sell,3,129.87,1.00,2024-07-01,b1\n"
                                                   "P0001,VTI,sell,2.769230,130.13,1.00,2024-07-02,b3\n")
@@ -1125,7 +1129,7 @@ date,symbol,close
     # cash 20000 - 5000 - 6000 = 9000; raise 10000: 1000 more -> 10 shares of lot 4
     out(folio("propose A --mode withdrawal --amount 10000 --as-of 2024-06-28", actor="ann"))
     out(folio("approve P0001", actor="bob"))
-    assert out(folio("orders P0001")).splitlines()[1] == "P0001,A,VTI,sell,10,100,1000.00,4:10"
+    assert out(folio("orders P0001")).splitlines()[1] == "P0001,A,VTI,sell,10,10,0,100,1000.00,4:10"
     # filled in two parts
     f = write(tmp_path, "fills.csv", FILLS_HEADER + "P0001,VTI,sell,4,100,0,2024-07-01,x1\n"
                                                     "P0001,VTI,sell,6,100,0,2024-07-01,x2\n")
