@@ -102,6 +102,9 @@ def gains(app: App, account_id, as_of, known_at, known_at_seq, as_json, year, fm
             "adjustment": render.amount(g.adjustment), "code": g.code, "gain": render.amount(g.gain), "term": g.term,
             "reason": g.reason} for g in rows]) + "\n"
     elif fmt == "csv":
+        if acct.tax_status != "taxable":  # found by review: an IRA's sales were laid out as a Form 8949
+            raise DomainError(f"{account_id} is {acct.tax_status}: its sales are not reported on Form 8949 (use "
+                              f"--format table or json to see them)")
         text = form_8949_csv(account_id, acct.owner, year, rows)
     else:
         lines = [_heading("Realized gains", account_id, point) + (f", {year}" if year else ""),

@@ -120,7 +120,7 @@ def on_acquisition(books, acct, lot: Lot, day: dt.date) -> None:
     ot.add_acquisition(Acquisition(day=day, account=acct.account, lot=lot))
     if not ot.losses:
         return
-    account, mine = acct.account, _purchase_of(lot.lot_id)
+    account, mine = acct.account, purchase_of(lot.lot_id)
     for loss in _in_group(books, ot.losses_of, lot.symbol, cutoff, _sold, _live_losses):
         if lot.repl <= 0:
             break
@@ -194,14 +194,14 @@ def on_rename(books, old: str, new: str) -> None:
             ot.acquisitions_of[new] = sorted(ot.acquisitions_of.get(new, []) + moved, key=lambda a: a.n)
 
 
-def _purchase_of(lot_id: str) -> str:
+def purchase_of(lot_id: str) -> str:
     """The id of the purchase a lot is (a part of): a wash sale splits a lot into `<id>` and `<id>w<seq>`.
     Two parts of one purchase in one account never replace each other."""
     return lot_id.split("w", 1)[0]
 
 
 def _is_part(lot_id: str, purchase: str) -> bool:
-    """`_purchase_of(lot_id) == purchase`, without making a string (a purchase's id holds no "w")."""
+    """`purchase_of(lot_id) == purchase`, without making a string (a purchase's id holds no "w")."""
     return lot_id.startswith(purchase) and (len(lot_id) == len(purchase) or lot_id[len(purchase)] == "w")
 
 
@@ -229,14 +229,14 @@ def on_loss_sales(books, acct, losses: list[tuple]) -> None:
     account, accounts = acct.account, books.accounts
     # the window's purchases of the group, each with its account's books and, in the seller's account, the
     # purchase it is (a part of): a copy, from whose head spent purchases are dropped as the losses go
-    candidates = [(acq.lot, accounts[acq.account], _purchase_of(acq.lot.lot_id) if acq.account == account else None)
+    candidates = [(acq.lot, accounts[acq.account], purchase_of(acq.lot.lot_id) if acq.account == account else None)
                   for acq in _in_group(books, ot.acquisitions_of, losses[0][0].symbol, cutoff, _acquired,
                                        _live_acquisitions)]
     for lot, gain_index, quantity, loss, day, seq, hp_start in losses:
         sale = LossSale(seq, day, lot.symbol, account, gain_index, lot.lot_id, quantity, loss,
                         (day - (hp_start or lot.hp_start)).days)
         if candidates:
-            mine, spent, live_seen = _purchase_of(lot.lot_id), 0, False
+            mine, spent, live_seen = purchase_of(lot.lot_id), 0, False
             for replacement, holder, purchase in candidates:
                 if replacement.repl > 0 and replacement.quantity > 0:
                     live_seen = True

@@ -136,7 +136,7 @@ def harvest(books: Books, accounts: Sequence[str], day: dt.date, price_of: Price
             out.append(HarvestCandidate(
                 account=account_id, lot_id=lot.lot_id, symbol=lot.symbol, quantity=lot.quantity, cost_basis=lot.basis,
                 value=value, loss=loss, loss_pct=pct.quantize(Decimal("0.0001")), estimated_saving=saving,
-                wash_risks=tuple(wash_risks(books, acct.owner, lot, day, reinvested[acct.owner])),
+                wash_risks=tuple(wash_risks(books, acct.owner, lot, day, reinvested[acct.owner], account_id)),
                 substitutes=tuple(sorted(s for s in books.substitutes.get(lot.symbol, ())
                                          if tax.group_of(books, s) != tax.group_of(books, lot.symbol))),
                 restricted_until=day + tax.WINDOW))
@@ -149,14 +149,20 @@ def reinvestments(books: Books, owner: str) -> list[tuple[str, str]]:
     return [(sym, acct.account) for acct in books.accounts_of(owner) for sym in sorted(acct.reinvest)]
 
 
-def wash_risks(books: Books, owner: str, lot, day: dt.date, reinvested: list[tuple[str, str]] | None = None) -> list[str]:
-    """Why selling `lot` at a loss on `day` would be a wash sale: recent purchases of its group by the owner,
-    or dividends of its group reinvested in one of the owner's accounts (`reinvested`, when already known)."""
+def wash_risks(books: Books, owner: str, lot, day: dt.date, reinvested: list[tuple[str, str]] | None = None,
+               account: str | None = None) -> list[str]:
+    """Why selling `lot` (of `account`) at a loss on `day` would be a wash sale: recent purchases of its group by
+    the owner, or dividends of its group reinvested in one of the owner's accounts (`reinvested`, when already
+    known). A part of the lot's own purchase in its own account replaces nothing (as in the fold: found by review,
+    a lot split by a wash sale was warned of its other part)."""
     group = tax.group_of(books, lot.symbol)
     risks = []
     ot = books.owners.get(owner)
+    own = tax.purchase_of(lot.lot_id)
     for acq in (ot.acquisitions if ot else ()):
         if acq.lot is lot or acq.day < day - tax.WINDOW or acq.day > day or acq.lot.repl <= 0 or acq.lot.quantity <= 0:
+            continue
+        if acq.account == account and tax.purchase_of(acq.lot.lot_id) == own:
             continue
         if tax.group_of(books, acq.lot.symbol) == group:
             risks.append(f"bought {acq.lot.repl.normalize():f} {acq.lot.symbol} on {acq.day} in {acq.account} (lot {acq.lot.lot_id})")

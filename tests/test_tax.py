@@ -831,3 +831,31 @@ def test_shares_from_a_taxable_merger_settle_their_fractions_before_a_wash_sale_
                                                      ("3.8", "0.5", "4.50", "2024-01-20")]
     assert [(g["lot_id"], g["gain"], g["adjustment"], g["code"]) for g in js(folio("gains U --json"))] == \
         [("6", "0.00", "1.00", "W")]
+
+
+def test_a_tax_deferred_accounts_sales_are_not_laid_out_as_a_form_8949(alice, db_path):
+    """Found by review: `gains I --format csv` gave a Form 8949 for the IRA, whose sales are not reported on it."""
+    out(alice("record sell I XYZ 1 --price 95 --date 2024-07-01"))
+    result = alice("gains I --format csv")
+    assert result.exit_code == 1
+    assert "I is tax-deferred: its sales are not reported on Form 8949 (use --format table or json to see them)" \
+        in result.output
+    assert js(alice("gains I --json"))[0]["gain"] == "5.00"
+
+
+def test_harvest_warns_of_no_wash_sale_from_another_part_of_the_lots_own_purchase(folio, tmp_path):
+    """Found by review: a wash sale split T's purchase of 600 AAA into 6w7 (500, replacing T2's loss) and 6 (100);
+    harvesting 6w7 warned "bought 100 AAA on 2024-11-15 in T (lot 6)", yet parts of one purchase in one account never
+    replace each other (the fold books no wash sale for it). A purchase in another account still warns."""
+    prices = tmp_path / "p.csv"
+    prices.write_text("date,AAA\n2024-11-29,90\n")
+    run_all(folio, ["init", "account open T --date 2024-01-02 --owner hal", "account open T2 --date 2024-01-02 --owner hal",
+                    "record deposit T 100000 --date 2024-01-02", "record deposit T2 100000 --date 2024-01-02",
+                    "record buy T2 AAA 500 --price 120 --date 2024-10-01", "record buy T AAA 600 --price 100 --date 2024-11-15",
+                    "record sell T2 AAA 500 --price 100 --date 2024-11-20", f"prices import {prices}"])
+    assert [l["lot_id"] for l in js(folio("lots T --json"))] == ["6w7", "6"]
+    text = out(folio("harvest --owner hal --as-of 2024-11-29"))
+    assert "T lot 6w7: 500 AAA" in text and "bought" not in text
+    out(folio("record buy T2 AAA 1 --price 95 --date 2024-11-25"))
+    text = out(folio("harvest --owner hal --as-of 2024-11-29"))
+    assert "wash-sale risk: bought 1 AAA on 2024-11-25 in T2 (lot 8)" in text
