@@ -306,6 +306,7 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
         raise Refused([(f"{source} line 1", f"missing column(s) {', '.join(missing)}; expected {','.join(FILL_COLUMNS)}")])
     reader.fieldnames = header
     problems, pending, duplicates = [], [], 0
+    voided = store.voided()
     views: dict[str, object] = {}
     filled: dict[tuple[str, str, str], Decimal] = {}
     for row in reader:
@@ -333,6 +334,10 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
                 raise ReviewError("every fill needs a fill_id (it makes importing the same file twice harmless)")
             idem = f"fill:{pid}:{c['fill_id']}"
             already = store.find_idem(idem)
+            if already is not None and already[0] in voided:  # found by review: said "already recorded"
+                raise ReviewError(f"fill {c['fill_id']} of {pid} was recorded as seq {already[0]}, which is voided (seq "
+                                  f"{voided[already[0]]}): a fill id stays spent; record the corrected fill under a new "
+                                  f"fill_id (e.g. {c['fill_id']}-2)")
             if already is not None:
                 recorded = ev_from_row(store, already[0])
                 if (recorded.symbol, recorded.side, recorded.quantity, recorded.price, recorded.fees, already[3]) != (

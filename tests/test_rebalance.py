@@ -1061,6 +1061,20 @@ def test_orders_only_for_an_approved_proposal(proposed, db_path):
          "ordered": "12.000000", "filled": "0", "limit_price": "50", "estimated_value": "600.00", "lots": ""}]
 
 
+def test_a_voided_fill_is_named_when_its_file_is_imported_again(approved, tmp_path, db_path):
+    """Found by review: after voiding a fill, importing its file again said all fills "were already recorded" (nothing
+    was on the books), and a corrected price was refused as "other terms". The voided seq is named, and the way out."""
+    f1 = write(tmp_path, "f1.csv", FILLS_HEADER + "P0001,BND,buy,12,50.05,1.00,2024-07-01,b2\n")
+    out(approved(f"fills import {f1}"))  # seq 10
+    out(approved("void 10 --reason 'wrong price'"))
+    with unchanged(approved, db_path):
+        refused(approved(f"fills import {f1}"),
+                "fill b2 of P0001 was recorded as seq 10, which is voided (seq 11): a fill id stays spent; record the "
+                "corrected fill under a new fill_id (e.g. b2-2)")
+    f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,BND,buy,12,50.02,1.00,2024-07-01,b2-2\n")
+    assert out(approved(f"fills import {f2}")) == "Recorded 1 fills from f2.csv\n"
+
+
 def test_rejected_proposal_has_no_orders(proposed, db_path):
     out(proposed("reject P0001 --reason no", actor="bob"))
     with unchanged(proposed, db_path):
