@@ -137,6 +137,7 @@ def _split(books: Books, rec: ev.Recorded) -> None:
         if scaled and scaled.adjusted() >= DIGITS:
             raise DomainError(f"{label} of {e.symbol} would make {acct.account}'s {normalize(scaled)} shares, more than "
                               f"Folio takes (below 10^{DIGITS})")
+    _scale_losses(books, e.symbol, e.new / e.old)
     for acct, lots in _holders(books, e.symbol):
         before = sum((l.quantity for l in lots), ZERO)
         for lot in lots:
@@ -148,6 +149,20 @@ def _split(books: Books, rec: ev.Recorded) -> None:
         acct.cash += cash
         after = acct.held(e.symbol)
         _note(books, rec, acct, f"{normalize(before)} -> {normalize(after)} {e.symbol}" + (f", cash in lieu {cash}" if cash else ""))
+
+
+def _scale_losses(books: Books, symbol: str, ratio: Decimal) -> None:
+    """Loss sales of `symbol` that replacement shares may still match count in the new shares after a split: a
+    purchase of 100 shares after a 2:1 split replaces 50 of the shares sold before it (Treas. Reg. 1.1091-1(c);
+    found by review: they were matched share for share, disallowing twice the loss). The loss and what is disallowed
+    of it stay; the shares sold and matched scale, so their ratio does."""
+    for ot in books.owners.values():
+        seen: set[int] = set()
+        for sale in ot.losses + ot.recent_losses:  # (the two lists share sales)
+            if sale.symbol == symbol and id(sale) not in seen:
+                seen.add(id(sale))
+                sale.quantity *= ratio
+                sale.matched *= ratio
 
 
 def _dividend(books: Books, rec: ev.Recorded) -> None:

@@ -39,7 +39,7 @@ try:
 except ImportError:  # not on Windows
     fcntl = None
 
-SNAPSHOT_FORMAT = 8  # 8: fractions of a share settled per position (7: taxable mergers settle them before wash sales)
+SNAPSHOT_FORMAT = 9  # 9: loss sales scale with a split; 8: fractions settled per position
 #: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
 PARALLEL_FROM = 5_000
 #: the forked process's share of the owners' events: more than half, as this process also reads every row and

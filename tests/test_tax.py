@@ -859,3 +859,20 @@ def test_harvest_warns_of_no_wash_sale_from_another_part_of_the_lots_own_purchas
     out(folio("record buy T2 AAA 1 --price 95 --date 2024-11-25"))
     text = out(folio("harvest --owner hal --as-of 2024-11-29"))
     assert "wash-sale risk: bought 1 AAA on 2024-11-25 in T2 (lot 8)" in text
+
+
+def test_a_split_between_a_loss_sale_and_the_buy_back_counts_replacement_shares_in_new_shares(folio):
+    """Found by review: 100 S sold at 40 (basis 50: a loss of 1000.00) on 06-03, a 2:1 split on 06-10, 100 S bought at
+    20 on 06-17. The 100 new shares are 50 of the old ones sold (Treas. Reg. 1.1091-1(c)): half the loss, 500.00, is
+    disallowed and goes into the new lot's basis, 2000.00 + 500.00 = 2500.00 (it was all 1000.00, basis 3000.00)."""
+    run_all(folio, ["init", "account open A --date 2024-01-02", "record deposit A 10000 --date 2024-01-02",
+                    "record buy A S 100 --price 50 --date 2024-01-03", "record sell A S 100 --price 40 --date 2024-06-03",
+                    "record split S 2:1 --date 2024-06-10", "record buy A S 100 --price 20 --date 2024-06-17"])
+    [g] = js(folio("gains A --json"))
+    assert (g["proceeds"], g["cost_basis"], g["adjustment"], g["code"], g["gain"]) == (
+        "4000.00", "5000.00", "500.00", "W", "-500.00")
+    [lot] = js(folio("lots A --json"))
+    assert (lot["quantity"], lot["cost_basis"]) == ("100", "2500.00")
+    # another 100 new shares within the window replace the other 50 old ones: the whole loss is then disallowed
+    out(folio("record buy A S 100 --price 21 --date 2024-06-20"))
+    assert js(folio("gains A --json"))[0]["adjustment"] == "1000.00"
