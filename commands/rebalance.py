@@ -67,7 +67,9 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      account's values nothing; a withdrawal left short says so in a note; a fraction of a share left by a split,
 #:      merger or spinoff is settled per position (two lots of half a share are one share), not per lot; a withdrawal
 #:      from a tax-deferred or tax-exempt account sells toward the model (no sale there is taxed), and the content
-#:      records the account's tax status; a sale whose costs would exceed its value is not proposed
+#:      records the account's tax status; a sale whose costs would exceed its value is not proposed; a split between a
+#:      loss sale and its buy-back counts replacement shares in new shares; harvesting leaves a lot whose loss a wash
+#:      sale would disallow now (its reason recorded under `wash_risks`)
 PLANNER_VERSION = 2
 
 
@@ -90,6 +92,7 @@ def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
                                 "acquired": l.acquired.isoformat(), "holding_period_start": l.hp_start.isoformat()}
                                for l in h.lots]} for h in inputs.holdings],
         "restricted": {k: d.isoformat() for k, d in sorted(inputs.restricted.items())},
+        "wash_risks": dict(sorted(inputs.wash_risks.items())),
         "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired],
         "orders": [{"symbol": o.symbol, "side": o.side, "quantity": s(o.quantity), "price": s(o.price),
                     "value": s(o.value), "cost": s(cost_of(inputs, o.quantity, o.price)), "note": o.note,

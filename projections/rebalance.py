@@ -114,6 +114,12 @@ def inputs_of(books: Books, account: str, as_of: dt.date, as_of_seq: int, quotes
     force and declared substitutes (what `build_inputs` reads from the log, and a backtest from its own books)."""
     acct = books.accounts[account]
     ot = books.owners.get(acct.owner)
+    reinvested = tax_views.reinvestments(books, acct.owner)
+    risks = {}
+    for lot in acct.open_lots():
+        why = tax_views.wash_risks(books, acct.owner, lot, as_of, reinvested, account)
+        if why:
+            risks[lot.lot_id] = why[0]
     restricted = {}
     for r in tax_views.restrictions(books, acct.owner, as_of):
         for s in r.symbols:
@@ -123,7 +129,7 @@ def inputs_of(books: Books, account: str, as_of: dt.date, as_of_seq: int, quotes
                   model_version=model_version, policy=policy, policy_seq=policy_seq, lot_method=acct.lot_method,
                   rates=ot.rates if ot else None, restricted=restricted,
                   substitutes={k: tuple(sorted(v)) for k, v in sorted(books.substitutes.items())},
-                  amount=amount, tax_status=acct.tax_status)
+                  amount=amount, tax_status=acct.tax_status, wash_risks=risks)
 
 
 def _last_known(store: EventStore, symbols: Sequence[str], currency: str | None = None) -> str:

@@ -1582,3 +1582,25 @@ def test_a_withdrawal_a_minimum_trade_leaves_short_says_so_without_blaming_a_cap
         assert proposal["orders"] == [] and proposal["notes"] == [
             "the withdrawal of 3000 is 100.00 short: sales the policy drops (below the minimum trade, or costing more "
             "than they raise) leave it short; change the policy or withdraw less"]
+
+
+def test_harvesting_leaves_a_lot_whose_loss_a_recent_purchase_would_wash(folio, tmp_path):
+    """Found by review: with 10 BBB bought in the owner's IRA on 11-20, harvest mode sold T's BBB at a loss and
+    estimated the whole saving, while the fill then washed part of the loss (lost for good: the replacement is in an
+    IRA). Such a lot is now skipped with the reason, recorded among the proposal's inputs; AAA is harvested."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date,AAA,BBB\n2024-11-29,80,90\n")
+    for step in ["init", "account open T --date 2024-01-02 --owner hal", "account open IRA --date 2024-01-02 --owner hal "
+                 "--tax-status tax-deferred", "record deposit T 50000 --date 2024-01-02",
+                 "record deposit IRA 5000 --date 2024-01-02", "record buy T AAA 100 --price 100 --date 2024-06-03",
+                 "record buy T BBB 200 --price 100 --date 2024-06-03", "record buy IRA BBB 10 --price 95 --date 2024-11-20",
+                 f"prices import {prices}", "owner rates hal --short-term 0.37 --long-term 0.20 --date 2024-01-02",
+                 "model set core --target AAA=0.5 --target BBB=0.5 --cash 0 --date 2024-01-02",
+                 "account assign T core --date 2024-01-02", "policy set T --fractional --date 2024-01-02"]:
+        out(folio(step))
+    p = dry(folio, "--mode harvest", account="T", as_of="2024-11-29")
+    assert [(o["symbol"], o["side"], o["quantity"]) for o in p["orders"] if o["side"] == "sell"] == [("AAA", "sell", "100")]
+    assert {"symbol": "BBB", "reason": "lot 6 not harvested: bought 10 BBB on 2024-11-20 in IRA (lot 7), so its loss "
+                                      "of 2000.00 would be a wash sale now"} in p["skipped"]
+    assert p["wash_risks"] == {"6": "bought 10 BBB on 2024-11-20 in IRA (lot 7)"}
+    assert p["taxes"]["short_term_tax"] == "-740.00"  # AAA's 2000.00 loss at 37%, not BBB's as well

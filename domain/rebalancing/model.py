@@ -82,6 +82,9 @@ class Inputs:
     #: the account's tax status: no sale of a tax-deferred or tax-exempt account is taxed, so a withdrawal there
     #: sells toward the model rather than for the least tax
     tax_status: str = "taxable"
+    #: lot id -> why a sale of it at a loss now would be a wash sale (a purchase of its group by the owner in the
+    #: last 30 days, or a dividend reinvestment): harvesting leaves such lots alone
+    wash_risks: dict[str, str] = attrs.Factory(dict)
 
     def price(self, symbol: str) -> Decimal:
         return self.prices[symbol].price

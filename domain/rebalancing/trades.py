@@ -227,7 +227,7 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
                     sells.append(order)
         sells = _restore_buffer(inputs, sells, floor, total, notes)
     elif mode == "harvest":
-        sells = _harvest_sells(inputs, notes)
+        sells = _harvest_sells(inputs, notes, skipped)
     sells = _apply_tax_budget(inputs, sells, notes)
     sells = _drop_small(inputs, sells, skipped)
 
@@ -496,8 +496,10 @@ def _withdrawal_sells(inputs: Inputs, total: Decimal, notes: list[str]) -> list[
     return orders
 
 
-def _harvest_sells(inputs: Inputs, notes: list[str]) -> list[Order]:
-    """Sell every lot whose unrealized loss reaches the policy's threshold (lot by lot, specific identification)."""
+def _harvest_sells(inputs: Inputs, notes: list[str], skipped: list) -> list[Order]:
+    """Sell every lot whose unrealized loss reaches the policy's threshold (lot by lot, specific identification),
+    except a lot whose loss a wash sale would disallow now (found by review: a purchase in the owner's IRA ten days
+    before was ignored, the saving overstated and the loss lost for good): skipped with the reason."""
     orders = []
     for h in inputs.holdings:
         price = inputs.price(h.symbol)
@@ -505,6 +507,11 @@ def _harvest_sells(inputs: Inputs, notes: list[str]) -> list[Order]:
         for lot in _lots(inputs, h.symbol):
             loss = lot.basis - round_cents(lot.quantity * price)
             if loss > 0 and loss >= inputs.policy.harvest_min_loss:
+                why = inputs.wash_risks.get(lot.lot_id)
+                if why is not None:
+                    skipped.append((h.symbol, f"lot {lot.lot_id} not harvested: {why}, so its loss of {loss} would be "
+                                              f"a wash sale now"))
+                    continue
                 lots.append(_lot_sale(lot, lot.quantity, price, _term(inputs, lot)))
         if lots:
             orders.append(Order(symbol=h.symbol, side="sell", quantity=sum((l.quantity for l in lots), ZERO), price=price,
