@@ -212,6 +212,8 @@ def harvest(app: App, account_id, owner_id, as_of, min_loss_pct, min_loss, as_js
     """Lots worth harvesting for a tax loss: loss, estimated saving, wash-sale risks, substitutes."""
     if bool(account_id) == bool(owner_id):
         raise click.UsageError("give an ACCOUNT or --owner, not both" if account_id else "give an ACCOUNT or --owner")
+    if not 0 <= min_loss_pct < 1:  # found by review: 5 (meant as 5%) listed nothing, without a word
+        raise click.UsageError(f"--min-loss-pct is a fraction of the basis (0.05 for 5%), got {min_loss_pct}")
     day = as_of or app.today()
     point, owner_id, books, accounts = _owner_books(app, owner_id, account_id, as_of or day)
     found, unpriced = tax_views.harvest(books, accounts, day,

@@ -759,12 +759,15 @@ def test_a_known_at_time_means_the_end_of_its_last_unit_in_every_iso_spelling(gi
 
 
 def test_books_without_as_of_are_todays_and_leave_out_what_is_dated_later(folio):
-    """Found by review: `cash A`, headed "as of today", counted a trade dated 2099. Without --as-of the views are
-    today's books; the later event shows from its date on."""
+    """Found by review: `cash A`, headed "as of today", counted a trade dated 2099. A trade or cash movement dated
+    after tomorrow is refused (a typo); a split announced for a later date is recorded, and without --as-of the views
+    are today's books: the split shows from its date on."""
     for step in ["init", "account open A --date 2024-01-02", "record deposit A 1000 --date 2024-01-02",
-                 "record buy A XYZ 10 --price 10 --date 2099-01-02"]:
-        assert folio(step).exit_code == 0
-    assert json.loads(folio("cash A --json").output) == [{"currency": "USD", "balance": "1000.00"}]
-    assert json.loads(folio("positions A --json").output) == []
-    assert folio("cash A").output.startswith("Cash of A as of today (known at seq 3)")
-    assert json.loads(folio("cash A --as-of 2099-01-02 --json").output) == [{"currency": "USD", "balance": "900.00"}]
+                 "record buy A XYZ 10 --price 10 --date 2024-01-03", "record split XYZ 2:1 --date 2099-01-02"]:
+        assert folio(step).exit_code == 0, step
+    refused = folio("record buy A XYZ 10 --price 10 --date 2099-01-02")
+    assert refused.exit_code == 1
+    assert "dated 2099-01-02, after today: a trade or cash movement is recorded once it has happened" in refused.output
+    assert json.loads(folio("positions A --json").output)[0]["quantity"] == "10"
+    assert folio("cash A").output.startswith("Cash of A as of today (known at seq 4)")
+    assert json.loads(folio("positions A --as-of 2099-01-02 --json").output)[0]["quantity"] == "20"

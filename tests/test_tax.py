@@ -876,3 +876,8 @@ def test_a_split_between_a_loss_sale_and_the_buy_back_counts_replacement_shares_
     # another 100 new shares within the window replace the other 50 old ones: the whole loss is then disallowed
     out(folio("record buy A S 100 --price 21 --date 2024-06-20"))
     assert js(folio("gains A --json"))[0]["adjustment"] == "1000.00"
+
+
+def test_harvest_takes_its_percentage_as_a_fraction_and_says_so(alice):
+    result = alice("harvest T --min-loss-pct 5")
+    assert result.exit_code == 2 and "--min-loss-pct is a fraction of the basis (0.05 for 5%), got 5" in result.output
