@@ -310,6 +310,7 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
     reader.fieldnames = header
     problems, pending, duplicates = [], [], 0
     voided = store.voided()
+    in_file: dict[str, tuple[tuple, int]] = {}
     views: dict[str, object] = {}
     filled: dict[tuple[str, str, str], Decimal] = {}
     for row in reader:
@@ -336,6 +337,14 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
             if not c["fill_id"]:
                 raise ReviewError("every fill needs a fill_id (it makes importing the same file twice harmless)")
             idem = f"fill:{pid}:{c['fill_id']}"
+            terms = (sym, side, qty, price, fees, day)
+            if idem in in_file:  # found by review: a repeat in one file was dropped without a word
+                first_terms, first_line = in_file[idem]
+                if first_terms != terms:
+                    raise ReviewError(f"fill {c['fill_id']} of {pid} appears on line {first_line} too, with other terms")
+                duplicates += 1
+                continue
+            in_file[idem] = (terms, reader.line_num)
             already = store.find_idem(idem)
             if already is not None and already[0] in voided:  # found by review: said "already recorded"
                 raise ReviewError(f"fill {c['fill_id']} of {pid} was recorded as seq {already[0]}, which is voided (seq "

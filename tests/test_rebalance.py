@@ -1075,6 +1075,16 @@ def test_a_voided_fill_is_named_when_its_file_is_imported_again(approved, tmp_pa
     assert out(approved(f"fills import {f2}")) == "Recorded 1 fills from f2.csv\n"
 
 
+def test_a_fill_repeated_in_one_file_is_counted_as_skipped_or_refused_if_it_differs(approved, tmp_path, db_path):
+    f1 = write(tmp_path, "f1.csv", FILLS_HEADER + "P0001,BND,buy,6,50.05,1.00,2024-07-01,b2\n"
+                                                  "P0001,BND,buy,6,50.05,1.00,2024-07-01,b2\n")
+    assert out(approved(f"fills import {f1}")) == "Recorded 1 fills from f1.csv (1 already recorded, skipped)\n"
+    f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,BND,buy,3,50.05,1.00,2024-07-01,b3\n"
+                                                  "P0001,BND,buy,4,50.05,1.00,2024-07-01,b3\n")
+    with unchanged(approved, db_path):
+        refused(approved(f"fills import {f2}"), "f2.csv line 3: fill b3 of P0001 appears on line 2 too, with other terms")
+
+
 def test_rejected_proposal_has_no_orders(proposed, db_path):
     out(proposed("reject P0001 --reason no", actor="bob"))
     with unchanged(proposed, db_path):
