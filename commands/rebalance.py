@@ -311,6 +311,7 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
     problems, pending, duplicates = [], [], 0
     voided = store.voided()
     in_file: dict[str, tuple[tuple, int]] = {}
+    held_at: dict[tuple[str, dt.date], dict[str, Decimal]] = {}  # (account, day) -> lot id -> shares left to relieve
     views: dict[str, object] = {}
     filled: dict[tuple[str, str, str], Decimal] = {}
     for row in reader:
@@ -363,6 +364,13 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
                 raise ReviewError(f"{side} of {qty} {sym} would fill {before + qty} of {order['quantity']} ordered in {pid}")
             filled[key] = before + qty
             lots = _fill_lots(order, before, qty) if side == "sell" else ()
+            if lots:
+                key_books = (view.account, day)
+                if key_books not in held_at:
+                    books = load_books(store, Point(as_of=day, known_seq=store.head()[0]), accounts=[view.account],
+                                       keep_gains=False)
+                    held_at[key_books] = {l.lot_id: l.quantity for l in books.accounts[view.account].lots.get(sym, [])}
+                lots = _in_parts(lots, held_at[key_books])
             event = ev.TradeExecuted(account=view.account, symbol=sym, side=side, quantity=qty, price=price, fees=fees,
                                      lots=lots, lot_method=None, ref=c["fill_id"], proposal=pid)
             pending.append(Pending(NewEvent(account_stream(view.account), event, day,
@@ -376,6 +384,30 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
 
 def ev_from_row(store: EventStore, seq: int) -> ev.TradeExecuted:
     return store.row(seq).decode()
+
+
+def _in_parts(picks: tuple[ev.LotPick, ...], held: dict[str, Decimal]) -> tuple[ev.LotPick, ...]:
+    """The proposal's lot picks as the lots are now: a lot a later wash sale split (`6` into `6` and `6w13`, the
+    parts of one purchase) gives what it lacks from its parts, in their order (found by review: the fill of an
+    approved sale was refused, "lot 6 holds 100, 174 asked"). `held` (lot id -> shares) is taken down by what each
+    pick relieves, so later fills of the same file see what is left; a pick the lots cannot cover stays as it is
+    (the books then refuse it, saying why)."""
+    out = []
+    for pick in picks:
+        parts = [pick.lot] + [lot for lot in held if lot.startswith(pick.lot + "w")]
+        if held.get(pick.lot, Decimal(0)) >= pick.quantity or sum(held.get(p, Decimal(0)) for p in parts) < pick.quantity:
+            out.append(pick)
+            if pick.lot in held:
+                held[pick.lot] -= min(held[pick.lot], pick.quantity)
+            continue
+        need = pick.quantity
+        for lot in parts:
+            take = min(held.get(lot, Decimal(0)), need)
+            if take > 0:
+                out.append(ev.LotPick(lot=lot, quantity=take))
+                held[lot] -= take
+                need -= take
+    return tuple(out)
 
 
 def _fill_lots(order: dict, already: Decimal, qty: Decimal) -> tuple[ev.LotPick, ...]:

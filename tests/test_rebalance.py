@@ -1614,3 +1614,27 @@ def test_harvesting_leaves_a_lot_whose_loss_a_recent_purchase_would_wash(folio, 
                                       "of 2000.00 would be a wash sale now"} in p["skipped"]
     assert p["wash_risks"] == {"6": "bought 10 BBB on 2024-11-20 in IRA (lot 7)"}
     assert p["taxes"]["short_term_tax"] == "-740.00"  # AAA's 2000.00 loss at 37%, not BBB's as well
+
+
+def test_an_approved_sale_fills_from_the_parts_a_later_wash_sale_split_its_lot_into(folio, tmp_path):
+    """Found by review: P0001 sells 174 AAA of lot 7 (600 bought 11-15) and is approved; then a loss sale of AAA in
+    the owner's other account washes into T's lot, splitting it into 7w13 (500) and 7 (100): the fill was refused
+    ("lot 7 holds 100, 174 asked"). It now takes 100 from lot 7 and 74 from 7w13, the parts of that purchase."""
+    prices = tmp_path / "p.csv"
+    prices.write_text("date,AAA,BBB\n2024-11-29,110,90\n")
+    for step in ["init", "account open T --date 2024-01-02 --owner hal", "account open T2 --date 2024-01-02 --owner hal",
+                 "record deposit T 100000 --date 2024-01-02", "record deposit T2 100000 --date 2024-01-02",
+                 "record buy T2 AAA 500 --price 130 --date 2024-10-01", "record buy T BBB 200 --price 100 --date 2024-06-03",
+                 "record buy T AAA 600 --price 100 --date 2024-11-15", f"prices import {prices}",
+                 "model set core --target AAA=0.45:0.05 --target BBB=0.45:0.05 --cash 0.10 --date 2024-01-02",
+                 "account assign T core --date 2024-01-02", "policy set T --date 2024-01-02"]:
+        out(folio(step))
+    out(folio("propose T --as-of 2024-11-29", actor="ann"))
+    out(folio("approve P0001", actor="bob"))
+    out(folio("record sell T2 AAA 500 --price 110 --date 2024-11-29"))  # seq 13: washes into T's lot 7
+    assert [(l["lot_id"], l["quantity"]) for l in js(folio("lots T --json")) if l["symbol"] == "AAA"] == [
+        ("7w13", "500"), ("7", "100")]
+    fills = write(tmp_path, "fills.csv", FILLS_HEADER + "P0001,AAA,sell,174,110,0,2024-11-29,x1\n")
+    assert out(folio(f"fills import {fills}")) == "Recorded 1 fills from fills.csv\n"
+    sold = [(g["lot_id"], g["quantity"]) for g in js(folio("gains T --json"))]
+    assert sold == [("7", "100"), ("7w13", "74")]
