@@ -291,8 +291,10 @@ def _trade(books: Books, rec: ev.Recorded) -> None:
     method = e.lot_method or acct.lot_method
     if method == "min-tax" and not e.lots:  # it ranks lots by what each share nets after the sale's fees
         owner = books.owners.get(acct.owner)
+        rates = owner.rates if owner else None
         chosen = select(lots, e.quantity, method, e.lots, where=where, price=e.price - e.fees / e.quantity,
-                        day=rec.effective, rates=owner.rates if owner else None)
+                        day=rec.effective, rates=rates,
+                        washed=tax.replaceable(books, acct, e.symbol, rec.effective) if rates is not None else None)
     else:
         chosen = select(lots, e.quantity, method, e.lots, where=where)
     losses: list = []

@@ -318,6 +318,26 @@ def _split_off(acct, lot: Lot, quantity: Decimal, seq: int) -> Lot:
     return part
 
 
+def replaceable(books, acct, symbol: str, day: dt.date):
+    """For ranking lots to sell (`min-tax`): a function giving, for a lot, how many shares of the owner's other
+    purchases of the symbol's group in the 30 days up to `day` could replace its loss if it were sold now (parts of
+    its own purchase in its account never do). An estimate for the ranking; the fold then applies the rule."""
+    ot = books.owners.get(acct.owner)
+    if ot is None or not ot.acquisitions:
+        return None
+    group, cutoff = group_of(books, symbol), day - WINDOW
+    entries = [a for a in ot.acquisitions if cutoff <= a.day <= day and a.lot.repl > 0 and a.lot.quantity > 0
+               and group_of(books, a.lot.symbol) == group]
+    if not entries:
+        return None
+
+    def shares(lot: Lot) -> Decimal:
+        own = purchase_of(lot.lot_id)
+        return sum((min(a.lot.repl, a.lot.quantity) for a in entries
+                    if a.lot is not lot and not (a.account == acct.account and purchase_of(a.lot.lot_id) == own)), ZERO)
+    return shares
+
+
 def restrictions(books, owner: str, day: dt.date) -> list[tuple[str, dt.date, LossSale]]:
     """(group, last restricted day, the loss sale) for loss sales of the 30 days up to `day` whose loss a
     purchase would still disallow (a fully matched loss restricts nothing more)."""

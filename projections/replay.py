@@ -39,7 +39,7 @@ try:
 except ImportError:  # not on Windows
     fcntl = None
 
-SNAPSHOT_FORMAT = 9  # 9: loss sales scale with a split; 8: fractions settled per position
+SNAPSHOT_FORMAT = 10  # 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
 #: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
 PARALLEL_FROM = 5_000
 #: the forked process's share of the owners' events: more than half, as this process also reads every row and

@@ -881,3 +881,17 @@ def test_a_split_between_a_loss_sale_and_the_buy_back_counts_replacement_shares_
 def test_harvest_takes_its_percentage_as_a_fraction_and_says_so(alice):
     result = alice("harvest T --min-loss-pct 5")
     assert result.exit_code == 2 and "--min-loss-pct is a fraction of the basis (0.05 for 5%), got 5" in result.output
+
+
+def test_min_tax_counts_no_saving_for_a_loss_a_recent_purchase_would_wash(folio):
+    """Found by review: 10 M at 105 (2023-01-02, long-term) and 10 M at 101 (2024-05-02, short-term), 10 sold at 100
+    on 2024-06-01, rates 37%/20%. min-tax sold the 105 lot for its larger saving (-50.00 long-term, 10.00 of tax),
+    but the 2024-05-02 purchase washes that loss whole: nothing recognized, where selling the 101 lot saves 0.37 x
+    10.00 = 3.70 (no purchase within 30 days replaces it: the 2023 lot is outside the window)."""
+    run_all(folio, ["init", "account open A --date 2023-01-02 --owner gus --lot-method min-tax",
+                    "record deposit A 10000 --date 2023-01-02",
+                    "owner rates gus --short-term 0.37 --long-term 0.20 --date 2023-01-02",
+                    "record buy A M 10 --price 105 --date 2023-01-02", "record buy A M 10 --price 101 --date 2024-05-02",
+                    "record sell A M 10 --price 100 --date 2024-06-01"])
+    [g] = js(folio("gains A --json"))
+    assert (g["lot_id"], g["gain"], g["term"], g["code"]) == ("5", "-10.00", "short", "")
