@@ -67,10 +67,11 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      account's values nothing; a withdrawal left short says so in a note; a fraction of a share left by a split,
 #:      merger or spinoff is settled per position (two lots of half a share are one share), not per lot; a withdrawal
 #:      from a tax-deferred or tax-exempt account sells toward the model (no sale there is taxed), and the content
-#:      records the account's tax status; a sale whose costs would exceed its value is not proposed; a split between a
-#:      loss sale and its buy-back counts replacement shares in new shares; harvesting leaves a lot whose loss a wash
-#:      sale would disallow now (its reason recorded under `wash_risks`)
-PLANNER_VERSION = 2
+#:      records the account's tax status
+#:   3  a sale whose costs would exceed its value is not proposed; a split between a loss sale and its buy-back
+#:      counts replacement shares in new shares; min-tax counts no saving for a loss a recent purchase would wash;
+#:      harvesting leaves a lot whose loss a wash sale would disallow now (its reason recorded under `wash_risks`)
+PLANNER_VERSION = 3
 
 
 def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
@@ -147,10 +148,12 @@ def propose(store: EventStore, ctx: Context, account: str, point: Point, mode: s
     """Compute a proposal and (unless a dry run) record it on its own stream, all under the write lock."""
     with store.transaction():
         if not dry_run:
-            later = store.conn.execute(
-                "SELECT seq, effective FROM events WHERE stream = ? AND effective > ? AND seq <= ? AND type <> "
-                "'EventVoided' ORDER BY effective DESC, seq DESC LIMIT 1",
-                (account_stream(account), point.as_of.isoformat(), point.known_seq)).fetchone()
+            voided = store.voided(point.known_seq)
+            later = next((row for row in store.conn.execute(
+                "SELECT seq, effective FROM events WHERE stream = ? AND effective > ? AND seq <= ? AND type IN "
+                "('TradeExecuted', 'CashDeposited', 'CashWithdrawn', 'FeeCharged', 'InterestReceived') "
+                "ORDER BY effective DESC, seq DESC", (account_stream(account), point.as_of.isoformat(), point.known_seq))
+                if row[0] not in voided), None)  # (what moves holdings or cash; a voided event moves nothing)
             if later is not None:
                 raise DomainError(
                     f"cannot propose for {account} as of {point.as_of}: its books have moved since (seq {later[0]}, "
@@ -289,7 +292,7 @@ def orders(store: EventStore, pid: str) -> list[dict]:
                      "quantity": o["quantity"] if not done else v.plain_text(left), "ordered": o["quantity"],
                      "filled": v.plain_text(done), "limit_price": o["price"],
                      "estimated_value": o["value"] if not done else str(v.round_cents(left * Decimal(o["price"]))),
-                     "lots": ";".join(f"{l['lot_id']}:{l['quantity']}" for l in o["lots"])})
+                     "lots": ";".join(f"{p.lot}:{p.quantity}" for p in _fill_lots(o, done, left))})
     if not rows:
         raise ReviewError(f"{pid} is filled: no order has anything left to trade (folio proposals show {pid})")
     return rows
@@ -311,7 +314,7 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
     problems, pending, duplicates = [], [], 0
     voided = store.voided()
     in_file: dict[str, tuple[tuple, int]] = {}
-    held_at: dict[tuple[str, dt.date], dict[str, Decimal]] = {}  # (account, day) -> lot id -> shares left to relieve
+    held_at: dict[tuple[str, str], dict[str, Decimal]] = {}  # (account, symbol) -> lot id -> shares left to relieve
     views: dict[str, object] = {}
     filled: dict[tuple[str, str, str], Decimal] = {}
     for row in reader:
@@ -364,8 +367,8 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
                 raise ReviewError(f"{side} of {qty} {sym} would fill {before + qty} of {order['quantity']} ordered in {pid}")
             filled[key] = before + qty
             lots = _fill_lots(order, before, qty) if side == "sell" else ()
-            if lots:
-                key_books = (view.account, day)
+            if lots:  # the lots of the symbol as of the first of its fills in the file, less what its fills take
+                key_books = (view.account, sym)
                 if key_books not in held_at:
                     books = load_books(store, Point(as_of=day, known_seq=store.head()[0]), accounts=[view.account],
                                        keep_gains=False)

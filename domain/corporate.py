@@ -137,7 +137,7 @@ def _split(books: Books, rec: ev.Recorded) -> None:
         if scaled and scaled.adjusted() >= DIGITS:
             raise DomainError(f"{label} of {e.symbol} would make {acct.account}'s {normalize(scaled)} shares, more than "
                               f"Folio takes (below 10^{DIGITS})")
-    _scale_losses(books, e.symbol, e.new / e.old)
+    _scale_losses(books, e.symbol, e.new, e.old)
     for acct, lots in _holders(books, e.symbol):
         before = sum((l.quantity for l in lots), ZERO)
         for lot in lots:
@@ -151,7 +151,7 @@ def _split(books: Books, rec: ev.Recorded) -> None:
         _note(books, rec, acct, f"{normalize(before)} -> {normalize(after)} {e.symbol}" + (f", cash in lieu {cash}" if cash else ""))
 
 
-def _scale_losses(books: Books, symbol: str, ratio: Decimal) -> None:
+def _scale_losses(books: Books, symbol: str, new: Decimal, old: Decimal) -> None:
     """Loss sales of `symbol` that replacement shares may still match count in the new shares after a split: a
     purchase of 100 shares after a 2:1 split replaces 50 of the shares sold before it (Treas. Reg. 1.1091-1(c);
     found by review: they were matched share for share, disallowing twice the loss). The loss and what is disallowed
@@ -161,8 +161,8 @@ def _scale_losses(books: Books, symbol: str, ratio: Decimal) -> None:
         for sale in ot.losses + ot.recent_losses:  # (the two lists share sales)
             if sale.symbol == symbol and id(sale) not in seen:
                 seen.add(id(sale))
-                sale.quantity *= ratio
-                sale.matched *= ratio
+                sale.quantity = sale.quantity * new / old  # (as the lots: times new, then over old, so 300 at 1:3
+                sale.matched = sale.matched * new / old    # is 100, not 99.99...9)
 
 
 def _dividend(books: Books, rec: ev.Recorded) -> None:

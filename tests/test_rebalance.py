@@ -914,7 +914,7 @@ def test_propose_records_rebalance_proposed_on_its_stream(proposed, db_path):
     assert [(o["side"], o["symbol"]) for o in c["orders"]] == [("sell", "VTI"), ("buy", "BND")]
     # ... and by which version of the fold and planner (what `proposals verify` recomputes with)
     from commands.rebalance import PLANNER_VERSION
-    assert c["planner"] == PLANNER_VERSION == 2
+    assert c["planner"] == PLANNER_VERSION == 3
     import hashlib
     from ledger.codec import canonical
     assert payload["digest"] == hashlib.sha256(canonical(c).encode()).hexdigest()
@@ -1119,7 +1119,7 @@ def test_fills_full_and_partial_idempotent_with_slippage(approved, tmp_path, db_
     # the orders left to send: what remains of the sale, not the whole of it again (found by review); the buy is done
     assert js(approved("orders P0001 --format json")) == [
         {"proposal": "P0001", "account": "A", "symbol": "VTI", "side": "sell", "quantity": "2.76923",
-         "ordered": "5.769230", "filled": "3", "limit_price": "130", "estimated_value": "360.00", "lots": "3:5.769230"}]
+         "ordered": "5.769230", "filled": "3", "limit_price": "130", "estimated_value": "360.00", "lots": "3:2.769230"}]
     # the rest of the sale (and a file that repeats an old fill: skipped, the new one recorded)
     f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,VTI,sell,3,129.87,1.00,2024-07-01,b1\n"
                                                   "P0001,VTI,sell,2.769230,130.13,1.00,2024-07-02,b3\n")
@@ -1396,8 +1396,17 @@ def test_verify_of_a_proposal_made_before_planner_versions_were_recorded(propose
         return content
     _recorded_as(monkeypatch, unversioned)
     text = out(proposed("proposals verify P0001"))
-    assert re.fullmatch(r"P0001: identical \(digest [0-9a-f]{64}\), recomputed by planner version 2; made by version 1\n",
+    assert re.fullmatch(r"P0001: identical \(digest [0-9a-f]{64}\), recomputed by planner version 3; made by version 1\n",
                         text), text
+
+
+def test_verify_of_a_version_2_proposal_compares_what_version_2_recorded(proposed, monkeypatch):
+    # found by review: version 3 records `wash_risks`; a version-2 proposal without them differed at /wash_risks
+    def version_2(content):
+        del content["wash_risks"]
+        return {**content, "planner": 2}
+    _recorded_as(monkeypatch, version_2)
+    assert out(proposed("proposals verify P0001")).endswith("recomputed by planner version 3; made by version 2\n")
 
 
 def test_verify_of_a_proposal_an_earlier_planner_made_otherwise_names_both_versions(proposed, monkeypatch):
@@ -1409,7 +1418,7 @@ def test_verify_of_a_proposal_an_earlier_planner_made_otherwise_names_both_versi
         return content
     _recorded_as(monkeypatch, older)
     message = refused(proposed("proposals verify P0001"), "P0001: differs at /orders/0/quantity: '11' != ")
-    assert ("it was made by planner version 1 and this Folio recomputes with version 2, whose changes may give "
+    assert ("it was made by planner version 1 and this Folio recomputes with version 3, whose changes may give "
             "another result") in message
     assert "the recorded proposal stands as made" in message
 
@@ -1456,6 +1465,13 @@ def test_a_proposal_as_of_a_date_the_books_have_moved_past_is_refused_but_a_dry_
                 "cannot propose for A as of 2024-06-28: its books have moved since (seq 8, effective 2024-07-15)",
                 "propose as of 2024-07-15 or later")
     assert dry(base, "")["orders"]  # the past, computed, not recorded
+
+
+def test_a_voided_later_event_does_not_stop_a_proposal(base):
+    # found by review: a fee dated after the as-of date, then voided, still refused the proposal
+    out(base("record fee A 10 --date 2024-07-10"))  # seq 8
+    out(base("void 8 --reason typo"))
+    assert out(base("propose A --as-of 2024-06-28", actor="ann")).startswith("Proposal P0001 recorded")
 
 
 def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
@@ -1638,3 +1654,25 @@ def test_an_approved_sale_fills_from_the_parts_a_later_wash_sale_split_its_lot_i
     assert out(folio(f"fills import {fills}")) == "Recorded 1 fills from fills.csv\n"
     sold = [(g["lot_id"], g["quantity"]) for g in js(folio("gains T --json"))]
     assert sold == [("7", "100"), ("7w13", "74")]
+
+
+
+def test_fills_of_one_order_on_two_days_in_one_file_take_from_the_parts_in_turn(folio, tmp_path):
+    """Found by review: the second day's fill of the split lot's order, in the same file, did not see the first's."""
+    prices = tmp_path / "p.csv"
+    prices.write_text("date,AAA,BBB\n2024-11-29,110,90\n")
+    for step in ["init", "account open T --date 2024-01-02 --owner hal", "account open T2 --date 2024-01-02 --owner hal",
+                 "record deposit T 100000 --date 2024-01-02", "record deposit T2 100000 --date 2024-01-02",
+                 "record buy T2 AAA 500 --price 130 --date 2024-10-01", "record buy T BBB 200 --price 100 --date 2024-06-03",
+                 "record buy T AAA 600 --price 100 --date 2024-11-15", f"prices import {prices}",
+                 "model set core --target AAA=0.45:0.05 --target BBB=0.45:0.05 --cash 0.10 --date 2024-01-02",
+                 "account assign T core --date 2024-01-02", "policy set T --date 2024-01-02"]:
+        out(folio(step))
+    out(folio("propose T --as-of 2024-11-29", actor="ann"))
+    out(folio("approve P0001", actor="bob"))
+    out(folio("record sell T2 AAA 500 --price 110 --date 2024-11-29"))  # splits T's lot 7 into 7 (100) and 7w13 (500)
+    fills = write(tmp_path, "fills.csv", FILLS_HEADER + "P0001,AAA,sell,120,110,0,2024-11-29,x1\n"
+                                                         "P0001,AAA,sell,54,111,0,2024-12-02,x2\n")
+    assert out(folio(f"fills import {fills}")) == "Recorded 2 fills from fills.csv\n"
+    assert [(g["lot_id"], g["quantity"]) for g in js(folio("gains T --json"))] == [
+        ("7", "100"), ("7w13", "20"), ("7w13", "54")]

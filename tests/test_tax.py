@@ -895,3 +895,14 @@ def test_min_tax_counts_no_saving_for_a_loss_a_recent_purchase_would_wash(folio)
                     "record sell A M 10 --price 100 --date 2024-06-01"])
     [g] = js(folio("gains A --json"))
     assert (g["lot_id"], g["gain"], g["term"], g["code"]) == ("5", "-10.00", "short", "")
+
+
+
+def test_a_reverse_split_between_a_loss_sale_and_the_buy_back_leaves_whole_lots(folio):
+    """Found by review: 300 sold at a loss, 1:3, 100 bought: the loss sale's 300 shares scaled by 1/3 first made
+    99.99..9 new shares, leaving lots of 99.99..9 and 1E-26. Scaled as the lots are (times new, over old): 100."""
+    run_all(folio, ["init", "account open A --date 2024-01-02", "record deposit A 10000 --date 2024-01-02",
+                    "record buy A XYZ 300 --price 10 --date 2024-01-03", "record sell A XYZ 300 --price 9 --date 2024-06-03",
+                    "record split XYZ 1:3 --date 2024-06-10", "record buy A XYZ 100 --price 27 --date 2024-06-17"])
+    assert [(l["quantity"], l["cost_basis"]) for l in js(folio("lots A --json"))] == [("100", "3000.00")]
+    assert js(folio("gains A --json"))[0]["adjustment"] == "300.00"  # the whole loss: 100 new shares are the 300 old
