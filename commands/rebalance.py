@@ -325,7 +325,7 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
             if pid not in views:
                 views[pid] = proposal(store, pid)
             view = views[pid]
-            if view.status not in ("approved", "partially-filled", "filled"):
+            if view.status not in ("approved", "partially-filled", "filled", "closed"):
                 raise ReviewError(f"{pid} is {view.status}: fills are taken only for approved proposals")
             sym, side = c["symbol"].upper(), c["side"].lower()
             order = next((o for o in view.content["orders"] if o["symbol"] == sym and o["side"] == side), None)
@@ -335,6 +335,9 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
             price = v.positive(c["price"], "price")
             fees = v.non_negative(v.money(c["fees"] or "0", "fees"), "fees")
             day = v.parse_date(c["date"])
+            if view.closed_on is not None and day > view.closed_on:  # an execution before the close is still its own
+                raise ReviewError(f"{pid} was closed on {view.closed_on}: a fill dated {day} came after it (record it "
+                                  f"as a trade of its own)")
             if day < view.as_of:  # the orders were computed from the holdings of that date: a fill cannot precede it
                 raise ReviewError(f"a fill dated {day} is before {pid}'s as-of date {view.as_of}, whose holdings its "
                                   f"orders were computed from")

@@ -177,6 +177,8 @@ class ProposalView:
     fills: tuple[Fill, ...]
     #: seqs recorded after the as-of seq that moved the account (what makes a proposal stale)
     moved_by: tuple[int, ...] = ()
+    #: the day a closed proposal was closed: fills of executions up to it are still its own
+    closed_on: dt.date | None = None
 
     def filled(self, symbol: str, side: str) -> Decimal:
         return sum((f.quantity for f in self.fills if f.symbol == symbol and f.side == side), Decimal(0))
@@ -219,7 +221,7 @@ STATUSES = ("proposed", "stale", "expired", "approved", "rejected", "partially-f
 
 
 def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalanceProposed, known_seq, today) -> ProposalView:
-    status, reviewer, note, closed = "proposed", None, None, None
+    status, reviewer, note, closed, closed_on = "proposed", None, None, None, None
     for row in stream[1:]:
         e = row.decode()
         if isinstance(e, ev.ProposalApproved):
@@ -227,7 +229,7 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         elif isinstance(e, ev.ProposalRejected):
             status, reviewer, note = "rejected", e.reviewer, e.reason
         elif isinstance(e, ev.ProposalClosed):
-            closed = e
+            closed, closed_on = e, dt.date.fromisoformat(row.effective)
     voided = store.voided(known_seq)
     fills = tuple(
         Fill(seq=r.seq, symbol=t.symbol, side=t.side, quantity=t.quantity, price=t.price, fees=t.fees, effective=r.effective)
@@ -238,8 +240,10 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         done = all(sum((f.quantity for f in fills if f.symbol == o["symbol"] and f.side == o["side"]), Decimal(0))
                    >= Decimal(o["quantity"]) for o in orders)
         status = "filled" if done else "partially-filled"
-    if closed is not None and status in ("approved", "partially-filled"):
-        status, note = "closed", f"{note + '; ' if note else ''}closed by {closed.closer}: {closed.reason}"
+    if closed is not None:  # (a late fill of an execution before the close may fill it all: then it says both)
+        note = f"{note + '; ' if note else ''}closed by {closed.closer}: {closed.reason}"
+        if status in ("approved", "partially-filled"):
+            status = "closed"
     moved = tuple(newer_events(store, first, known_seq)) if status == "proposed" else ()
     if status == "proposed":
         if today is not None and today > first.expires:
@@ -250,7 +254,8 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         proposal=first.proposal, account=first.account, proposer=first.proposer, mode=first.mode,
         as_of=dt.date.fromisoformat(first.content["as_of"]), as_of_seq=first.as_of_seq, expires=first.expires,
         digest=first.digest, content=first.content, seq=stream[0].seq, recorded_at=stream[0].recorded_at, status=status,
-        reviewer=reviewer, review_note=note, fills=fills, moved_by=moved)
+        reviewer=reviewer, review_note=note, fills=fills, moved_by=moved,
+        closed_on=closed_on)
 
 
 def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | None = None) -> list[int]:

@@ -1353,10 +1353,14 @@ def test_an_approved_proposal_with_orders_to_fill_blocks_another_approval_until_
     statuses = {p["proposal"]: p["status"] for p in js(approved("proposals --json"))}
     assert statuses == {"P0001": "closed", "P0002": "proposed"}
     with unchanged(approved, db_path):
-        f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,VTI,sell,2.769230,130.13,1.00,2024-07-02,b3\n")
-        refused(approved(f"fills import {f2}"), "P0001 is closed: fills are taken only for approved proposals")
         refused(approved("proposals close P0001 --reason again", actor="bob"), "cannot close P0001: it is closed")
-    assert out(approved("approve P0002", actor="carol")) == "Approved P0002 (seq 14) by carol\n"
+    # an execution before the close (reported late by the broker) is still P0001's (found by review: refused, it
+    # could only be booked as a trade unlinked from its proposal); one dated after the close would be refused
+    f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,VTI,sell,2.769230,130.13,1.00,2024-07-02,b3\n")
+    assert out(approved(f"fills import {f2}")) == "Recorded 1 fills from f2.csv\n"  # seq 14
+    assert js(approved("proposals show P0001 --json"))["status"] == "filled"
+    # P0002 was computed from the books before that fill: it is stale now
+    refused(approved("approve P0002", actor="carol"), "cannot approve P0002: it is stale")
     # the closed proposal keeps its fills and says who closed it and why
     shown = out(approved("proposals show P0001"))
     assert "closed by bob: rest cancelled at the broker" in shown and "fills:" in shown
