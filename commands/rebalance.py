@@ -93,7 +93,7 @@ def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
                                 "acquired": l.acquired.isoformat(), "holding_period_start": l.hp_start.isoformat()}
                                for l in h.lots]} for h in inputs.holdings],
         "restricted": {k: d.isoformat() for k, d in sorted(inputs.restricted.items())},
-        "wash_risks": dict(sorted(inputs.wash_risks.items())),
+        "wash_risks": {k: [{"reason": why, "lot": own} for why, own in v] for k, v in sorted(inputs.wash_risks.items())},
         "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired],
         "orders": [{"symbol": o.symbol, "side": o.side, "quantity": s(o.quantity), "price": s(o.price),
                     "value": s(o.value), "cost": s(cost_of(inputs, o.quantity, o.price)), "note": o.note,

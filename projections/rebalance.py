@@ -117,9 +117,9 @@ def inputs_of(books: Books, account: str, as_of: dt.date, as_of_seq: int, quotes
     reinvested = tax_views.reinvestments(books, acct.owner)
     risks = {}
     for lot in acct.open_lots():
-        why = tax_views.wash_risks(books, acct.owner, lot, as_of, reinvested, account)
+        why = tax_views.wash_risk_sources(books, acct.owner, lot, as_of, reinvested, account)
         if why:
-            risks[lot.lot_id] = why[0]
+            risks[lot.lot_id] = tuple(why)
     restricted = {}
     for r in tax_views.restrictions(books, acct.owner, as_of):
         for s in r.symbols:

@@ -1632,7 +1632,7 @@ def test_harvesting_leaves_a_lot_whose_loss_a_recent_purchase_would_wash(folio, 
     assert [(o["symbol"], o["side"], o["quantity"]) for o in p["orders"] if o["side"] == "sell"] == [("AAA", "sell", "100")]
     assert {"symbol": "BBB", "reason": "lot 6 not harvested: bought 10 BBB on 2024-11-20 in IRA (lot 7), so its loss "
                                       "of 2000.00 would be a wash sale now"} in p["skipped"]
-    assert p["wash_risks"] == {"6": "bought 10 BBB on 2024-11-20 in IRA (lot 7)"}
+    assert p["wash_risks"] == {"6": [{"reason": "bought 10 BBB on 2024-11-20 in IRA (lot 7)", "lot": None}]}
     assert p["taxes"]["short_term_tax"] == "-740.00"  # AAA's 2000.00 loss at 37%, not BBB's as well
 
 
@@ -1680,3 +1680,20 @@ def test_fills_of_one_order_on_two_days_in_one_file_take_from_the_parts_in_turn(
     assert out(folio(f"fills import {fills}")) == "Recorded 2 fills from fills.csv\n"
     assert [(g["lot_id"], g["quantity"]) for g in js(folio("gains T --json"))] == [
         ("7", "100"), ("7w13", "20"), ("7w13", "54")]
+
+
+
+def test_harvesting_sells_lots_whose_only_wash_risk_is_a_lot_the_same_harvest_sells(folio, tmp_path):
+    """Found by review: AAA bought in June (lot 3) and on 11-20 (lot 4), both at a loss: the harvest sold lot 4 and
+    skipped lot 3 for lot 4's purchase, yet sold together no share replaces the other (the fold books no wash sale)."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date,AAA\n2024-11-29,80\n")
+    for step in ["init", "account open T --date 2024-01-02 --owner hal", "record deposit T 50000 --date 2024-01-02",
+                 "record buy T AAA 100 --price 100 --date 2024-06-03", "record buy T AAA 100 --price 90 --date 2024-11-20",
+                 f"prices import {prices}", "model set core --target AAA=1 --cash 0 --date 2024-01-02",
+                 "account assign T core --date 2024-01-02", "policy set T --fractional --date 2024-01-02"]:
+        out(folio(step))
+    p = dry(folio, "--mode harvest", account="T", as_of="2024-11-29")
+    [sale] = [o for o in p["orders"] if o["side"] == "sell"]
+    assert sorted(l["lot_id"] for l in sale["lots"]) == ["3", "4"] and sale["quantity"] == "200"
+    assert not any("not harvested" in s["reason"] for s in p["skipped"])

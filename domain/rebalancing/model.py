@@ -82,9 +82,10 @@ class Inputs:
     #: the account's tax status: no sale of a tax-deferred or tax-exempt account is taxed, so a withdrawal there
     #: sells toward the model rather than for the least tax
     tax_status: str = "taxable"
-    #: lot id -> why a sale of it at a loss now would be a wash sale (a purchase of its group by the owner in the
-    #: last 30 days, or a dividend reinvestment): harvesting leaves such lots alone
-    wash_risks: dict[str, str] = attrs.Factory(dict)
+    #: lot id -> why a sale of it at a loss now would be a wash sale: (reason, the lot of this account that is the
+    #: purchase, or None for one in another account or a dividend reinvestment); harvesting leaves such a lot alone,
+    #: unless every purchase is a lot of this account the same harvest sells
+    wash_risks: dict[str, tuple[tuple[str, str | None], ...]] = attrs.Factory(dict)
 
     def price(self, symbol: str) -> Decimal:
         return self.prices[symbol].price

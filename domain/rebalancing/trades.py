@@ -499,20 +499,37 @@ def _withdrawal_sells(inputs: Inputs, total: Decimal, notes: list[str]) -> list[
 def _harvest_sells(inputs: Inputs, notes: list[str], skipped: list) -> list[Order]:
     """Sell every lot whose unrealized loss reaches the policy's threshold (lot by lot, specific identification),
     except a lot whose loss a wash sale would disallow now (found by review: a purchase in the owner's IRA ten days
-    before was ignored, the saving overstated and the loss lost for good): skipped with the reason."""
+    before was ignored, the saving overstated and the loss lost for good): skipped with the reason. A purchase that
+    is itself a lot this harvest sells replaces nothing (found by review: two June and November lots at a loss, the
+    June one was skipped for the November one, sold in the same harvest)."""
+    candidates: dict[str, tuple[Lot, Decimal]] = {}
+    for h in inputs.holdings:
+        price = inputs.price(h.symbol)
+        for lot in _lots(inputs, h.symbol):
+            loss = lot.basis - round_cents(lot.quantity * price)
+            if loss > 0 and loss >= inputs.policy.harvest_min_loss:
+                candidates[lot.lot_id] = (lot, loss)
+    blocked: dict[str, str] = {}
+    while True:  # a lot blocked leaves the harvest, which may block another: until nothing changes
+        selling = set(candidates) - set(blocked)
+        more = {i: next(why for why, own in inputs.wash_risks[i] if own is None or own not in selling)
+                for i in selling if i in inputs.wash_risks
+                and any(own is None or own not in selling for _, own in inputs.wash_risks[i])}
+        if not more:
+            break
+        blocked.update(more)
     orders = []
     for h in inputs.holdings:
         price = inputs.price(h.symbol)
         lots = []
         for lot in _lots(inputs, h.symbol):
-            loss = lot.basis - round_cents(lot.quantity * price)
-            if loss > 0 and loss >= inputs.policy.harvest_min_loss:
-                why = inputs.wash_risks.get(lot.lot_id)
-                if why is not None:
-                    skipped.append((h.symbol, f"lot {lot.lot_id} not harvested: {why}, so its loss of {loss} would be "
-                                              f"a wash sale now"))
-                    continue
-                lots.append(_lot_sale(lot, lot.quantity, price, _term(inputs, lot)))
+            if lot.lot_id not in candidates:
+                continue
+            if lot.lot_id in blocked:
+                skipped.append((h.symbol, f"lot {lot.lot_id} not harvested: {blocked[lot.lot_id]}, so its loss of "
+                                          f"{candidates[lot.lot_id][1]} would be a wash sale now"))
+                continue
+            lots.append(_lot_sale(lot, lot.quantity, price, _term(inputs, lot)))
         if lots:
             orders.append(Order(symbol=h.symbol, side="sell", quantity=sum((l.quantity for l in lots), ZERO), price=price,
                                 lots=tuple(lots), note="harvest a loss"))
