@@ -24,7 +24,6 @@ import tomllib
 import typing
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
 
 import attrs
 
@@ -43,12 +42,12 @@ from domain.values import ZERO
 from ledger.prices import Price, add_prices
 from ledger.store import EventStore, NewEvent
 from projections.rebalance import inputs_of
+from projections.replay import Report
 
 ACCOUNT, OWNER = "BACKTEST", "backtest"
 #: a strategy's keys besides the policy's fields
 STRATEGY_KEYS = ("name", "lot_method")
 POLICY_KEYS = tuple(f.name for f in attrs.fields(ev.PolicySet) if f.name != "account")
-DAYS_A_YEAR = 252
 
 
 class SpecError(DomainError):
@@ -280,7 +279,7 @@ def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source
 
 
 # -- running ------------------------------------------------------------------------------------------------
-def run(spec: Spec, strategy: Strategy, report: Callable[[str, int, int | None], None] | None = None,
+def run(spec: Spec, strategy: Strategy, report: Report | None = None,
         kept: list[NewEvent] | None = None) -> Result:
     """One strategy over the spec's days (see the module's docstring). A trade the books refuse (which the planner
     should never propose) stops the run with the strategy, the day and the books' reason. With `kept`, every event
@@ -447,8 +446,4 @@ def _sd(xs: list[float]) -> float:
         return 0.0
     mean = sum(xs) / len(xs)
     return math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-
-
-def run_all(spec: Spec, report: Callable[[str, int, int | None], None] | None = None) -> list[Result]:
-    return [run(spec, s, report) for s in spec.strategies]
 

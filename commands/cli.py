@@ -313,8 +313,7 @@ def _books(app: App, account_id: str, as_of, known_at, known_at_seq, *, gains: b
     """The account's books at the point; `gains=False` for views of holdings (faster: no gain history). Without
     --as-of the books are today's, as the heading says: an event dated later (a split announced for next week) is
     not in them yet (found by review: `cash` headed "as of today" counted a trade dated 2099)."""
-    # (today with a day's grace, as a trade may be dated: east of UTC, a user's today is UTC's tomorrow)
-    point = resolve_point(app.store, as_of or app.today() + dt.timedelta(days=1), known_at, known_at_seq)
+    point = resolve_point(app.store, as_of or service.latest_day(), known_at, known_at_seq)
     books = load_books(app.store, point, accounts=[account_id], keep_gains=gains)
     return attrs.evolve(point, as_of=as_of), views.account_of(books, account_id, as_of)
 

@@ -14,7 +14,8 @@ from domain.errors import DomainError, InvalidValue
 from domain.rebalancing.model import Inputs, check_model
 from domain.rebalancing.trades import Plan, cost_of, plan
 from ledger.store import EventStore, NewEvent
-from projections.rebalance import assess, build_inputs, digest_of, first_difference, model_versions, proposal, proposals
+from projections.rebalance import (assess, build_inputs, digest_of, first_difference, model_versions, moved_after,
+                                  proposal, proposals)
 from projections.replay import Point, load_books
 
 
@@ -147,18 +148,12 @@ def propose(store: EventStore, ctx: Context, account: str, point: Point, mode: s
             amount: Decimal | None = None, dry_run: bool = False) -> tuple[ev.RebalanceProposed, int | None]:
     """Compute a proposal and (unless a dry run) record it on its own stream, all under the write lock."""
     with store.transaction():
-        if not dry_run:
-            voided = store.voided(point.known_seq)
-            later = next((row for row in store.conn.execute(
-                "SELECT seq, effective FROM events WHERE stream = ? AND effective > ? AND seq <= ? AND type IN "
-                "('TradeExecuted', 'CashDeposited', 'CashWithdrawn', 'FeeCharged', 'InterestReceived') "
-                "ORDER BY effective DESC, seq DESC", (account_stream(account), point.as_of.isoformat(), point.known_seq))
-                if row[0] not in voided), None)  # (what moves holdings or cash; a voided event moves nothing)
-            if later is not None:
-                raise DomainError(
-                    f"cannot propose for {account} as of {point.as_of}: its books have moved since (seq {later[0]}, "
-                    f"effective {later[1]}), so the orders would trade what it no longer holds; propose as of "
-                    f"{later[1]} or later (--dry-run shows the past)")
+        later = None if dry_run else moved_after(store, account, point)
+        if later is not None:
+            raise DomainError(
+                f"cannot propose for {account} as of {point.as_of}: its books have moved since (seq {later[0]}, "
+                f"effective {later[1]}), so the orders would trade what it no longer holds; propose as of "
+                f"{later[1]} or later (--dry-run shows the past)")
         inputs, result, fired, content = compute(store, account, point, mode, amount)
         if not result.orders and not dry_run:
             why = "; ".join(f"{s}: {r}" for s, r in result.skipped) or "the account is at its model"

@@ -17,8 +17,7 @@ import attrs
 
 from domain.books import Books, check_timeline
 from domain.errors import AccountExists, DomainError, InvalidVoid
-from domain.events import (AccountOpened, CashDeposited, CashWithdrawn, EventVoided, FeeCharged, InterestReceived,
-                           Recorded, TradeExecuted)
+from domain.events import HOLDINGS_AND_CASH, AccountOpened, EventVoided, Recorded
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message, voided_reference_message
 from ledger import codec
 from projections.replay import (SNAPSHOT_EVERY, STATE_EVERY, Point, Report, counted, gains_spacing, load_books,
@@ -187,17 +186,19 @@ def load_all(store: EventStore, point: Point, progress: Report | None = None) ->
     return books
 
 
-#: what is recorded once it happened: a trade or a cash movement dated after tomorrow (UTC: a day's grace for time
-#: zones) is a typo, refused (found by review: a fill dated 2099 was taken); a corporate action may be announced
-#: ahead of its date, and a dividend's pay date is a field of its own
-HAPPENED = (TradeExecuted, CashDeposited, CashWithdrawn, FeeCharged, InterestReceived)
+def latest_day() -> dt.date:
+    """Today, as far as anyone may be: tomorrow in UTC (a day's grace for time zones east of it). What views fold to
+    without --as-of, and the latest date a trade or cash movement may be recorded with."""
+    return dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
 
 
 def _in_the_future(pending: Sequence[Pending]) -> list[tuple[str, str]]:
-    latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    """A trade or a cash movement dated after `latest_day` is a typo, refused (found by review: a fill dated 2099 was
+    taken); a corporate action may be announced ahead of its date, and a dividend's pay date is a field of its own."""
+    latest = latest_day()
     return [(p.label, f"dated {p.new.effective}, after today: a trade or cash movement is recorded once it has "
                       f"happened (a typo in the date?)")
-            for p in pending if isinstance(p.new.event, HAPPENED) and p.new.effective > latest]
+            for p in pending if isinstance(p.new.event, HOLDINGS_AND_CASH) and p.new.effective > latest]
 
 
 def _by_line(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:

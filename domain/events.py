@@ -582,3 +582,8 @@ class ProposalClosed(Event):
     proposal: str
     closer: str
     reason: str = attrs.field(validator=attrs.validators.min_len(1))
+
+
+#: events that move an account's holdings or cash, recorded once they have happened (a trade, a cash movement): what
+#: is refused when dated in the future, and what makes a proposal for an earlier date one its account has moved past
+HOLDINGS_AND_CASH = (TradeExecuted, CashDeposited, CashWithdrawn, FeeCharged, InterestReceived)

@@ -258,6 +258,18 @@ def _view(store: EventStore, stream: list[StoredRow], first: ev.RebalancePropose
         closed_on=closed_on)
 
 
+def moved_after(store: EventStore, account: str, point: Point) -> tuple[int, str] | None:
+    """(seq, effective) of the latest event known at the point, dated after its as-of date, that moves the account's
+    holdings or cash (not voided): a proposal as of that point would trade what the account no longer holds."""
+    voided = store.voided(point.known_seq)
+    names = [cls.__name__ for cls in ev.HOLDINGS_AND_CASH]
+    rows = store.conn.execute(
+        f"SELECT seq, effective FROM events WHERE stream = ? AND effective > ? AND seq <= ? AND type IN "
+        f"({','.join('?' * len(names))}) ORDER BY effective DESC, seq DESC",
+        (f"account:{account}", point.as_of.isoformat(), point.known_seq, *names))
+    return next(((seq, day) for seq, day in rows if seq not in voided), None)
+
+
 def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | None = None) -> list[int]:
     """Seqs of events recorded after the proposal's as-of seq that move its account: its own stream, its owner's
     (rates), a trade in the owner's other accounts (a loss sale there restricts a buy here: a wash sale), or a

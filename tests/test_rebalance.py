@@ -1636,10 +1636,9 @@ def test_harvesting_leaves_a_lot_whose_loss_a_recent_purchase_would_wash(folio, 
     assert p["taxes"]["short_term_tax"] == "-740.00"  # AAA's 2000.00 loss at 37%, not BBB's as well
 
 
-def test_an_approved_sale_fills_from_the_parts_a_later_wash_sale_split_its_lot_into(folio, tmp_path):
-    """Found by review: P0001 sells 174 AAA of lot 7 (600 bought 11-15) and is approved; then a loss sale of AAA in
-    the owner's other account washes into T's lot, splitting it into 7w13 (500) and 7 (100): the fill was refused
-    ("lot 7 holds 100, 174 asked"). It now takes 100 from lot 7 and 74 from 7w13, the parts of that purchase."""
+def _approved_then_split(folio, tmp_path) -> None:
+    """hal's T holds 600 AAA (lot 7, bought 11-15) and 200 BBB; P0001 (selling 174 AAA of lot 7, buying BBB) is
+    approved; the caller's loss sale of AAA in T2 then splits lot 7."""
     prices = tmp_path / "p.csv"
     prices.write_text("date,AAA,BBB\n2024-11-29,110,90\n")
     for step in ["init", "account open T --date 2024-01-02 --owner hal", "account open T2 --date 2024-01-02 --owner hal",
@@ -1651,6 +1650,13 @@ def test_an_approved_sale_fills_from_the_parts_a_later_wash_sale_split_its_lot_i
         out(folio(step))
     out(folio("propose T --as-of 2024-11-29", actor="ann"))
     out(folio("approve P0001", actor="bob"))
+
+
+def test_an_approved_sale_fills_from_the_parts_a_later_wash_sale_split_its_lot_into(folio, tmp_path):
+    """Found by review: P0001 sells 174 AAA of lot 7 (600 bought 11-15) and is approved; then a loss sale of AAA in
+    the owner's other account washes into T's lot, splitting it into 7w13 (500) and 7 (100): the fill was refused
+    ("lot 7 holds 100, 174 asked"). It now takes 100 from lot 7 and 74 from 7w13, the parts of that purchase."""
+    _approved_then_split(folio, tmp_path)
     out(folio("record sell T2 AAA 500 --price 110 --date 2024-11-29"))  # seq 13: washes into T's lot 7
     assert [(l["lot_id"], l["quantity"]) for l in js(folio("lots T --json")) if l["symbol"] == "AAA"] == [
         ("7w13", "500"), ("7", "100")]
@@ -1663,17 +1669,7 @@ def test_an_approved_sale_fills_from_the_parts_a_later_wash_sale_split_its_lot_i
 
 def test_fills_of_one_order_on_two_days_in_one_file_take_from_the_parts_in_turn(folio, tmp_path):
     """Found by review: the second day's fill of the split lot's order, in the same file, did not see the first's."""
-    prices = tmp_path / "p.csv"
-    prices.write_text("date,AAA,BBB\n2024-11-29,110,90\n")
-    for step in ["init", "account open T --date 2024-01-02 --owner hal", "account open T2 --date 2024-01-02 --owner hal",
-                 "record deposit T 100000 --date 2024-01-02", "record deposit T2 100000 --date 2024-01-02",
-                 "record buy T2 AAA 500 --price 130 --date 2024-10-01", "record buy T BBB 200 --price 100 --date 2024-06-03",
-                 "record buy T AAA 600 --price 100 --date 2024-11-15", f"prices import {prices}",
-                 "model set core --target AAA=0.45:0.05 --target BBB=0.45:0.05 --cash 0.10 --date 2024-01-02",
-                 "account assign T core --date 2024-01-02", "policy set T --date 2024-01-02"]:
-        out(folio(step))
-    out(folio("propose T --as-of 2024-11-29", actor="ann"))
-    out(folio("approve P0001", actor="bob"))
+    _approved_then_split(folio, tmp_path)
     out(folio("record sell T2 AAA 500 --price 110 --date 2024-11-29"))  # splits T's lot 7 into 7 (100) and 7w13 (500)
     fills = write(tmp_path, "fills.csv", FILLS_HEADER + "P0001,AAA,sell,120,110,0,2024-11-29,x1\n"
                                                          "P0001,AAA,sell,54,111,0,2024-12-02,x2\n")
