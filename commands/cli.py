@@ -61,6 +61,19 @@ DECIMAL = DecimalType()
 DATE = DateType()
 
 
+def read_text(path: str) -> str:
+    """A file of text as UTF-8 (a byte-order mark dropped); one that is not says so, naming it (found by review: a
+    UTF-16 export from a spreadsheet gave a bare codec error)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        hint = ("it is UTF-16 text: save it as CSV UTF-8" if utf16 else
+                "it is not text (or in another encoding): save it as CSV UTF-8")
+        raise click.ClickException(f"{path}: not UTF-8 (byte {e.start}): {hint}; nothing was recorded") from None
+
+
 # -- shared state -----------------------------------------------------------------
 class App:
     def __init__(self, db: str, actor: str):
@@ -183,15 +196,21 @@ def _record_one(app: App, account_id: str, event: ev.Event, day: dt.date, idem_k
     click.echo(f"Recorded seq {row.seq}: {row.effective} {account_id} {views.summarize(row)}")
 
 
+#: a negative number is a value, refused as one ("must be greater than zero"), not an unknown option "-5" (found by
+#: review); a misspelt option still fails, as an unexpected argument
+NUMBERS_MAY_BE_NEGATIVE = {"ignore_unknown_options": True}
+
+
 def _cash_command(action: str, help_text: str):
-    @record.command(action, help=help_text)
+    @record.command(action, help=help_text, context_settings=NUMBERS_MAY_BE_NEGATIVE)
     @click.argument("account_id")
     @click.argument("amount", type=DECIMAL)
     @click.option("--date", "day", type=DATE, required=True)
+    @click.option("--ref", help="Your reference; recording the same reference twice is a no-op.")
     @pass_app
     @fail_on_errors
-    def command(app: App, account_id, amount, day):
-        _record_one(app, account_id, cash_event(action, account_id, amount), day)
+    def command(app: App, account_id, amount, day, ref):
+        _record_one(app, account_id, cash_event(action, account_id, amount), day, idem_key=ref)
 
     return command
 
@@ -203,7 +222,7 @@ _cash_command("interest", "Record interest of AMOUNT received by ACCOUNT_ID.")
 
 
 def _trade_command(side: str):
-    @record.command(side, help=f"Record a {side} of QUANTITY SYMBOL in ACCOUNT_ID.")
+    @record.command(side, help=f"Record a {side} of QUANTITY SYMBOL in ACCOUNT_ID.", context_settings=NUMBERS_MAY_BE_NEGATIVE)
     @click.argument("account_id")
     @click.argument("symbol")
     @click.argument("quantity", type=DECIMAL)
@@ -244,20 +263,24 @@ def void(app: App, seq, reason):
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--allow-repeats", is_flag=True,
+              help="Record rows without a ref even when the same event is already recorded (a new, identical event).")
 @pass_app
 @fail_on_errors
-def import_(app: App, file, as_json):
+def import_(app: App, file, as_json, allow_repeats):
     """Import FILE: broker CSV (date,account,action,...) or a JSONL export. All or nothing."""
-    text = Path(file).read_text(encoding="utf-8-sig")
+    text = read_text(file)
     name = Path(file).name
     with progress(f"importing {name}", as_json=as_json) as shown:
         if looks_like_jsonl(file, text):
-            rows = read_jsonl(text, shown)
+            rows = read_jsonl(text, shown, name)
             added, skipped = service.restore(app.store, rows, progress=shown)
             build_snapshots(app.store, progress=lambda what, done, total: shown(f"{what} for snapshots", done, total))
             summary = {"format": "jsonl", "recorded": added, "already_recorded": skipped}
         else:
             pending, problems = read_csv(text, Context(actor=app.actor, source="import"), name, shown)
+            if not allow_repeats:
+                problems = list(problems) + service.repeats(app.store, pending)
             out = service.record(app.store, pending, problems=problems, progress=shown)
             summary = {"format": "csv", "recorded": len(out.result.rows), "already_recorded": len(out.result.duplicates)}
             voids = app.store.voided() if out.result.duplicates else {}
@@ -295,6 +318,8 @@ def export(app: App, output):
 def _write_lines(output: str | None, lines) -> None:
     """Lines to a file (whole or not at all: written aside, then renamed) or to stdout."""
     if output:
+        from commands.cli_tax import refuse_database
+        refuse_database(output)
         folder = Path(output).resolve().parent
         if not folder.is_dir():
             raise click.ClickException(f"cannot write {output}: folder {folder} does not exist")
@@ -503,7 +528,7 @@ def prices():
 @fail_on_errors
 def prices_import(app: App, file, currency):
     """Import FILE: long `date,symbol,close` or wide `date,SYM1,SYM2,...`, or a `prices export` file (kept verbatim)."""
-    text, name = Path(file).read_text(encoding="utf-8-sig"), Path(file).name
+    text, name = read_text(file), Path(file).name
     if text.lstrip().startswith("{"):
         added, same = restore_prices(app.store, read_price_rows(text, name))
         click.echo(f"Restored {added} price rows from {name}" + (f" ({same} already here, skipped)" if same else ""))

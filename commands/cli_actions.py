@@ -18,7 +18,8 @@ from projections.views import describe_action
 
 
 FRACTION = click.option("--fraction", type=click.Choice(ev.FRACTION_POLICIES),
-                        help="Fractional shares: cash in lieu, round up, round down, or keep.")
+                        help="Fractional shares: cash in lieu, round up, round down, or keep (default: keep for a split, "
+                             "cash for a merger or spinoff).")
 CASH_PRICE = click.option("--cash-price", type=DECIMAL, help="Price per share for cash in lieu of fractions.")
 
 

@@ -32,8 +32,10 @@ def backtest_command(spec, ledgers, as_json):
     s = bt.load_spec(spec)
     paths = {}
     if ledgers is not None:
-        if not os.path.isdir(ledgers):
-            raise click.ClickException(f"--ledgers {ledgers}: no such folder")
+        try:
+            os.makedirs(ledgers, exist_ok=True)  # a new folder, as the README's example expects (found by review)
+        except OSError as e:
+            raise click.ClickException(f"--ledgers {ledgers}: cannot make that folder ({e.strerror})") from None
         paths = {strategy.name: os.path.join(ledgers, _file_name(strategy.name)) for strategy in s.strategies}
         if len(set(paths.values())) != len(paths):
             raise click.ClickException("two strategies' names make the same ledger file name: name them apart")

@@ -94,6 +94,8 @@ def gains(app: App, account_id, as_of, known_at, known_at_seq, as_json, year, fm
     """Realized gains of ACCOUNT_ID, per lot sold, with wash-sale adjustments (code W)."""
     point, acct = _books(app, account_id, as_of, known_at, known_at_seq)
     rows = views.gains(acct, year)
+    if as_json and fmt not in ("table", "json"):  # found by review: --json won silently
+        raise click.UsageError(f"give --json or --format {fmt}, not both")
     fmt = "json" if as_json else fmt
     if fmt == "json":
         text = render.dumps([{
@@ -138,8 +140,30 @@ def form_8949_csv(account_id: str, owner_id: str, year: int | None, rows) -> str
     return buf.getvalue()
 
 
+#: the first bytes of every SQLite database file, a Folio ledger among them
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def refuse_database(path: str) -> None:
+    """An output file must not be a database (a ledger, above all) or the journal beside one: `export -o books.db`
+    for `-o books.jsonl` replaced the ledger with its export and exited 0 (found by review)."""
+    target = Path(path)
+    base = Path(path[: -len(suffix)]) if (suffix := next((x for x in ("-wal", "-shm", "-journal") if path.endswith(x)), "")) else None
+    for candidate in (target, base):
+        try:
+            with open(candidate, "rb") as f:
+                is_database = f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+        except (OSError, TypeError):
+            continue
+        if is_database:
+            what = "is a database" if candidate == target else f"is the journal of database {candidate}"
+            raise click.ClickException(f"will not write {path}: it {what} (a ledger, perhaps); write the output to "
+                                       f"another file")
+
+
 def write_atomically(path: str, text: str) -> None:
     """Write a whole file or nothing: a temporary file beside it, renamed into place."""
+    refuse_database(path)
     target = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent or Path(".")))

@@ -162,23 +162,24 @@ def _security_event(action: str, c: dict[str, str]) -> ev.Event:
     return symbol_change_event(sym, _needs(c, "new_symbol", action).upper())
 
 
-def read_jsonl(text: str, progress: Report | None = None) -> list[StoredRow]:
-    """Parse an export; raise `Refused` listing every malformed line."""
+def read_jsonl(text: str, progress: Report | None = None, source: str = "") -> list[StoredRow]:
+    """Parse an export; raise `Refused` listing every malformed line (each named `<source> line N`)."""
     rows, problems = [], []
     lines = text.splitlines()
     fields = ("seq", "stream", "version", "type", "schema", "effective", "recorded_at", "payload", "meta", "idem_key", "hash")
     from ledger.codec import canonical
+    where = f"{source} " if source else ""
     for n, line in enumerate(counted(lines, progress, "reading lines", len(lines)), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except ValueError as e:
-            problems.append((f"line {n}", f"not valid JSON: {e}"))
+            problems.append((f"{where}line {n}", f"not valid JSON: {e}"))
             continue
         if not isinstance(obj, dict) or set(obj) != set(fields):
             got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-            problems.append((f"line {n}", f"not an exported event: expected the fields {', '.join(fields)}, got {got}"))
+            problems.append((f"{where}line {n}", f"not an exported event: expected the fields {', '.join(fields)}, got {got}"))
             continue
         try:
             if not isinstance(obj["payload"], dict) or not isinstance(obj["meta"], dict):
@@ -188,7 +189,7 @@ def read_jsonl(text: str, progress: Report | None = None) -> list[StoredRow]:
                     raise ValueError(f"{f} must be an integer")
             rows.append(StoredRow(**{**obj, "payload": canonical(obj["payload"]), "meta": canonical(obj["meta"])}))
         except (TypeError, ValueError) as e:
-            problems.append((f"line {n}", str(e)))
+            problems.append((f"{where}line {n}", str(e)))
     if problems:
         raise Refused(problems)
     return rows
@@ -200,12 +201,12 @@ def export_lines(rows) -> Iterator[str]:
 
 
 def looks_like_jsonl(path: str, text: str) -> bool:
-    lower = path.lower()
-    if lower.endswith((".jsonl", ".json", ".ndjson")):
-        return True
-    if lower.endswith(".csv"):
-        return False
-    return text.lstrip().startswith("{")
+    """An export (JSON lines) or a CSV: by what the file holds, a `{` first (found by review: a CSV named .jsonl gave
+    a JSON error for every line); by the name only when it is empty."""
+    start = text.lstrip()
+    if start:
+        return start.startswith("{")
+    return path.lower().endswith((".jsonl", ".json", ".ndjson"))
 
 
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")

@@ -72,7 +72,13 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:   3  a sale whose costs would exceed its value is not proposed; a split between a loss sale and its buy-back
 #:      counts replacement shares in new shares; min-tax counts no saving for a loss a recent purchase would wash;
 #:      harvesting leaves a lot whose loss a wash sale would disallow now (its reason recorded under `wash_risks`)
-PLANNER_VERSION = 3
+#:   4  a held substitute of a model symbol a recent loss sale restricts stands in for it (`Inputs.stand_ins`): it
+#:      counts in the symbol's drift and target, is kept, and buys of the symbol go to it (it was sold as outside the
+#:      model, and the symbol's weight left in cash); no sale of a tax-deferred or tax-exempt account is taxed, cut by
+#:      a tax budget or kept for its term; a sale to a band edge reaches it (rounded up); a sale the short-term rule
+#:      keeps is named in `skipped`; realized gains are in cents (0.00, not 0); a symbol change carries the renamed
+#:      security's loss sales (restrictions) and leaves its old symbol no alias; merger cash is paid per position
+PLANNER_VERSION = 4
 
 
 def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
@@ -147,6 +153,10 @@ def next_proposal_id(store: EventStore) -> str:
 def propose(store: EventStore, ctx: Context, account: str, point: Point, mode: str, *, today: dt.date,
             amount: Decimal | None = None, dry_run: bool = False) -> tuple[ev.RebalanceProposed, int | None]:
     """Compute a proposal and (unless a dry run) record it on its own stream, all under the write lock."""
+    if not dry_run and point.as_of > today + dt.timedelta(days=1):  # (the day's grace of `service.latest_day`)
+        raise DomainError(f"cannot propose for {account} as of {point.as_of}, after today ({today}): no fill dated "
+                          f"before it is taken, nor one dated after today, so it could never be filled and would "
+                          f"keep the account's other proposals from approval (--dry-run shows it)")
     with store.transaction():
         later = None if dry_run else moved_after(store, account, point)
         if later is not None:
@@ -330,6 +340,13 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
             price = v.positive(c["price"], "price")
             fees = v.non_negative(v.money(c["fees"] or "0", "fees"), "fees")
             day = v.parse_date(c["date"])
+            if view.status == "closed":  # a later approved proposal of the account may order what this left undone
+                later = next((p for p in proposals(store, account=view.account) if p.seq > view.seq
+                              and p.status in ("approved", "partially-filled", "filled")), None)
+                if later is not None:
+                    raise ReviewError(f"{pid} was closed and {later.proposal} of {view.account}, approved since, orders "
+                                      f"from the holdings left then: a late fill of {pid} would trade the shares twice "
+                                      f"(close {later.proposal} and propose again, or record the execution as a trade)")
             if view.closed_on is not None and day > view.closed_on:  # an execution before the close is still its own
                 raise ReviewError(f"{pid} was closed on {view.closed_on}: a fill dated {day} came after it (record it "
                                   f"as a trade of its own)")

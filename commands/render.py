@@ -15,10 +15,12 @@ def qty(d: Decimal) -> str:
 
 
 def qty_short(d: Decimal) -> str:
-    """A quantity for a table: at most nine decimal places (1/3 of a share shows as 0.333333333)."""
+    """A quantity for a table: at most nine decimal places (1/3 of a share shows as 0.333333333), unless that shows
+    a holding as 0: then as kept, to twelve (found by review: 0.000000000001 shares showed as 0)."""
     n = normalize(d)
     if n.as_tuple().exponent < -9:
-        n = normalize(n.quantize(Decimal("0.000000001")))
+        short = n.quantize(Decimal("0.000000001"))
+        n = normalize(short if short or not n else n.quantize(Decimal("0.000000000001")))
     return format(n, "f")
 
 

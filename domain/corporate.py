@@ -13,6 +13,8 @@ from __future__ import annotations
 import heapq
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
+import attrs
+
 from domain import events as ev
 from domain import tax
 from domain.books import _HANDLERS, Books, Payment, add_lot, dispose, drop_empty, record_gain
@@ -195,12 +197,17 @@ def _dividend(books: Books, rec: ev.Recorded) -> None:
 
 def _merger(books: Books, rec: ev.Recorded) -> None:
     e: ev.MergerCompleted = rec.event
+    for acct in books.accounts.values():  # the target is no more: a dividend of it paid later is paid in cash
+        acct.reinvest.discard(e.symbol)
     for acct, lots in list(_holders(books, e.symbol)):
         total_cash = ZERO
         new_lots: list[Lot] = []
-        received = sum((lot.quantity for lot in lots), ZERO) * e.shares / e.per  # the shares due, scaled once
-        for lot in list(lots):
-            cash = round_cents(lot.quantity * e.cash)
+        held = sum((lot.quantity for lot in lots), ZERO)
+        received = held * e.shares / e.per  # the shares due, scaled once
+        # the cash is paid on the position, rounded once, and shared over the lots (found by review: rounded per lot,
+        # ten lots of 7 at 35.2075 were paid 2464.50 for the 2464.52 due)
+        cashes = allocate(round_cents(held * e.cash), [lot.quantity for lot in lots]) if e.cash else [ZERO] * len(lots)
+        for lot, cash in zip(list(lots), cashes):
             shares = lot.quantity * e.shares / e.per
             basis = lot.basis
             if e.shares == 0:  # cash only: a sale of the lot
@@ -267,10 +274,34 @@ def _spinoff(books: Books, rec: ev.Recorded) -> None:
 
 def _symbol_change(books: Books, rec: ev.Recorded) -> None:
     e: ev.SymbolChanged = rec.event
-    # the renamed security is the same security: its wash-sale group follows it
-    group = tax.group_of(books, e.symbol)
-    books.identical[e.symbol] = books.identical[e.new_symbol] = group
-    tax.on_rename(books, e.symbol, e.new_symbol)
+    old, new = e.symbol, e.new_symbol
+    # the renamed security is the same security under its new symbol: its wash-sale group, its loss sales and
+    # purchases, its dividend reinvestment and payments due, and its declared substitutes follow it. The old symbol
+    # keeps nothing: a later security under it is another one (found by review: the old ticker stayed an alias of the
+    # new for good, so a buy of a new security reusing it washed the renamed one's loss; and a split after the rename
+    # did not scale the loss sales still recorded under the old symbol, disallowing twice the loss)
+    members = [k for k, g in books.identical.items() if g == tax.group_of(books, old) and k != old]
+    books.identical.pop(old, None)
+    if members:
+        group = tax.group_of(books, new)
+        for k in members:
+            books.identical[k] = group
+        books.identical[new] = group
+        books.identical.setdefault(group, group)
+    tax.on_rename(books, old, new)
+    for acct in books.accounts.values():
+        if old in acct.reinvest:
+            acct.reinvest.discard(old)
+            acct.reinvest.add(new)
+    if any(p.symbol == old for p in books.due):
+        books.due = [attrs.evolve(p, symbol=new) if p.symbol == old else p for p in books.due]
+        heapq.heapify(books.due)
+    if old in books.substitutes:
+        books.substitutes.setdefault(new, set()).update(books.substitutes.pop(old))
+    for subs in books.substitutes.values():
+        if old in subs:
+            subs.discard(old)
+            subs.add(new)
     for acct, lots in list(_holders(books, e.symbol)):
         for lot in lots:
             lot.symbol = e.new_symbol

@@ -268,7 +268,10 @@ def _optional(kind):
 def _needs_cash_price(event, fallback: Decimal | None = None) -> None:
     if event.fraction == "cash" and event.cash_price is None and fallback is None:
         raise InvalidValue(
-            f"{type(event).__name__}: cash in lieu needs a price: give the cash-in-lieu price, or another fractional policy"
+            f"{type(event).__name__}: fractions of a share are to be paid in cash (fraction policy `cash`, the default for "
+            f"mergers and spinoffs), which needs a price: give the cash-in-lieu price (--cash-price; CSV column price)"
+            + (" or the acquirer's fair value (--acquirer-fmv; CSV column fmv)" if type(event).__name__ == "MergerCompleted" else "")
+            + ", or another policy (--fraction keep, round-up or round-down)"
         )
 
 

@@ -187,11 +187,18 @@ def _in_group(books, index: dict[str, list], symbol: str, cutoff: dt.date, day_o
 
 
 def on_rename(books, old: str, new: str) -> None:
-    """Lots of `old` now carry `new`: their acquisitions move to the new symbol's entries (in recorded order)."""
+    """Lots of `old` now carry `new`: their acquisitions move to the new symbol's entries, and its loss sales are
+    recorded under the new symbol (each in recorded order)."""
     for ot in books.owners.values():
         moved = ot.acquisitions_of.pop(old, None)
         if moved:
             ot.acquisitions_of[new] = sorted(ot.acquisitions_of.get(new, []) + moved, key=lambda a: a.n)
+        for sale in ot.losses + ot.recent_losses:  # (the two lists share sales)
+            if sale.symbol == old:
+                sale.symbol = new
+        moved = ot.losses_of.pop(old, None)
+        if moved:
+            ot.losses_of[new] = sorted(ot.losses_of.get(new, []) + moved, key=lambda l: l.n)
 
 
 def purchase_of(lot_id: str) -> str:

@@ -153,12 +153,15 @@ def parse_date(value: object, what: str = "date") -> dt.date:
         raise InvalidValue(f"{what} must be a date, not a timestamp")
     if isinstance(value, dt.date):
         return value
-    if isinstance(value, str):
-        try:
+    if isinstance(value, str) and _DATE.fullmatch(value.strip()):  # the one form (fromisoformat also reads 20240105
+        try:                                                            # and week dates: found by review)
             return dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
     raise InvalidValue(f"{what} {value!r} is not a date in the form YYYY-MM-DD")
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def one_year_after(day: dt.date) -> dt.date:

@@ -322,7 +322,7 @@ def assess(store: EventStore, books: Books, inputs: Inputs):
     acct = books.accounts[inputs.account]
     d = drift(inputs)
     since = last_rebalance(store, inputs.account, inputs.as_of_seq, acct.opened)
-    in_model = {t.symbol for t in inputs.model.targets}
+    in_model = {t.symbol for t in inputs.model.targets} | set(inputs.stand_ins())  # a stand-in is counted in its symbol
     actions = [f"holds {h.symbol}, which is not in model {inputs.model.model}"
                + _came_from(h, acct) for h in inputs.holdings if h.symbol not in in_model]
     actions += [f"{g.reason} of {g.symbol} on {g.sold} (seq {g.seq}) raised {g.proceeds} cash"

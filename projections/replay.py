@@ -39,7 +39,7 @@ try:
 except ImportError:  # not on Windows
     fcntl = None
 
-SNAPSHOT_FORMAT = 10  # 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
+SNAPSHOT_FORMAT = 11  # 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
 #: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
 PARALLEL_FROM = 5_000
 #: the forked process's share of the owners' events: more than half, as this process also reads every row and
@@ -79,6 +79,8 @@ def resolve_point(
     head = store.head()[0]
     if known_at is not None and known_seq is not None:
         raise ValueError("give --known-at or --known-at-seq, not both")
+    if known_seq is not None and known_seq > head:  # (found by review: the fold took the head, the prices none)
+        raise ValueError(f"--known-at-seq {known_seq}: the log ends at seq {head}")
     if known_at is not None:
         known_seq = store.seq_known_at(known_at_timestamp(known_at))
     if known_seq is None or known_seq > head:

@@ -305,5 +305,9 @@ def test_each_strategy_can_be_written_as_a_ledger_that_folds_to_its_books(folio,
     assert out(folio(f"--db {bands} audit verify")).startswith("OK: 12 events verified")
     again = folio(f"backtest {spec} --ledgers {out_dir}")  # never over a ledger already there
     assert again.exit_code == 1 and "already exist(s): a backtest writes its ledgers to new files" in again.output
-    missing = folio(f"backtest {spec} --ledgers {tmp_path / 'nope'}")
-    assert missing.exit_code == 1 and "--ledgers" in missing.output and "no such folder" in missing.output
+    made = tmp_path / "new" / "folder"  # made, as `mkdir -p` would
+    out(folio(f"backtest {spec} --ledgers {made}"))
+    assert sorted(p.name for p in made.iterdir()) == ["bands.db", "buy-and-hold.db"]
+    (tmp_path / "a-file").write_text("")
+    refused = folio(f"backtest {spec} --ledgers {tmp_path / 'a-file' / 'x'}")
+    assert refused.exit_code == 1 and f"--ledgers {tmp_path / 'a-file' / 'x'}: cannot make that folder (" in refused.output

@@ -256,12 +256,12 @@ def test_jsonl_malformed_lines_are_all_reported(folio, db_path, exported, tmp_pa
     with unchanged(folio, db_path):
         msg = refused(folio(f"import {f}"), "5 problems, nothing was recorded")
     lines = msg.splitlines()[1:]
-    assert [l.split(":")[0].strip() for l in lines] == ["line 2", "line 3", "line 4", "line 5", "line 6"]
+    assert [l.split(":")[0].strip() for l in lines] == [f"bad.jsonl line {n}" for n in range(2, 7)]
     assert "not valid JSON" in lines[0]
     assert "not an exported event" in lines[1] and "hash" in lines[1]
     assert "not an exported event" in lines[2] and "got list" in lines[2]
-    assert lines[3] == "  line 5: seq must be an integer"
-    assert lines[4] == "  line 6: payload and meta must be JSON objects"
+    assert lines[3] == "  bad.jsonl line 5: seq must be an integer"
+    assert lines[4] == "  bad.jsonl line 6: payload and meta must be JSON objects"
 
 
 def test_jsonl_into_an_empty_ledger_is_all_or_nothing(exported, tmp_path):
@@ -964,3 +964,105 @@ def test_snapshots_the_write_path_leaves_verify(folio, tmp_path, monkeypatch):
     ok(folio(f"import {f}"))  # backdated: the check folds past STATE_EVERY events, keeping gains, saves holdings
     verified = ok(folio("audit verify")).splitlines()
     assert verified[1].startswith("OK: ") and verified[1] != "OK: 0 snapshots match the log"
+
+
+# -- found by a review as an operations user and an auditor ----------------------------------------------------------
+@pytest.mark.parametrize("command", ["export -o {db}", "export -o {db}-wal", "prices export -o {db}",
+                                     "gains A --format csv -o {db}", "gains A --json -o {other}"])
+def test_an_output_file_that_is_a_database_is_refused_and_the_ledger_kept(books, db_path, tmp_path, command):
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    target = db_path if "{db}" in command else str(other)
+    with unchanged(books, db_path):
+        message = refused(books(command.format(db=db_path, other=other)), f"will not write {target}")
+    assert "database" in message
+    assert open(other, "rb").read(15) == b"SQLite format 3"  # untouched
+    assert ok(books("audit verify")).startswith("OK")
+
+
+def test_a_known_at_seq_past_the_log_is_refused_not_shown_without_prices(books, db_path):
+    refused(books("positions A --known-at-seq 99"), "--known-at-seq 99: the log ends at seq 6")
+
+
+def test_a_file_that_is_not_utf8_is_named_with_what_to_do(books, db_path, tmp_path):
+    utf16 = tmp_path / "u16.csv"
+    utf16.write_bytes("date,account,action,amount\n2024-06-03,A,deposit,100\n".encode("utf-16"))
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"date\n\x80\x81\xfe")
+    with unchanged(books, db_path):
+        refused(books(f"import {utf16}"), f"{utf16}: not UTF-8", "UTF-16 text: save it as CSV UTF-8", "nothing was recorded")
+        refused(books(f"import {binary}"), f"{binary}: not UTF-8 (byte 5)")
+        refused(books(f"prices import {utf16}"), "UTF-16")
+
+
+def test_an_export_is_told_from_a_csv_by_what_it_holds_and_its_errors_name_the_file(books, db_path, tmp_path):
+    csv_named_jsonl = tmp_path / "broker.jsonl"
+    csv_named_jsonl.write_text("date,account,action,amount\n2024-06-03,A,deposit,100\n")
+    ok(books(f"import {csv_named_jsonl}"))
+    assert json.loads(ok(books("cash A --json"))) == [{"currency": "USD", "balance": "570.00"}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"seq": 1}\n{oops\n')
+    with unchanged(books, db_path):
+        message = refused(books(f"import {bad}"), "bad.jsonl line 1: not an exported event", "bad.jsonl line 2: not valid JSON")
+
+
+def test_a_void_needs_a_reason_that_says_something(books, db_path):
+    with unchanged(books, db_path):
+        for reason in ('""', '"   "'):
+            refused(books(f"void 6 --reason {reason}"), "cannot void seq 6: give a reason (--reason)")
+    ok(books('void 6 --reason "  typed twice "'))
+    assert "typed twice" in ok(books("log"))
+
+
+def test_a_negative_number_on_the_command_line_is_refused_as_a_value(books, db_path):
+    with unchanged(books, db_path):
+        refused(books("record deposit A -5 --date 2024-06-03"), "amount must be greater than zero, got -5")
+        refused(books("record sell A VTI -1 --price 10 --date 2024-06-03"), "quantity must be greater than zero, got -1")
+
+
+@pytest.mark.parametrize("day", ["20240603", "2024-W23-1", "2024W231", "2024-6-3"])
+def test_only_yyyy_mm_dd_is_a_date(books, db_path, tmp_path, day):
+    rows = tmp_path / "d.csv"
+    rows.write_text(f"date,account,action,amount\n{day},A,deposit,1\n")
+    with unchanged(books, db_path):
+        refused(books(f"record deposit A 1 --date {day}"), f"date {day!r} is not a date in the form YYYY-MM-DD")
+        refused(books(f"import {rows}"), "d.csv line 2", "is not a date in the form YYYY-MM-DD")
+
+
+def test_cash_records_take_a_reference_and_a_retry_records_nothing(books, db_path):
+    assert ok(books("record deposit A 5 --date 2024-06-03 --ref dep-1")).startswith("Recorded seq 7")
+    with unchanged(books, db_path):
+        assert ok(books("record deposit A 5 --date 2024-06-03 --ref dep-1")) == \
+            "Already recorded as seq 7 (ref dep-1); nothing new written\n"
+
+
+def test_gains_refuses_json_with_another_format(books, db_path):
+    refused(books("gains A --json --format csv"), "give --json or --format csv, not both")
+
+
+def test_a_table_never_shows_a_holding_as_zero_shares(books, db_path):
+    ok(books("record buy A SM 0.000000000001 --price 1000000 --date 2024-06-03"))
+    assert "0.000000000001" in ok(books("positions A"))
+    ok(books("record buy A TH 0.333333333333 --price 3 --date 2024-06-03"))
+    assert " 0.333333333 " in ok(books("lots A"))
+
+
+def test_an_account_opening_after_today_is_refused(folio, db_path):
+    ok(folio("init"))
+    with unchanged(folio, db_path):
+        refused(folio("account open F --date 2099-01-01"), "cannot open account F on 2099-01-01: that is after today")
+
+
+def test_a_file_without_refs_imported_again_is_refused_naming_each_repeat(books, db_path, tmp_path):
+    f = tmp_path / "noref.csv"
+    f.write_text("date,account,action,amount\n2024-06-03,A,deposit,500.00\n2024-06-03,A,deposit,500.00\n"
+                 "2024-06-04,A,fee,1.00\n")
+    assert ok(books(f"import {f}")) == f"Recorded 3 events from noref.csv\n"  # two identical deposits: both new
+    with unchanged(books, db_path):
+        message = refused(books(f"import {f}"), "3 problems, nothing was recorded")
+    assert "noref.csv line 2: the same CashDeposited is already recorded as seq 7 and the row has no ref" in message
+    assert "noref.csv line 3: the same CashDeposited is already recorded as seq 8" in message
+    assert "noref.csv line 4: the same FeeCharged is already recorded as seq 9" in message
+    ok(books("void 9 --reason 'charged in error'"))  # a voided event is no repeat: the fee row is taken again
+    assert ok(books(f"import {f} --allow-repeats")) == "Recorded 3 events from noref.csv\n"
+    assert json.loads(ok(books("cash A --json"))) == [{"currency": "USD", "balance": "2469.00"}]

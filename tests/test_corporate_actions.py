@@ -639,11 +639,27 @@ BAD = {
     "cash in lieu without a price": (
         "record split XYZ 1:8 --fraction cash --date 2024-02-01",
         dict(action="split", symbol="XYZ", ratio="1:8", fraction="cash"),
-        "SplitApplied: cash in lieu needs a price: give the cash-in-lieu price, or another fractional policy"),
+        "SplitApplied: fractions of a share are to be paid in cash (fraction policy `cash`, the default for mergers and "
+        "spinoffs), which needs a price: give the cash-in-lieu price (--cash-price; CSV column price), or another policy "
+        "(--fraction keep, round-up or round-down)"),
+    "a cash-in-lieu price with fractions kept": (
+        "record split XYZ 1:8 --cash-price 104.16 --date 2024-02-01",
+        dict(action="split", symbol="XYZ", ratio="1:8", price="104.16"),
+        "split of XYZ: a cash-in-lieu price is given, but fractions of a share are to be keep: give --fraction cash "
+        "(CSV: fraction cash) to pay them in cash, or no price"),
+    "merger cash in lieu without a price or fair value": (
+        "record merger XLNX --acquirer AMD --shares 1.7234 --date 2024-02-01",
+        dict(action="merger", symbol="XLNX", new_symbol="AMD", ratio="1.7234"),
+        "MergerCompleted: fractions of a share are to be paid in cash (fraction policy `cash`, the default for mergers "
+        "and spinoffs), which needs a price: give the cash-in-lieu price (--cash-price; CSV column price) or the "
+        "acquirer's fair value (--acquirer-fmv; CSV column fmv), or another policy (--fraction keep, round-up or "
+        "round-down)"),
     "spinoff cash in lieu without a price": (
         "record spinoff XYZ KID --shares 1:3 --allocation 0.2 --date 2024-02-01",
         dict(action="spinoff", symbol="XYZ", new_symbol="KID", ratio="1:3", allocation="0.2"),
-        "SpinoffCompleted: cash in lieu needs a price: give the cash-in-lieu price, or another fractional policy"),
+        "SpinoffCompleted: fractions of a share are to be paid in cash (fraction policy `cash`, the default for mergers "
+        "and spinoffs), which needs a price: give the cash-in-lieu price (--cash-price; CSV column price), or another "
+        "policy (--fraction keep, round-up or round-down)"),
     "pay date before ex-date": (
         "record dividend XYZ 1 --ex-date 2024-02-01 --pay-date 2024-01-31",
         dict(action="dividend", symbol="XYZ", amount="1", pay_date="2024-01-31"),

@@ -234,3 +234,26 @@ def test_a_restricted_asset_below_its_band_is_left_where_it_is_not_made_infeasib
     assert [(o.symbol, o.side) for o in result.orders] == [("A", "sell")]
     # A: 75 of 105 (71%) -> at most 35%: sell at least 3 of 5 shares (30 of 105 = 29%)
     assert sum((o.quantity for o in result.orders), D(0)) >= 3
+
+
+def test_a_substitute_standing_in_for_a_restricted_symbol_is_kept_and_bought_in_its_place():
+    # a harvest sold VTI and bought ITOT (VTI restricted through 2024-07-20): ITOT holds 42000 of VTI's 60% slot of
+    # 82000 (49200); the optimizer keeps it and buys the rest in ITOT, as the heuristic does, rather than sell it as
+    # outside the model (its target was 0) and leave VTI's weight in cash
+    day = dt.date(2024, 6, 28)
+    targets = (ev.Target(symbol="VTI", weight=D("0.6"), band_abs=D("0.05")),
+               ev.Target(symbol="BND", weight=D("0.35"), band_abs=D("0.05")))
+    lots = {"ITOT": LotInfo("12", D(600), D(48000), dt.date(2024, 6, 1), dt.date(2024, 6, 1)),
+            "BND": LotInfo("4", D(700), D(35000), dt.date(2024, 1, 2), dt.date(2024, 1, 2))}
+    inputs = Inputs(account="A", as_of=day, as_of_seq=1, cash=D(5000),
+                    holdings=tuple(Holding(s, l.quantity, (l,)) for s, l in sorted(lots.items())),
+                    prices={s: Quote(D(p), day) for s, p in (("VTI", "70"), ("ITOT", "70"), ("BND", "50"))},
+                    model=ev.ModelSet(model="m", targets=targets, cash=D("0.05")), model_version=1,
+                    policy=ev.PolicySet(account="A", triggers=("drift",), whole_shares=True, min_cash=D("0.01")),
+                    policy_seq=1, lot_method="fifo", rates=(D("0.37"), D("0.20")),
+                    restricted={"VTI": dt.date(2024, 7, 20)}, substitutes={"VTI": ("ITOT",)})
+    result, report = optimal.optimize(inputs)
+    assert report["status"] == "optimal"
+    assert [(o.side, o.symbol) for o in result.orders] == [("sell", "BND"), ("buy", "ITOT")]
+    assert D("0.55") <= result.weights_after["ITOT"] <= D("0.65")  # VTI's band, which ITOT fills
+    assert D("0.30") <= result.weights_after["BND"] <= D("0.40")

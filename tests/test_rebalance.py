@@ -20,9 +20,10 @@ from decimal import Decimal as D
 import pytest
 
 from domain import events as ev
-from domain.rebalancing.drift import WEIGHT
+from domain.rebalancing.drift import WEIGHT, drift, triggers
 from domain.rebalancing.model import Holding, Inputs, LotInfo, Quote
 from domain.rebalancing.trades import plan
+from commands.rebalance import PLANNER_VERSION
 from tests.cli_helpers import count, js, out
 
 
@@ -424,7 +425,7 @@ def test_full_rebalance_to_target(base):
     assert p["turnover"] == "0.117391"
     assert p["weights_before"] == {"BND": "0.347826", "VTI": "0.565217", "CASH": "0.086957"}
     assert p["weights_after"] == {"BND": "0.400000", "VTI": "0.500000", "CASH": "0.100000"}
-    assert p["taxes"] == {"short_term_gain": "173.08", "long_term_gain": "0", "short_term_tax": None, "long_term_tax": None}
+    assert p["taxes"] == {"short_term_gain": "173.08", "long_term_gain": "0.00", "short_term_tax": None, "long_term_tax": None}
 
 
 def test_full_rebalance_to_band_edge_and_midpoint():
@@ -505,7 +506,7 @@ date,symbol,close
     assert orders_of(p) == [("sell", "VTI", "50.000000", "5000.00")]
     assert [(l["lot_id"], l["quantity"], l["gain"], l["term"]) for l in p["orders"][0]["lots"]] == [
         ("4", "50.000000", "-1000.00", "short")]
-    assert p["taxes"] == {"short_term_gain": "-1000.00", "long_term_gain": "0", "short_term_tax": "-370.00", "long_term_tax": "0.00"}
+    assert p["taxes"] == {"short_term_gain": "-1000.00", "long_term_gain": "0.00", "short_term_tax": "-370.00", "long_term_tax": "0.00"}
     assert p["cash_after"] == "12000.00"
     # raise 14500: 5000 from lot 4, then 2500 from lot 5 (50 BND, gain 500.00 short, tax 185.00), not lot 3
     # (25 VTI, gain 1000.00 long, tax 200.00): the least tax
@@ -769,6 +770,81 @@ def test_restricted_buy_is_redirected_to_a_declared_substitute():
     assert trades(pl) == [("buy", "BND", D("80"), D("4000.00"))]
 
 
+def test_a_substitute_a_harvest_bought_stands_in_for_its_restricted_symbol():
+    # a harvest sold VTI and bought ITOT; VTI may not be bought back through 2024-07-20. Cash 5000, ITOT 600 x 70 =
+    # 42000, BND 700 x 50 = 35000: total 82000. ITOT is counted in VTI's slot: 42000 / 82000 = 51.22% against
+    # 55%-65% (it was sold as "not in the model" and the proceeds left in cash, 65% of the account)
+    m = model({"VTI": (0.6, 0.05), "BND": (0.35, 0.05)}, "0.05")
+    args = (5000, {"ITOT": [lot("12", 600, 48000, "2024-06-01")], "BND": [lot(4, 700, 35000)]},
+            {"VTI": 70, "ITOT": 70, "BND": 50}, m, policy(whole_shares=True, min_cash="0.01"))
+    kw = dict(restricted={"VTI": dt.date(2024, 7, 20)}, substitutes={"VTI": ("ITOT",)})
+    i = inputs(*args, **kw)
+    assert i.stand_ins() == {"ITOT": "VTI"}
+    rows = {r.symbol: r for r in drift(i).rows}
+    assert (rows["VTI"].weight, rows["VTI"].stand_ins, rows["VTI"].in_band) == (D("0.512195"), ("ITOT",), False)
+    assert (rows["ITOT"].stands_in_for, rows["ITOT"].in_band) == ("VTI", True)
+    fired = triggers(i, drift(i), last_rebalance=DAY, corporate_actions=[], harvestable=[])
+    assert [t.reason for t in fired if t.kind == "drift"] == [
+        "BND at 42.68% is outside its band 30.00%-40.00% (target 35.00%)",
+        "VTI (+ITOT) at 51.22% is outside its band 55.00%-65.00% (target 60.00%)"]
+    # VTI's slot wants 60% x 82000 = 49200, ITOT holds 42000: buy 7200 of it, in ITOT (VTI is restricted);
+    # BND sells 35000 - 35% x 82000 = 6300 (126 shares); 11300 cash buys 103 ITOT (7210), leaving 4090 (4.99%)
+    pl = plan(i)
+    assert trades(pl) == [("sell", "BND", D("126"), D("6300.00")), ("buy", "ITOT", D("103"), D("7210.00"))]
+    assert pl.notes == ("buy of VTI redirected to ITOT: VTI is restricted through 2024-07-20 by a loss sale",)
+    # the slot as a whole: 5000 cash, ITOT 1000 x 70, VTI 10 x 70: total 75700, the slot holds 70700 of the 71915 (95%)
+    # it wants: it buys 1215, in ITOT; VTI (in band as part of the slot) is not sold
+    over = inputs(5000, {"ITOT": [lot("12", 1000, 80000)], "VTI": [lot(3, 10, 1000)]}, {"VTI": 70, "ITOT": 70},
+                  model({"VTI": (0.95, 0.01)}, "0.05"), policy(whole_shares=True), **kw)
+    assert [(o.side, o.symbol, o.note) for o in plan(over).orders] == [("buy", "ITOT", "")]
+    # a surplus in the slot is sold from the symbol first, then from the stand-in: total 500 + 70000 + 7000 = 77500,
+    # the slot wants 80% = 62000 of its 77000: all 100 VTI (7000), then 8000 of ITOT: 114 shares (7980; 115 would
+    # take the slot below its goal). Neither sale says "not in the model"
+    over = inputs(500, {"ITOT": [lot("12", 1000, 80000)], "VTI": [lot(3, 100, 10000)]}, {"VTI": 70, "ITOT": 70},
+                  model({"VTI": (0.8, 0.01)}, "0.2"), policy(whole_shares=True), **kw)
+    assert [(o.side, o.symbol, o.quantity, o.note) for o in plan(over).orders] == [
+        ("sell", "ITOT", D("114"), ""), ("sell", "VTI", D("100"), "")]
+    # once the restriction has ended, ITOT is outside the model again: a rebalance swaps back
+    after = inputs(*args, **kw, as_of=dt.date(2024, 7, 22))
+    assert after.stand_ins() == {}
+    assert trades(plan(after)) == [("sell", "BND", D("126"), D("6300.00")), ("sell", "ITOT", D("600"), D("42000.00")),
+                                   ("buy", "VTI", D("703"), D("49210.00"))]
+
+
+def test_harvest_then_rebalance_through_the_cli_keeps_the_substitute(folio, tmp_path):
+    build(folio, tmp_path, """\
+date,symbol,close
+2024-01-02,VTI,100
+2024-01-02,BND,50
+2024-01-02,ITOT,100
+2024-06-03,VTI,80
+2024-06-03,ITOT,80
+2024-06-28,VTI,70
+2024-06-28,ITOT,70
+""", ["account open A --date 2024-01-02 --owner alice", "record deposit A 100000 --date 2024-01-02",
+      "record buy A VTI 600 --price 100 --date 2024-01-02", "record buy A BND 700 --price 50 --date 2024-01-02",
+      "security substitute VTI ITOT --date 2024-01-02",
+      "model set core --target VTI=0.6:0.05 --target BND=0.35:0.05 --cash 0.05 --date 2024-01-02",
+      "account assign A core --date 2024-01-02",
+      "policy set A --triggers drift,harvest,corporate-action --min-cash 0.01 --date 2024-01-02"])
+    p = js(folio("--actor pm propose A --as-of 2024-06-03 --mode harvest --json"))[0]
+    assert orders_of(p) == [("sell", "VTI", "600", "48000.00"), ("buy", "ITOT", "600", "48000.00")]
+    out(folio(f"--actor cco approve {p['proposal']} --comment ok"))
+    fills = tmp_path / "fills.csv"
+    fills.write_text(f"proposal,symbol,side,quantity,price,fees,date,fill_id\n{p['proposal']},VTI,sell,600,80,0,2024-06-03,f1\n"
+                     f"{p['proposal']},ITOT,buy,600,80,0,2024-06-03,f2\n")
+    out(folio(f"fills import {fills}"))
+    d = js(folio("drift A --as-of 2024-06-28 --json"))
+    assert [(a["symbol"], a["weight"], a["status"], a["stand_ins"], a["stands_in_for"]) for a in d["assets"]] == [
+        ("BND", "0.426829", "out", [], None), ("ITOT", "0.512195", "in", [], "VTI"),
+        ("VTI", "0.512195", "out", ["ITOT"], None)]
+    # no "holds ITOT, which is not in model core": it stands in for VTI
+    assert [k for k, _ in check(folio)] == ["drift", "drift", "cash", "harvest"]
+    assert orders_of(dry(folio, "")) == [("sell", "BND", "126", "6300.00"), ("buy", "ITOT", "103", "7210.00")]
+    # the restriction ends after 2024-07-03: ITOT is outside the model again
+    assert ("corporate-action", "holds ITOT, which is not in model core") in check(folio, as_of="2024-07-05")
+
+
 def test_restricted_buy_through_the_cli_after_a_loss_sale(folio, tmp_path):
     build(folio, tmp_path, """\
 date,symbol,close
@@ -914,7 +990,7 @@ def test_propose_records_rebalance_proposed_on_its_stream(proposed, db_path):
     assert [(o["side"], o["symbol"]) for o in c["orders"]] == [("sell", "VTI"), ("buy", "BND")]
     # ... and by which version of the fold and planner (what `proposals verify` recomputes with)
     from commands.rebalance import PLANNER_VERSION
-    assert c["planner"] == PLANNER_VERSION == 3
+    assert c["planner"] == PLANNER_VERSION == 4
     import hashlib
     from ledger.codec import canonical
     assert payload["digest"] == hashlib.sha256(canonical(c).encode()).hexdigest()
@@ -1400,7 +1476,7 @@ def test_verify_of_a_proposal_made_before_planner_versions_were_recorded(propose
         return content
     _recorded_as(monkeypatch, unversioned)
     text = out(proposed("proposals verify P0001"))
-    assert re.fullmatch(r"P0001: identical \(digest [0-9a-f]{64}\), recomputed by planner version 3; made by version 1\n",
+    assert re.fullmatch(rf"P0001: identical \(digest [0-9a-f]{{64}}\), recomputed by planner version {PLANNER_VERSION}; made by version 1\n",
                         text), text
 
 
@@ -1410,7 +1486,7 @@ def test_verify_of_a_version_2_proposal_compares_what_version_2_recorded(propose
         del content["wash_risks"]
         return {**content, "planner": 2}
     _recorded_as(monkeypatch, version_2)
-    assert out(proposed("proposals verify P0001")).endswith("recomputed by planner version 3; made by version 2\n")
+    assert out(proposed("proposals verify P0001")).endswith(f"recomputed by planner version {PLANNER_VERSION}; made by version 2\n")
 
 
 def test_verify_of_a_proposal_an_earlier_planner_made_otherwise_names_both_versions(proposed, monkeypatch):
@@ -1422,7 +1498,7 @@ def test_verify_of_a_proposal_an_earlier_planner_made_otherwise_names_both_versi
         return content
     _recorded_as(monkeypatch, older)
     message = refused(proposed("proposals verify P0001"), "P0001: differs at /orders/0/quantity: '11' != ")
-    assert ("it was made by planner version 1 and this Folio recomputes with version 3, whose changes may give "
+    assert (f"it was made by planner version 1 and this Folio recomputes with version {PLANNER_VERSION}, whose changes may give "
             "another result") in message
     assert "the recorded proposal stands as made" in message
 
@@ -1693,3 +1769,84 @@ def test_harvesting_sells_lots_whose_only_wash_risk_is_a_lot_the_same_harvest_se
     [sale] = [o for o in p["orders"] if o["side"] == "sell"]
     assert sorted(l["lot_id"] for l in sale["lots"]) == ["3", "4"] and sale["quantity"] == "200"
     assert not any("not harvested" in s["reason"] for s in p["skipped"])
+
+
+# =====================================================================================================
+# Found by a review as a portfolio manager and compliance officer
+# =====================================================================================================
+def test_no_sale_of_a_tax_deferred_account_is_taxed_or_cut_by_a_tax_budget():
+    # VTI 65 @100 (basis 40 a share: a long-term gain of 60 a share), BND 25 @100, cash 1000; target VTI 50%: sell 15.
+    # In a taxable account the budget of 100 (at 20%: a gain of 500) cuts the sale to 8 shares; in an IRA no sale
+    # is taxed: the whole sale, no tax estimated, and the short-term rule does not apply either
+    m = model({"VTI": (0.5, 0.05), "BND": (0.4, 0.05)}, "0.1")
+    holdings = {"VTI": [lot(1, 65, 2600, "2020-01-02")], "BND": [lot(2, 25, 2500)]}
+    pol = policy(whole_shares=True, tax_budget=100, avoid_short_term=True)
+    taxable = plan(inputs(1000, holdings, {"VTI": 100, "BND": 100}, m, pol, rates=RATES))
+    assert trades(taxable)[0] == ("sell", "VTI", D("8"), D("800.00"))
+    assert taxable.tax_long == D("96.00")
+    for status in ("tax-deferred", "tax-exempt"):
+        ira = plan(inputs(1000, holdings, {"VTI": 100, "BND": 100}, m, pol, rates=RATES, tax_status=status))
+        assert trades(ira)[0] == ("sell", "VTI", D("15"), D("1500.00"))
+        assert (ira.tax_short, ira.tax_long, ira.notes) == (None, None, ())
+
+
+def test_a_sale_the_short_term_rule_keeps_is_named_for_the_reviewer():
+    # VTI at 65% (band 45-55%), its only lot bought this year at a gain: the policy avoids short-term gains, so no
+    # sale; the reviewer is told why, not left to guess at a planner fault
+    m = model({"VTI": (0.5, 0.05), "BND": (0.4, 0.05)}, "0.1")
+    pl = plan(inputs(1000, {"VTI": [lot(1, 65, 5200)], "BND": [lot(2, 25, 2500)]}, {"VTI": 100, "BND": 100}, m,
+                     policy(whole_shares=True, avoid_short_term=True), rates=RATES))
+    assert [o.side for o in pl.orders] == ["buy"]
+    assert pl.skipped == (("VTI", "15 of the 15 shares to sell not sold: their lots are at a short-term gain "
+                                  "(the policy avoids short-term gains)"),)
+
+
+def test_a_sale_to_a_band_edge_reaches_the_edge():
+    # VTI 250 @300 = 75000 of 124400 (60.29%), band 40-50%: the edge is 62200, 12800 to sell = 42.67 shares. 42 would
+    # leave 62400 (50.16%, still outside); 43 leave 61500 (49.44%)
+    m = model({"VTI": (0.45, 0.05), "BND": (0.45, 0.05)}, "0.1")
+    pl = plan(inputs(24400, {"VTI": [lot(1, 250, 50000)], "BND": [lot(2, 500, 25000)]}, {"VTI": 300, "BND": 50}, m,
+                     policy(whole_shares=True, rebalance_to="band-edge")))
+    assert trades(pl)[0] == ("sell", "VTI", D("43"), D("12900.00"))
+    assert pl.weights_after["VTI"] <= D("0.5")
+    pl = plan(inputs(24400, {"VTI": [lot(1, 250, 50000)], "BND": [lot(2, 500, 25000)]}, {"VTI": 300, "BND": 50}, m,
+                     policy(rebalance_to="band-edge")))  # fractions: to a millionth, up
+    assert trades(pl)[0] == ("sell", "VTI", D("42.666667"), D("12800.00"))
+
+
+def test_a_proposal_dated_after_today_is_refused_and_a_dry_run_shows_it(base):
+    refused(base("propose A --as-of 2030-01-01"), "cannot propose for A as of 2030-01-01, after today",
+            "could never be filled")
+    assert js(base("propose A --as-of 2030-01-01 --dry-run --json"))[0]["recorded"] is False
+
+
+def test_check_and_propose_all_fail_when_an_account_cannot_be_checked(base):
+    base("account open B --date 2024-01-02 --owner bob")
+    base("record deposit B 1000 --date 2024-01-02")
+    base("record buy B XYZ 1 --price 10 --date 2024-01-02")  # no close of XYZ is known
+    base("account assign B core --date 2024-01-02")
+    base("policy set B --date 2024-01-02")
+    result = base("check --all --as-of 2024-06-28")
+    assert result.exit_code == 1
+    assert "B: cannot check: no price on or before 2024-06-28 for XYZ" in result.output
+    assert "A: needs attention as of 2024-06-28" in result.output  # the others are still checked
+    assert "Error: 1 of 2 accounts could not be checked: B (the reasons are above)" in result.output
+    assert base("check --all --as-of 2024-06-28 --json").exit_code == 1
+    result = base("propose --all --as-of 2024-06-28 --dry-run")
+    assert result.exit_code == 1 and "B: cannot check: no price" in result.output
+    assert "Dry run for A (not recorded)" in result.output
+
+
+def test_a_late_fill_of_a_closed_proposal_is_refused_once_a_later_one_is_approved(approved, tmp_path, db_path):
+    # P0001 half filled, P0002 proposed from those books, P0001 closed, P0002 approved: P0002 orders the rest of the
+    # VTI sale again, so a late broker report of P0001's rest would sell the same shares twice (found by review)
+    f1 = write(tmp_path, "f1.csv", FILLS_HEADER + "P0001,VTI,sell,3,129.87,1.00,2024-07-01,b1\n"
+                                                  "P0001,BND,buy,12,50.05,1.00,2024-07-01,b2\n")
+    out(approved(f"fills import {f1}"))
+    out(approved("propose A --as-of 2024-07-01", actor="ann"))  # P0002
+    out(approved("proposals close P0001 --reason 'rest cancelled at the broker'", actor="bob"))
+    out(approved("approve P0002", actor="carol"))
+    f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,VTI,sell,2.769230,130.13,1.00,2024-07-01,b3\n")
+    with unchanged(approved, db_path):
+        refused(approved(f"fills import {f2}"), "P0001 was closed and P0002 of A, approved since",
+                "would trade the shares twice")

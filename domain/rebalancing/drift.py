@@ -51,6 +51,11 @@ class DriftRow:
     weight: Decimal
     target: Decimal
     band: Band
+    #: held substitutes whose value counts in this model symbol's weight while it may not be bought back
+    #: (`Inputs.stand_ins`); `value` is the symbol's own
+    stand_ins: tuple[str, ...] = ()
+    #: the model symbol this holding stands in for: its weight counts there, so here its target is its weight
+    stands_in_for: str | None = None
 
     @property
     def drift(self) -> Decimal:
@@ -62,7 +67,12 @@ class DriftRow:
 
     @property
     def in_band(self) -> bool:
-        return self.band.contains(self.weight)
+        return self.stands_in_for is not None or self.band.contains(self.weight)
+
+    @property
+    def label(self) -> str:
+        """The symbol, with its stand-ins: `VTI (+ITOT)`."""
+        return f"{self.symbol} (+{', '.join(self.stand_ins)})" if self.stand_ins else self.symbol
 
 
 @attrs.frozen
@@ -78,21 +88,33 @@ class Drift:
 
 
 def drift(inputs: Inputs) -> Drift:
-    """Weights of every model asset and every holding, from prices on or before the as-of date."""
+    """Weights of every model asset and every holding, from prices on or before the as-of date. A held substitute
+    standing in for a restricted model symbol counts in that symbol's weight (`Inputs.stand_ins`)."""
     total = inputs.total_value()
     held = inputs.held()
     targets = {t.symbol: t for t in inputs.model.targets}
-    rows = []
+    stand_ins = inputs.stand_ins()
+    values, quotes = {}, {}
     for symbol in sorted(set(held) | set(targets)):
         h = held.get(symbol)
-        qty = h.quantity if h else ZERO
-        quote = inputs.prices.get(symbol)
-        value = qty * quote.price if quote else ZERO
-        weight = (value / total).quantize(WEIGHT) if total > 0 else ZERO
-        t = targets.get(symbol)
-        rows.append(DriftRow(symbol=symbol, quantity=qty, price=quote.price if quote else None,
+        quote = quotes[symbol] = inputs.prices.get(symbol)
+        values[symbol] = (h.quantity if h else ZERO) * quote.price if quote else ZERO
+    standing = {o: tuple(sorted(s for s, of in stand_ins.items() if of == o)) for o in set(stand_ins.values())}
+
+    def weight_of(value: Decimal) -> Decimal:
+        return (value / total).quantize(WEIGHT) if total > 0 else ZERO
+
+    rows = []
+    for symbol, value in values.items():
+        h, quote, t = held.get(symbol), quotes[symbol], targets.get(symbol)
+        subs = standing.get(symbol, ())
+        weight = weight_of(value + sum((values[s] for s in subs), ZERO))
+        target, band = (t.weight if t else ZERO), band_of(t)
+        if symbol in stand_ins:
+            target, band = weight, Band(weight, weight)
+        rows.append(DriftRow(symbol=symbol, quantity=h.quantity if h else ZERO, price=quote.price if quote else None,
                              price_date=quote.date if quote else None, value=value, weight=weight,
-                             target=t.weight if t else ZERO, band=band_of(t)))
+                             target=target, band=band, stand_ins=subs, stands_in_for=stand_ins.get(symbol)))
     cash_weight = (inputs.cash / total).quantize(WEIGHT) if total > 0 else ZERO
     return Drift(total=total, rows=tuple(rows), cash=inputs.cash, cash_weight=cash_weight, cash_target=inputs.model.cash)
 
@@ -129,7 +151,7 @@ def triggers(inputs: Inputs, d: Drift, *, last_rebalance: dt.date, corporate_act
     out = d.out_of_band()
     if "drift" in in_force:
         for r in out:
-            fired.append(Trigger("drift", f"{r.symbol} at {pct(r.weight)} is outside its band "
+            fired.append(Trigger("drift", f"{r.label} at {pct(r.weight)} is outside its band "
                                           f"{pct(r.band.low)}-{pct(r.band.high)} (target {pct(r.target)})"))
     due = calendar_dates(policy, last_rebalance, inputs.as_of)
     if "calendar" in in_force and due:

@@ -93,5 +93,33 @@ class Inputs:
     def held(self) -> dict[str, Holding]:
         return {h.symbol: h for h in self.holdings}
 
+    def stand_ins(self) -> dict[str, str]:
+        """Held securities standing in for a model symbol that may not be bought back yet: a declared substitute of
+        a model symbol a recent loss sale restricts (a harvest sold the symbol and bought the substitute), by the
+        symbol it stands in for. Drift and the planner count it in that symbol's target, keep it and buy more of it
+        in the symbol's place, rather than sell it as outside the model and leave the proceeds in cash (found by
+        trying a harvest then a rebalance). Once the restriction ends it is outside the model again, and a
+        rebalance swaps back. A substitute of two restricted model symbols stands in for the first in the model."""
+        in_model = {t.symbol for t in self.model.targets}
+        held = {h.symbol for h in self.holdings if h.quantity > 0}
+        out: dict[str, str] = {}
+        for t in self.model.targets:
+            until = self.restricted.get(t.symbol)
+            if until is None or until < self.as_of:
+                continue
+            for s in self.substitutes.get(t.symbol, ()):
+                if s in held and s not in in_model and s not in out and s in self.prices:
+                    out[s] = t.symbol
+        return out
+
+    def as_planned(self) -> "Inputs":
+        """What the planner and the optimizer weigh: in a tax-deferred or tax-exempt account no sale is taxed, so no
+        tax is estimated, no tax budget cuts a sale and no lot is kept for its term (found by review: an IRA's sales
+        were charged the owner's rates, and a tax budget kept it outside its bands). The proposal records the inputs
+        as they are."""
+        if self.tax_status == "taxable":
+            return self
+        return attrs.evolve(self, rates=None, policy=attrs.evolve(self.policy, avoid_short_term=False, tax_budget=None))
+
     def total_value(self) -> Decimal:
         return sum((h.quantity * self.price(h.symbol) for h in self.holdings), ZERO) + self.cash

@@ -120,10 +120,21 @@ def build(inputs: Inputs, wash_risk: set[str] | None = None) -> Problem:
             lo[i] = min(lo[i], float(qty[i] * price[i] / total))
     budget = float(inputs.cash) + float(sum(qty * price))
     buy_ub = np.array([0.0 if (s in restricted or s not in targets) else budget / price[i] for i, s in enumerate(assets)])
+    target_value = np.array([float(targets[s].weight) * total if s in targets else 0.0 for s in assets])
+    # a held substitute standing in for a restricted model symbol takes the part of its target the symbol does not
+    # hold, may be bought in its place and may grow to the symbol's band (see `Inputs.stand_ins`)
+    for s, of in inputs.stand_ins().items():
+        if s in idx and of in idx and total:
+            i, o = idx[s], idx[of]
+            own = float(qty[o] * price[o])
+            target_value[i] = max(0.0, target_value[o] - own)
+            target_value[o] = min(own, target_value[o])
+            hi[i] = max(hi[i], float(band_of(targets[of]).high) - own / total)
+            buy_ub[i] = budget / price[i]
     lot_price = np.array([price[a] for a, _ in lots])
     return Problem(
         assets=assets, lots=tuple(lots), price=price, held=qty,
-        target_value=np.array([float(targets[s].weight) * total if s in targets else 0.0 for s in assets]),
+        target_value=target_value,
         total=total, cash=float(inputs.cash), sell_cost=lot_price * k + ps, buy_cost=price * k + ps,
         tax=np.array(tax), drift_weight=np.ones(len(assets)), bounds_lo=np.array(lo), bounds_hi=np.array(hi),
         sell_ub=np.array(sell_ub), buy_ub=buy_ub, integer=pol.whole_shares)
@@ -459,6 +470,7 @@ GROUPS = (("turnover", "the turnover cap"), ("tax", "the tax budget"), ("cash", 
 
 def optimize(inputs: Inputs, *, cov: np.ndarray | None = None, wash_risk: set[str] | None = None) -> tuple[Plan, dict]:
     """The optimal trade list and a report of the solve (solver, status, objective split, gap, time limit)."""
+    inputs = inputs.as_planned()
     p = build(inputs, wash_risk)
     te_cap = float(inputs.policy.tracking_error_cap) if inputs.policy.tracking_error_cap is not None else None
     sol = solve(p, inputs, cov, te_cap)

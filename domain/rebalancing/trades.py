@@ -18,7 +18,7 @@ import attrs
 from domain.lots import Lot, relief_order, tax_per_share
 from domain.rebalancing.drift import WEIGHT, band_of, drift
 from domain.rebalancing.model import Inputs
-from domain.values import CENT, ZERO, is_long_term, round_cents
+from domain.values import CENT, ZERO, is_long_term, plain_text, round_cents
 
 FRACTION = Decimal("0.000001")
 BPS = Decimal("0.0001")
@@ -87,6 +87,14 @@ def shares_for(inputs: Inputs, value: Decimal, price: Decimal) -> Decimal:
     return q.to_integral_value(rounding=ROUND_FLOOR) if inputs.policy.whole_shares else q.quantize(FRACTION, rounding=ROUND_DOWN)
 
 
+def _shares_reaching(inputs: Inputs, value: Decimal, price: Decimal) -> Decimal:
+    """Shares worth at least `value`: whole shares rounded up, or fractions to a millionth."""
+    if value <= 0:
+        return ZERO
+    q = value / price
+    return q.to_integral_value(rounding=ROUND_CEILING) if inputs.policy.whole_shares else q.quantize(FRACTION, rounding=ROUND_CEILING)
+
+
 def raised_by(inputs: Inputs, quantity: Decimal, price: Decimal) -> Decimal:
     """The cash a sale of `quantity` at `price` brings in, after its costs."""
     return round_cents(quantity * price) - cost_of(inputs, quantity, price)
@@ -130,16 +138,26 @@ def desired_values(inputs: Inputs) -> dict[str, Decimal]:
     d = drift(inputs)
     targets = {t.symbol: t for t in inputs.model.targets}
     mode = inputs.policy.rebalance_to
+    value = {row.symbol: row.value for row in d.rows}
     out = {}
     for row in d.rows:
+        if row.stands_in_for is not None:
+            continue  # its model symbol's row gives it its goal
         t = targets.get(row.symbol)
         if mode == "target" or t is None:
-            out[row.symbol] = (t.weight if t else ZERO) * d.total
+            goal = (t.weight if t else ZERO) * d.total
         elif row.in_band:
-            out[row.symbol] = row.value
+            goal = row.value + sum((value[s] for s in row.stand_ins), ZERO)
         else:
             edge = band_of(t).nearest_edge(row.weight)
-            out[row.symbol] = (edge if mode == "band-edge" else (edge + t.weight) / 2) * d.total
+            goal = (edge if mode == "band-edge" else (edge + t.weight) / 2) * d.total
+        # the stand-ins are kept (selling one to buy it back would gain nothing) and the symbol makes up the rest: what
+        # the symbol lacks is bought (and goes to a stand-in, the symbol being restricted); a surplus is sold from the
+        # symbol first, then from the stand-ins in order
+        for s in row.stand_ins:
+            out[s] = min(value[s], max(ZERO, goal))
+            goal -= out[s]
+        out[row.symbol] = goal
     return out
 
 
@@ -204,6 +222,7 @@ def _cash_after(inputs: Inputs, orders: list[Order]) -> Decimal:
 
 def plan(inputs: Inputs, mode: str = "full") -> Plan:
     """A trade list for the mode: full, contribution (buy only), withdrawal (sell only), harvest."""
+    inputs = inputs.as_planned()
     total = inputs.total_value()
     policy = inputs.policy
     notes: list[str] = []
@@ -218,13 +237,23 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
     if mode == "withdrawal":
         sells = _withdrawal_sells(inputs, total, notes)
     elif mode == "full":
+        in_model = {t.symbol for t in inputs.model.targets} | set(inputs.stand_ins())
         for s, delta in sorted(deltas.items()):
             if delta < 0 and s in held:
                 whole = goal[s] == 0
-                qty = held[s].quantity if whole else min(held[s].quantity, shares_for(inputs, -delta, inputs.price(s)))
-                order = _sell(inputs, s, qty, "not in the model" if whole else "")
+                # to the target: the shares worth at most the excess; to a band edge or halfway: the shares that reach
+                # it (found by review: 42.67 shares to the edge sold 42, leaving the asset outside its band)
+                need = shares_for(inputs, -delta, inputs.price(s)) if policy.rebalance_to == "target" else \
+                    _shares_reaching(inputs, -delta, inputs.price(s))
+                qty = held[s].quantity if whole else min(held[s].quantity, need)
+                order = _sell(inputs, s, qty, "not in the model" if whole and s not in in_model else "")
                 if order is not None:
                     sells.append(order)
+                if policy.avoid_short_term:  # the reviewer must see a tax choice, not a planner fault
+                    kept = qty - sell_lots(inputs, s, qty, avoid_short_term_gains=True)[0]
+                    if kept > 0:
+                        skipped.append((s, f"{plain_text(kept)} of the {plain_text(qty)} shares to sell not sold: "
+                                           f"their lots are at a short-term gain (the policy avoids short-term gains)"))
         sells = _restore_buffer(inputs, sells, floor, total, notes)
     elif mode == "harvest":
         sells = _harvest_sells(inputs, notes, skipped)
@@ -563,6 +592,8 @@ def _redirect_restricted(inputs: Inputs, wanted: dict[str, Decimal], skipped: li
             continue
         until = inputs.restricted[symbol]
         subs = [s for s in inputs.substitutes.get(symbol, ()) if s in inputs.prices and not _restricted(inputs, s)]
+        standing = [s for s, of in sorted(inputs.stand_ins().items()) if of == symbol]
+        subs = standing + [s for s in subs if s not in standing]  # more of what stands in for it already
         if subs:
             out[subs[0]] = out.get(subs[0], ZERO) + value
             notes.append(f"buy of {symbol} redirected to {subs[0]}: {symbol} is restricted through {until} by a loss sale")
@@ -573,7 +604,11 @@ def _redirect_restricted(inputs: Inputs, wanted: dict[str, Decimal], skipped: li
 
 
 def _spread(inputs: Inputs, wanted: dict[str, Decimal], spare: Decimal, total: Decimal, current: dict[str, Decimal]) -> None:
-    """Add `spare` cash to the buys: first where assets stay below target, then in proportion to the targets."""
+    """Add `spare` cash to the buys: first where assets stay below target, then in proportion to the targets. (A
+    stand-in's value counts in its model symbol's.)"""
+    current = dict(current)
+    for s, of in inputs.stand_ins().items():
+        current[of] = current.get(of, ZERO) + current.get(s, ZERO)
     gaps = {t.symbol: t.weight * total - current.get(t.symbol, ZERO) - wanted.get(t.symbol, ZERO)
             for t in inputs.model.targets if t.symbol in inputs.prices}
     gaps = {s: g for s, g in gaps.items() if g > 0}
@@ -821,7 +856,7 @@ def _finish(inputs: Inputs, orders: list[Order], skipped, notes, total: Decimal,
         orders=tuple(orders), skipped=skipped, costs=costs,
         tax_short=round_cents(gains["short"] * rates[0]) if rates else None,
         tax_long=round_cents(gains["long"] * rates[1]) if rates else None,
-        gain_short=gains["short"], gain_long=gains["long"],
+        gain_short=round_cents(gains["short"]), gain_long=round_cents(gains["long"]),  # (0.00 when none, as the tax)
         turnover=(sum((o.value for o in orders), ZERO) / total).quantize(WEIGHT) if total > 0 else ZERO,
         cash_before=inputs.cash, cash_after=cash, total_before=total,
         total_after=sum(after.values(), ZERO) + cash,
