@@ -340,7 +340,23 @@ def _books(app: App, account_id: str, as_of, known_at, known_at_seq, *, gains: b
     not in them yet (found by review: `cash` headed "as of today" counted a trade dated 2099)."""
     point = resolve_point(app.store, as_of or service.latest_day(), known_at, known_at_seq)
     books = load_books(app.store, point, accounts=[account_id], keep_gains=gains)
+    if account_id not in books.accounts:
+        _not_open(app, account_id, point, as_of)
     return attrs.evolve(point, as_of=as_of), views.account_of(books, account_id, as_of)
+
+
+def _not_open(app: App, account_id: str, point: Point, as_of) -> None:
+    """Why an account is not in the books at a point, when its opening is in the log (found by review: a known-at
+    time before it was recorded said it was "not open as of" a date it was open on)."""
+    opened = next((r for r in app.store.rows(stream=account_stream(account_id), type_="AccountOpened")
+                   if r.seq not in app.store.voided()), None)
+    if opened is None:
+        return
+    if opened.seq > point.known_seq:
+        raise DomainError(f"account {account_id} was not yet recorded at seq {point.known_seq}: its opening is seq "
+                          f"{opened.seq}, recorded {opened.recorded_at}")
+    if point.as_of is not None and opened.effective > point.as_of.isoformat():
+        raise DomainError(f"account {account_id} opens on {opened.effective}, after {point.as_of}")
 
 
 def prices_known_at(app: App, known_at: str | None, known_at_seq: int | None) -> str | None:

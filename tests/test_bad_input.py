@@ -1066,3 +1066,9 @@ def test_a_file_without_refs_imported_again_is_refused_naming_each_repeat(books,
     ok(books("void 9 --reason 'charged in error'"))  # a voided event is no repeat: the fee row is taken again
     assert ok(books(f"import {f} --allow-repeats")) == "Recorded 3 events from noref.csv\n"
     assert json.loads(ok(books("cash A --json"))) == [{"currency": "USD", "balance": "2469.00"}]
+
+
+def test_a_point_before_an_account_was_recorded_or_opened_says_which(books, db_path):
+    refused(books("cash A --known-at-seq 0"), "account A was not yet recorded at seq 0: its opening is seq 1, recorded 20")
+    refused(books("cash A --as-of 2023-12-31"), "account A opens on 2024-01-02, after 2023-12-31")
+    refused(books("cash NOSUCH"), "account NOSUCH is not open")
