@@ -197,9 +197,8 @@ def _dividend(books: Books, rec: ev.Recorded) -> None:
 
 def _merger(books: Books, rec: ev.Recorded) -> None:
     e: ev.MergerCompleted = rec.event
-    for acct in books.accounts.values():  # the target is no more: a dividend of it paid later is paid in cash
-        acct.reinvest.discard(e.symbol)
     for acct, lots in list(_holders(books, e.symbol)):
+        acct.reinvest.discard(e.symbol)  # the target is no more: a dividend of it paid later is paid in cash
         total_cash = ZERO
         new_lots: list[Lot] = []
         held = sum((lot.quantity for lot in lots), ZERO)

@@ -364,7 +364,7 @@ def test_unknown_account(books, db_path):
                 "account B is not open")
         for query in ("positions", "lots", "cash", "gains"):
             assert refused(books(f"{query} B")) == "Error: account B is not open\n"
-        assert refused(books("cash A --as-of 2023-12-31")) == "Error: account A is not open as of 2023-12-31\n"
+        assert refused(books("cash A --as-of 2023-12-31")) == "Error: account A opens on 2024-01-02, after 2023-12-31\n"
 
 
 def test_a_filter_naming_nothing_that_can_exist_is_refused_not_an_empty_answer(books, db_path):
