@@ -348,8 +348,9 @@ def _books(app: App, account_id: str, as_of, known_at, known_at_seq, *, gains: b
 def _not_open(app: App, account_id: str, point: Point, as_of) -> None:
     """Why an account is not in the books at a point, when its opening is in the log (found by review: a known-at
     time before it was recorded said it was "not open as of" a date it was open on)."""
+    voided = app.store.voided()
     opened = next((r for r in app.store.rows(stream=account_stream(account_id), type_="AccountOpened")
-                   if r.seq not in app.store.voided()), None)
+                   if r.seq not in voided), None)
     if opened is None:
         return
     if opened.seq > point.known_seq:

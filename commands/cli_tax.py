@@ -148,12 +148,12 @@ def refuse_database(path: str) -> None:
     """An output file must not be a database (a ledger, above all) or the journal beside one: `export -o books.db`
     for `-o books.jsonl` replaced the ledger with its export and exited 0 (found by review)."""
     target = Path(path)
-    base = Path(path[: -len(suffix)]) if (suffix := next((x for x in ("-wal", "-shm", "-journal") if path.endswith(x)), "")) else None
-    for candidate in (target, base):
+    journal_of = [Path(path.removesuffix(x)) for x in ("-wal", "-shm", "-journal") if path.endswith(x)]
+    for candidate in [target, *journal_of]:
         try:
             with open(candidate, "rb") as f:
                 is_database = f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
-        except (OSError, TypeError):
+        except OSError:
             continue
         if is_database:
             what = "is a database" if candidate == target else f"is the journal of database {candidate}"
