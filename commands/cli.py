@@ -279,9 +279,7 @@ def import_(app: App, file, as_json, allow_repeats):
             summary = {"format": "jsonl", "recorded": added, "already_recorded": skipped}
         else:
             pending, problems = read_csv(text, Context(actor=app.actor, source="import"), name, shown)
-            if not allow_repeats:
-                problems = list(problems) + service.repeats(app.store, pending)
-            out = service.record(app.store, pending, problems=problems, progress=shown)
+            out = service.record(app.store, pending, problems=problems, progress=shown, refuse_repeats=not allow_repeats)
             summary = {"format": "csv", "recorded": len(out.result.rows), "already_recorded": len(out.result.duplicates)}
             voids = app.store.voided() if out.result.duplicates else {}
             # rows whose reference names a voided event: skipped like any repeat (a file imported again must not

@@ -17,12 +17,13 @@ import attrs
 
 from domain.books import Books, check_timeline
 from domain.errors import AccountExists, DomainError, InvalidVoid
-from domain.events import HOLDINGS_AND_CASH, AccountOpened, EventVoided, Recorded
+from domain.events import (HOLDINGS_AND_CASH, AccountOpened, DividendDeclared, EventVoided, MergerCompleted, Recorded,
+                           SpinoffCompleted, SplitApplied, SymbolChanged)
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message, voided_reference_message
 from ledger import codec
 from projections.replay import (SNAPSHOT_EVERY, STATE_EVERY, Point, Report, counted, gains_spacing, load_books,
                                 owner_scope, save_snapshot, scope_of)
-from projections.views import summarize
+from projections.views import describe_action, summarize
 
 
 class Refused(DomainError):
@@ -85,12 +86,15 @@ GAINS_FOLD_LIMIT = 50_000
 
 
 def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[str, int] | None = None,
-           problems: Sequence[tuple[str, str]] = (), progress: Report | None = None) -> Outcome:
+           problems: Sequence[tuple[str, str]] = (), progress: Report | None = None,
+           refuse_repeats: bool = False) -> Outcome:
     """Check new events against the timeline and append them, all or nothing.
 
     `problems` found earlier (rows that did not even parse) are reported together with every problem the
     check finds, so a file's author sees them all at once. `progress` hears how the fold, the check and
-    the append go (an import of many events).
+    the append go (an import of many events). `refuse_repeats`: events without a reference that are, to the last
+    digit, recorded ones are refused (`repeats`: a file imported again). A corporate action already recorded is
+    refused always (`action_repeats`).
     """
     with store.transaction():
         problems = list(problems)
@@ -101,6 +105,9 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
                 raise Refused(_by_line(problems))
             return Outcome(AppendResult(rows=(), duplicates=tuple(duplicates)), Books())
         problems += _in_the_future(pending)
+        problems += action_repeats(store, pending)
+        if refuse_repeats:  # read under the write lock, as the check is: no writer can slip a row in between
+            problems += repeats(store, pending)
         accounts = accounts_touched(store, pending)
         earliest = min(p.new.effective for p in pending)
         day_before = earliest - dt.timedelta(days=1)
@@ -309,6 +316,58 @@ def repeats(store: EventStore, pending: Sequence[Pending]) -> list[tuple[str, st
                                                 f"ref to tell them apart: to import a file again, import nothing (give "
                                                 f"its rows refs next time); if it is a new event, give it a ref or "
                                                 f"import with --allow-repeats"))
+    return out
+
+
+#: corporate actions a security has at most one of on a date (a spinoff: one per child it distributes); a
+#: dividend may come twice on an ex-date (a regular and a special one), but not twice on the same terms
+ONCE_A_DAY = (SplitApplied, MergerCompleted, SymbolChanged, SpinoffCompleted, DividendDeclared)
+
+
+def _action_key(stream: str, effective: str, event) -> tuple | None:
+    if isinstance(event, SpinoffCompleted):
+        return stream, effective, SpinoffCompleted, event.child
+    if isinstance(event, DividendDeclared):
+        return stream, effective, DividendDeclared, event  # (events are frozen: equal terms, equal keys)
+    if isinstance(event, ONCE_A_DAY):
+        return stream, effective, type(event)
+    return None
+
+
+def action_repeats(store: EventStore, pending: Sequence[Pending]) -> list[tuple[str, str]]:
+    """New corporate actions that are already recorded (and not voided), or given twice among the new events:
+    a second split, merger, symbol change or spinoff (of the same child) of one security on one date, or a dividend
+    on the terms of one recorded (found by review: the same split recorded twice split every holding twice, with or
+    without refs, and a corrected ratio recorded over a wrong one applied both). The recorded one is named, to void
+    it first if it was wrong."""
+    actions = [(p, key) for p in pending if (key := _action_key(p.new.stream, p.new.effective.isoformat(), p.new.event))]
+    if not actions:
+        return []
+    voided = store.voided()
+    days = [p.new.effective for p, _ in actions]
+    streams = sorted({p.new.stream for p, _ in actions})
+    recorded: dict[tuple, tuple[int, object]] = {}
+    for row in store.rows(streams=streams, effective_from=min(days), effective_to=max(days)):
+        if row.seq not in voided and row.type != "EventVoided":
+            event = row.decode()
+            key = _action_key(row.stream, row.effective, event)
+            if key is not None:
+                recorded.setdefault(key, (row.seq, event))
+    out, given = [], {}
+    for p, key in actions:
+        event, day = p.new.event, p.new.effective
+        what = describe_action(event, day)
+        if key in recorded:
+            seq, old = recorded[key]
+            same = "the same action" if old == event else describe_action(old, day)
+            out.append((p.label, f"cannot record {what} on {day}: {same} is already recorded as seq {seq}; a corporate "
+                                 f"action is recorded once (if seq {seq} is wrong, void it first: "
+                                 f"folio void {seq} --reason ...)"))
+        elif key in given:
+            out.append((p.label, f"{what} on {day} is given twice ({given[key] or 'above'} too): a corporate action is "
+                                 f"recorded once"))
+        else:
+            given[key] = p.label
     return out
 
 

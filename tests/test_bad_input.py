@@ -1072,3 +1072,35 @@ def test_a_point_before_an_account_was_recorded_or_opened_says_which(books, db_p
     refused(books("cash A --known-at-seq 0"), "account A was not yet recorded at seq 0: its opening is seq 1, recorded 20")
     refused(books("cash A --as-of 2023-12-31"), "account A opens on 2024-01-02, after 2023-12-31")
     refused(books("cash NOSUCH"), "account NOSUCH is not open")
+
+
+def test_a_corporate_action_recorded_twice_is_refused_naming_the_recorded_one(books, db_path, tmp_path):
+    ok(books("record split VTI 2:1 --date 2024-06-03"))  # seq 7: lot 3 holds 8
+    with unchanged(books, db_path):  # the same split again (a second person, another ref): VTI would hold 16
+        refused(books("record split VTI 2:1 --date 2024-06-03 --ref S2"),
+                "cannot record split 2:1 of VTI, fractions: keep on 2024-06-03: the same action is already recorded "
+                "as seq 7; a corporate action is recorded once (if seq 7 is wrong, void it first: folio void 7")
+        refused(books("record split VTI 4:1 --date 2024-06-03"),  # a corrected ratio over the wrong one: 8:1 in all
+                "cannot record split 4:1 of VTI, fractions: keep on 2024-06-03: split 2:1 of VTI, fractions: keep is "
+                "already recorded as seq 7")
+        f = write(tmp_path, "actions.csv", "date,account,action,symbol,ratio,ref\n"
+                                           "2024-06-03,,split,VTI,2:1,V1\n2024-06-04,,split,BND,3:1,B1\n"
+                                           "2024-06-04,,split,BND,3:1,B2\n")
+        message = refused(books(f"import {f} --allow-repeats"), "2 problems, nothing was recorded")
+        assert "actions.csv line 2: cannot record split 2:1 of VTI, fractions: keep on 2024-06-03: the same action" in message
+        assert ("actions.csv line 4: split 3:1 of BND, fractions: keep on 2024-06-04 is given twice (actions.csv line 3 "
+                "too)") in message
+    assert json.loads(ok(books("positions A --json")))[1]["quantity"] == "8"
+    ok(books("void 7 --reason 'the split is 4:1'"))  # a wrong action is voided, then the right one recorded
+    ok(books("record split VTI 4:1 --date 2024-06-03"))
+    assert json.loads(ok(books("positions A --json")))[1]["quantity"] == "16"
+
+
+def test_two_dividends_on_one_ex_date_are_taken_unless_their_terms_are_the_same(books, db_path):
+    ok(books("record dividend VTI 0.50 --ex-date 2024-06-03 --pay-date 2024-06-10"))
+    ok(books("record dividend VTI 2.00 --ex-date 2024-06-03 --pay-date 2024-06-10"))  # a special one too
+    with unchanged(books, db_path):
+        refused(books("record dividend VTI 0.50 --ex-date 2024-06-03 --pay-date 2024-06-10"),
+                "ordinary dividend 0.50 a share of VTI, ex 2024-06-03, paid 2024-06-10 on 2024-06-03: the same action is "
+                "already recorded as seq 7")
+    assert json.loads(ok(books("cash A --as-of 2024-06-10 --json"))) == [{"currency": "USD", "balance": "480.00"}]
