@@ -78,7 +78,9 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      a tax budget or kept for its term; a sale to a band edge reaches it (rounded up); a sale the short-term rule
 #:      keeps is named in `skipped`; realized gains are in cents (0.00, not 0); a symbol change carries the renamed
 #:      security's loss sales (restrictions) and leaves its old symbol no alias; merger cash is paid per position
-PLANNER_VERSION = 4
+#:   5  the turnover cap cuts a buy and the sale that funds it together (a dropped buy left its sale's proceeds in
+#:      cash, above the maximum buffer); a corporate action recorded twice is refused, not applied twice
+PLANNER_VERSION = 5
 
 
 def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:

@@ -661,15 +661,31 @@ def test_trimmed_trades_still_respect_the_minimum_trade():
 
 def test_tax_budget_holds_after_turnover_trimming():
     # VTI (not in the model) lot 1: 10 @50 (long gain 500, tax 100), lot 2: 10 @150 (short loss 500, tax -185):
-    # selling both is within a budget of 0 (-85). Cap 25% of 2000 = 500: the BND buy (2000) is dropped, the VTI sale
-    # trimmed to 5 shares. Re-picked by FIFO they would come from lot 1 (a long gain of 250, tax 50 > 0); the trimmed
-    # sale keeps its least-taxed lot instead: 5 of lot 2, a short loss of 250 (tax -92.50)
+    # selling both is within a budget of 0 (-85). Cap 25% of 2000 = 500, excess 3500: the BND buy (2000) and the VTI
+    # sale that funds it are cut together, 1750 each, to 250 each (cash stays at the model's 0). Re-picked by FIFO the
+    # 2.5 VTI shares would come from lot 1 (a long gain of 125, tax 25 > 0); the trimmed sale keeps its least-taxed lot
+    # instead: 2.5 of lot 2, a short loss of 125 (tax -46.25)
     m = model({"BND": 1}, 0)
     pl = plan(inputs(0, {"VTI": [lot(1, 10, 500, "2023-01-03"), lot(2, 10, 1500, "2024-03-01")]},
                      {"VTI": 100, "BND": 100}, m, policy(tax_budget=0, turnover_cap="0.25"), rates=RATES))
     assert pl.tax_short + pl.tax_long <= 0, (trades(pl), pl.tax_short, pl.tax_long)
-    assert [(l.lot_id, l.quantity, l.gain) for o in pl.orders for l in o.lots] == [("2", D("5.000000"), D("-250.00"))]
-    assert (pl.tax_short, pl.tax_long) == (D("-92.50"), D("0.00"))
+    assert [(l.lot_id, l.quantity, l.gain) for o in pl.orders for l in o.lots] == [("2", D("2.500000"), D("-125.00"))]
+    assert (pl.tax_short, pl.tax_long) == (D("-46.25"), D("0.00"))
+    assert trades(pl) == [("sell", "VTI", D("2.500000"), D("250.00")), ("buy", "BND", D("2.500000"), D("250.00"))]
+
+
+def test_turnover_cap_never_drops_a_buy_and_keeps_the_sale_that_funded_it_in_idle_cash():
+    # A 30 @100, B 70 @100, cash 0; model 50/50, cash 0, max cash 5% (500): buy 20 A (2000), sell 20 B (2000).
+    # Cap 20% = 2000, excess 2000. The buy of A ranks first (a tie, by symbol). Dropping it whole (as the cap once
+    # did) kept the sale: 2000 in cash, 20%, four times the maximum. Cutting the buy by x frees x in cash, of which
+    # 500 fits under the ceiling; the rest of the sale goes too: x + (x - 500) = 2000, x = 1250: buy 7.5 A (750),
+    # sell 12.5 B (1250), cash 500 = the maximum, turnover 2000 = the cap
+    m = model({"A": 0.5, "B": 0.5}, 0)
+    pl = plan(inputs(0, {"A": [lot(1, 30, 3000)], "B": [lot(2, 70, 7000)]}, {"A": 100, "B": 100}, m,
+                     policy(max_cash="0.05", turnover_cap="0.2")))
+    assert trades(pl) == [("sell", "B", D("12.500000"), D("1250.00")), ("buy", "A", D("7.500000"), D("750.00"))]
+    assert (pl.turnover, pl.cash_after) == (D("0.2"), D("500.00"))
+    assert pl.notes == ("buy of A trimmed to meet the turnover cap", "sell of B trimmed to meet the turnover cap")
 
 
 def test_whole_shares_never_overspend_and_never_break_the_buffer():
@@ -990,7 +1006,7 @@ def test_propose_records_rebalance_proposed_on_its_stream(proposed, db_path):
     assert [(o["side"], o["symbol"]) for o in c["orders"]] == [("sell", "VTI"), ("buy", "BND")]
     # ... and by which version of the fold and planner (what `proposals verify` recomputes with)
     from commands.rebalance import PLANNER_VERSION
-    assert c["planner"] == PLANNER_VERSION == 4
+    assert c["planner"] == PLANNER_VERSION == 5
     import hashlib
     from ledger.codec import canonical
     assert payload["digest"] == hashlib.sha256(canonical(c).encode()).hexdigest()

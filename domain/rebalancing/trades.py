@@ -780,17 +780,21 @@ def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: De
                   deltas: dict[str, Decimal]) -> list[Order]:
     """Trim the trades that reduce drift least until turnover (traded value / total value) is within the cap.
 
-    A sale funds the buys: cutting it by more than the spare cash forces the buys down by the difference (the
-    smallest-benefit buys first), and that counts toward the cap too. So a sale and the buy it funds are cut by
-    half the excess each, not the sale by all of it and the buy again for want of cash."""
-    cap = inputs.policy.turnover_cap * total
+    Sales fund buys, so the two sides are cut together. Cutting a sale by more than the cash above the minimum buffer
+    forces the buys down by the difference (the smallest-benefit buys first); cutting a buy by more than the room
+    below the cash ceiling (the maximum buffer, or the model's cash) leaves the sales that funded it idle, so they
+    shrink by the difference (found by review: a dropped buy left its sale's proceeds in cash, above the maximum).
+    Either way the other side's cut counts toward the cap too, so a sale and the buy it funds are cut by half the
+    excess each, not one by all of it and the other again for the cash."""
+    policy = inputs.policy
+    cap = policy.turnover_cap * total
     excess = sum((o.value for o in orders), ZERO) - cap
     if excess <= 0:
         return orders
     kept: list[Order | None] = list(orders)
     ranked = sorted(range(len(orders)), key=lambda i: (min(orders[i].value, abs(deltas.get(orders[i].symbol, orders[i].value))),
                                                        orders[i].symbol, orders[i].side))
-    spare = max(ZERO, _cash_after(inputs, orders) - floor)
+    ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
 
     def cut(i: int, value: Decimal) -> Decimal:
         """Cut order i to `value`; the value it lost."""
@@ -800,36 +804,36 @@ def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: De
         notes.append(f"{o.side} of {o.symbol} {'dropped' if kept[i] is None else 'trimmed'} to meet the turnover cap")
         return lost
 
+    def side(name: str) -> list[int]:
+        return [j for j in ranked if kept[j] is not None and kept[j].side == name]
+
     for i in ranked:
         if excess <= 0:
             break
         o = kept[i]
         if o is None:
             continue
-        if o.side == "buy":
-            lost = cut(i, o.value - excess)
-            excess, spare = excess - lost, spare + lost
-            continue
-        buys = sum((b.value for b in kept if b is not None and b.side == "buy"), ZERO)
-        # turnover saved by cutting the sale by x: x, plus the buys it forces down, min(max(0, x - spare), buys)
-        if excess <= spare:
+        other = side("buy" if o.side == "sell" else "sell")
+        cash = _cash_after(inputs, [k for k in kept if k is not None])
+        # how far this cut may move cash before the other side must follow: down to the floor, or up to the ceiling
+        slack = max(ZERO, cash - floor if o.side == "sell" else ceiling - cash)
+        paired = sum((kept[j].value for j in other), ZERO)
+        # turnover saved by cutting this order by x: x, plus the other side's cut, min(max(0, x - slack), paired)
+        if excess <= slack:
             x = excess
-        elif excess <= spare + 2 * buys:
-            x = (excess + spare) / 2
+        elif excess <= slack + 2 * paired:
+            x = (excess + slack) / 2
         else:
-            x = excess - buys
+            x = excess - paired
         lost = cut(i, o.value - x)
         excess -= lost
-        forced, spare = max(ZERO, lost - spare), max(ZERO, spare - lost)
-        for j in ranked:
-            if forced <= 0:
+        follow = lost - slack
+        for j in other:
+            if follow <= 0:
                 break
-            b = kept[j]
-            if b is not None and b.side == "buy":
-                lost = cut(j, b.value - forced)
-                excess -= lost
-                spare += max(ZERO, lost - forced)
-                forced -= lost
+            lost = cut(j, kept[j].value - follow)
+            excess -= lost
+            follow -= lost
     return sorted((o for o in kept if o is not None), key=lambda o: (o.side != "sell", o.symbol))
 
 
