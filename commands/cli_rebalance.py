@@ -295,6 +295,9 @@ def propose(app: App, account_id, all_accounts, mode, amount, as_of, dry_run, as
     out = []
     with progress("folio propose", as_json=as_json) as shown:
         accounts, shared = _targets(app, account_id, all_accounts, as_of, shown)
+        if shared is not None:  # taxable accounts first: a loss sale proposed there steers the buys of the owner's
+            # other accounts, proposed after it, to a substitute (an IRA's buy would wash it, and no note could undo that)
+            accounts.sort(key=lambda a: (shared.accounts[a].tax_status != "taxable", a))
         for i, acct in enumerate(accounts):
             if all_accounts:
                 shown("proposing for accounts", i, len(accounts))

@@ -79,7 +79,9 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      keeps is named in `skipped`; realized gains are in cents (0.00, not 0); a symbol change carries the renamed
 #:      security's loss sales (restrictions) and leaves its old symbol no alias; merger cash is paid per position
 #:   5  the turnover cap cuts a buy and the sale that funds it together (a dropped buy left its sale's proceeds in
-#:      cash, above the maximum buffer); a corporate action recorded twice is refused, not applied twice
+#:      cash, above the maximum buffer); a corporate action recorded twice is refused, not applied twice; an open
+#:      proposal of another account of the owner counts in the wash-sale view (`restricted_by`, wash risks), and a
+#:      sale at a loss a wash sale would disallow is noted
 PLANNER_VERSION = 5
 
 
@@ -102,6 +104,7 @@ def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
                                 "acquired": l.acquired.isoformat(), "holding_period_start": l.hp_start.isoformat()}
                                for l in h.lots]} for h in inputs.holdings],
         "restricted": {k: d.isoformat() for k, d in sorted(inputs.restricted.items())},
+        "restricted_by": dict(sorted(inputs.restricted_by.items())),
         "wash_risks": {k: [{"reason": why, "lot": own} for why, own in v] for k, v in sorted(inputs.wash_risks.items())},
         "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired],
         "orders": [{"symbol": o.symbol, "side": o.side, "quantity": s(o.quantity), "price": s(o.price),

@@ -10,6 +10,7 @@ from typing import Sequence
 import attrs
 
 from domain import events as ev
+from domain import tax
 from domain.books import Books
 from domain.errors import DomainError
 from domain.rebalancing.model import Holding, Inputs, LotInfo, Quote
@@ -96,8 +97,80 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
     if needed:
         raise MissingPrices(f"no price on or before {point.as_of} for {', '.join(needed)}"
                             + _last_known(store, needed, acct.currency) + "; import prices with `folio prices import`")
-    return inputs_of(books, account, point.as_of, point.known_seq, quotes, model.event, model.version, acct.policy,
-                     acct.policy_seq, amount, holdings)
+    inputs = inputs_of(books, account, point.as_of, point.known_seq, quotes, model.event, model.version, acct.policy,
+                       acct.policy_seq, amount, holdings)
+    return with_pending(inputs, books, pending_elsewhere(store, books, account, point))
+
+
+@attrs.frozen
+class PendingOrder:
+    """An order of an open proposal (proposed, approved or partly filled) not yet filled in full."""
+
+    proposal: str
+    account: str
+    side: str
+    symbol: str
+    #: a sale's estimated loss (its lots at a loss, as proposed), 0 when none or for a buy
+    loss: Decimal
+
+
+#: statuses of a proposal whose orders may still trade
+OPEN = ("proposed", "approved", "partially-filled")
+
+
+def pending_elsewhere(store: EventStore, books: Books, account: str, point: Point) -> list[PendingOrder]:
+    """The orders still to trade of the open proposals, known at the point, of the owner's other accounts: a loss sale
+    among them and a buy of its group here would be a wash sale if both execute within 30 days (found by review:
+    `propose --all` sold VTI at a loss in the taxable account and bought VTI in the IRA, washing the loss for good).
+    A proposal as of a later date than the point does not count, nor one expired by then (read from the log at the
+    point, so a proposal's recomputation sees the same)."""
+    acct = books.accounts[account]
+    siblings = {a.account for a in books.accounts_of(acct.owner)} - {account}
+    if not siblings:
+        return []
+    out = []
+    for sibling in sorted(siblings):  # (by account: a query each, not every proposal of the ledger read per account)
+        for p in proposals(store, known_seq=point.known_seq, account=sibling, today=point.as_of):
+            if p.status not in OPEN or p.as_of > point.as_of:
+                continue
+            for o in p.content["orders"]:
+                if Decimal(o["quantity"]) <= p.filled(o["symbol"], o["side"]):
+                    continue
+                loss = -sum((g for l in o["lots"] if (g := Decimal(l["gain"])) < 0), Decimal(0))
+                out.append(PendingOrder(p.proposal, p.account, o["side"], o["symbol"], loss))
+    return out
+
+
+def with_pending(inputs: Inputs, books: Books, pending: list[PendingOrder]) -> Inputs:
+    """The inputs with the other accounts' pending orders in their wash-sale view: a loss sale in a taxable account
+    restricts buying its group here for 30 days from the as-of date (a buy goes to a substitute or is skipped, saying
+    why); a buy makes selling a lot of its group here at a loss a wash risk (harvesting leaves it; a rebalancing
+    sale of it is noted)."""
+    if not pending:
+        return inputs
+    restricted, restricted_by = dict(inputs.restricted), dict(inputs.restricted_by)
+    risks = dict(inputs.wash_risks)
+    until = inputs.as_of + tax.WINDOW
+    for o in pending:
+        members = tax.group_members(books, tax.group_of(books, o.symbol))
+        if o.side == "sell":
+            if o.loss <= 0 or books.accounts[o.account].tax_status != "taxable":
+                continue
+            for s in members:
+                if s not in restricted or restricted[s] < inputs.as_of:  # (a recorded loss sale's reason stands)
+                    restricted[s] = until
+                    restricted_by.setdefault(s, f"proposal {o.proposal} of {o.account} selling {o.symbol} at an "
+                                                f"estimated loss of {o.loss}")
+        elif inputs.tax_status == "taxable":
+            for h in inputs.holdings:
+                if h.symbol in members and h.symbol in inputs.prices:
+                    price = inputs.price(h.symbol)
+                    for lot in h.lots:
+                        if lot.basis > lot.quantity * price:
+                            why = (f"proposal {o.proposal} of {o.account} buys {o.symbol}", None)
+                            if why not in risks.get(lot.lot_id, ()):
+                                risks[lot.lot_id] = risks.get(lot.lot_id, ()) + (why,)
+    return attrs.evolve(inputs, restricted=restricted, restricted_by=restricted_by, wash_risks=risks)
 
 
 def holdings_of(acct) -> tuple[Holding, ...]:

@@ -1866,3 +1866,51 @@ def test_a_late_fill_of_a_closed_proposal_is_refused_once_a_later_one_is_approve
     with unchanged(approved, db_path):
         refused(approved(f"fills import {f2}"), "P0001 was closed and P0002 of A, approved since",
                 "would trade the shares twice")
+
+
+def _two_accounts_of_one_owner(folio, tmp_path):
+    """Owner z: TAX (taxable) holds 60 VTI bought at 120, now 100 (a loss of 1200), and 40 BND at 100: VTI 6000, BND
+    4000 against a model of 40/60: sell 20 VTI (a loss of 400). IRA (tax-deferred) holds 20 VTI and 80 BND: VTI 2000,
+    BND 8000: buy 20 VTI. ITOT is declared a substitute for VTI."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date,VTI,BND,ITOT\n2024-11-29,100,100,50\n")
+    for step in ["init", "account open TAX --date 2024-01-02 --owner z", "account open IRA --date 2024-01-02 --owner z "
+                 "--tax-status tax-deferred", "record deposit TAX 11200 --date 2024-01-02",
+                 "record deposit IRA 10000 --date 2024-01-02", "record buy TAX VTI 60 --price 120 --date 2024-01-03",
+                 "record buy TAX BND 40 --price 100 --date 2024-01-03", "record buy IRA VTI 20 --price 100 --date 2024-01-03",
+                 "record buy IRA BND 80 --price 100 --date 2024-01-03", f"prices import {prices}",
+                 "security substitute VTI ITOT --date 2024-01-02",
+                 "model set core --target VTI=0.4:0.05 --target BND=0.6:0.05 --date 2024-11-01",
+                 "account assign TAX core --date 2024-11-01", "account assign IRA core --date 2024-11-01",
+                 "policy set TAX --date 2024-11-02", "policy set IRA --date 2024-11-02"]:
+        out(folio(step))
+
+
+def test_a_proposal_sees_the_loss_sale_another_account_of_the_owner_has_proposed(folio, tmp_path):
+    """Found by review: `propose --all` sold VTI at a loss in the taxable account and bought VTI in the IRA, which
+    would wash the loss for good. The IRA's proposal, made after the taxable one, buys the substitute instead, and
+    says why; recomputed, it is the same (the open proposal is in the log at its point)."""
+    _two_accounts_of_one_owner(folio, tmp_path)
+    result = js(folio("propose --all --as-of 2024-11-29 --json", actor="ann"))
+    tax_, ira = sorted(result, key=lambda p: p["account"] != "TAX")
+    assert [(o["side"], o["symbol"], o["quantity"]) for o in tax_["orders"]] == [("sell", "VTI", "20"), ("buy", "BND", "20")]
+    assert [(o["side"], o["symbol"], o["quantity"]) for o in ira["orders"]] == [("sell", "BND", "20"), ("buy", "ITOT", "40")]
+    pid = tax_["proposal"]
+    assert (f"buy of VTI redirected to ITOT: VTI is restricted through 2024-12-29 by proposal {pid} of TAX selling VTI "
+            f"at an estimated loss of 400.00") in ira["notes"]
+    assert ira["restricted_by"] == {"VTI": f"proposal {pid} of TAX selling VTI at an estimated loss of 400.00"}
+    assert out(folio(f"proposals verify {ira['proposal']}")).startswith(f"{ira['proposal']}: identical")
+    out(folio(f"reject {pid} --reason 'keep the loss for December'", actor="bob"))  # a rejected sale restricts nothing
+    (again,) = js(folio("propose IRA --as-of 2024-11-29 --dry-run --json"))
+    assert [(o["side"], o["symbol"]) for o in again["orders"]] == [("sell", "BND"), ("buy", "VTI")]
+
+
+def test_a_loss_sale_a_buy_proposed_in_another_account_would_wash_is_noted(folio, tmp_path):
+    _two_accounts_of_one_owner(folio, tmp_path)
+    (ira,) = js(folio("propose IRA --as-of 2024-11-29 --json", actor="ann"))
+    assert [(o["side"], o["symbol"]) for o in ira["orders"]] == [("sell", "BND"), ("buy", "VTI")]
+    (tax_,) = js(folio("propose TAX --as-of 2024-11-29 --json", actor="ann"))
+    assert [(o["side"], o["symbol"]) for o in tax_["orders"]] == [("sell", "VTI"), ("buy", "BND")]
+    lot = tax_["orders"][0]["lots"][0]["lot_id"]
+    assert (f"the sale of lot {lot} of VTI at a loss of 400.00 would be a wash sale: proposal {ira['proposal']} of IRA "
+            f"buys VTI") in tax_["notes"]

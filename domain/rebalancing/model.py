@@ -76,6 +76,8 @@ class Inputs:
     rates: tuple[Decimal, Decimal] | None = None
     #: symbol -> last day a buy would wash a recent loss
     restricted: dict[str, dt.date] = attrs.Factory(dict)
+    #: symbol -> what restricts it, when not a loss sale recorded (an open proposal of another account of the owner)
+    restricted_by: dict[str, str] = attrs.Factory(dict)
     substitutes: dict[str, tuple[str, ...]] = attrs.Factory(dict)
     #: withdrawal mode: cash to raise
     amount: Decimal | None = None

@@ -293,6 +293,7 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
             kept_buys = _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
                                    _cash_after(inputs, kept_sells) - floor, top_up=False)
         orders = kept_sells + _drop_small(inputs, kept_buys, skipped)
+    notes += _washed_losses(inputs, orders)
     if mode == "withdrawal" and inputs.amount and not any(n.startswith("holdings cannot raise") for n in notes):
         short = inputs.amount - _cash_after(inputs, orders)
         if short > 0:  # the policy cut what was sold for it: the approver must see the withdrawal cannot be paid
@@ -302,6 +303,23 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
                    "change the policy or withdraw less")
             notes.append(f"the withdrawal of {inputs.amount} is {short.quantize(CENT)} short: {why}")
     return _finish(inputs, orders, tuple(skipped), tuple(notes), total, current)
+
+
+def _washed_losses(inputs: Inputs, orders: list[Order]) -> list[str]:
+    """Notes for the reviewer: sales of lots at a loss that a wash sale would disallow (a purchase of the group in the
+    last 30 days, or one an open proposal of another account makes), in a taxable account. (Harvesting leaves such
+    lots; a rebalancing sale is made for the drift, and the reviewer weighs the lost deduction.)"""
+    if inputs.tax_status != "taxable":
+        return []
+    selling = {l.lot_id for o in orders if o.side == "sell" for l in o.lots}
+    out = []
+    for o in orders:
+        for l in o.lots if o.side == "sell" else ():
+            why = [w for w, own in inputs.wash_risks.get(l.lot_id, ()) if own is None or own not in selling]
+            if l.gain < 0 and why:
+                out.append(f"the sale of lot {l.lot_id} of {o.symbol} at a loss of {-l.gain} would be a wash sale: "
+                           f"{'; '.join(why)}")
+    return out
 
 
 def _restore_buffer(inputs: Inputs, sells: list[Order], floor: Decimal, total: Decimal, notes: list[str]) -> list[Order]:
@@ -596,10 +614,11 @@ def _redirect_restricted(inputs: Inputs, wanted: dict[str, Decimal], skipped: li
         subs = standing + [s for s in subs if s not in standing]  # more of what stands in for it already
         if subs:
             out[subs[0]] = out.get(subs[0], ZERO) + value
-            notes.append(f"buy of {symbol} redirected to {subs[0]}: {symbol} is restricted through {until} by a loss sale")
+            notes.append(f"buy of {symbol} redirected to {subs[0]}: {symbol} is restricted through {until} by "
+                         f"{inputs.restricted_by.get(symbol, 'a loss sale')}")
         else:
-            skipped.append((symbol, f"restricted through {until} by a recent loss sale (a buy would wash it) "
-                                    "and no substitute is declared"))
+            skipped.append((symbol, f"restricted through {until} by {inputs.restricted_by.get(symbol, 'a recent loss sale')} "
+                                    "(a buy would wash it) and no substitute is declared"))
     return out
 
 
