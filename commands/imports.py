@@ -86,14 +86,22 @@ def read_csv(text: str, ctx: Context, source: str, progress: Report | None = Non
         raise Refused([(f"{source} line 1", f"unknown column(s) {', '.join(unknown)}; expected some of {','.join(ALL_COLUMNS)}")])
     reader.fieldnames = header
     pending, problems = [], []
+    lines = text.splitlines()
+    end = reader.line_num
     for row in counted(reader, progress, "reading rows", total):
-        line = reader.line_num
+        # a row is named by the line it starts on (the reader counts to where it ends: a quote left open runs on to the
+        # next quote or the end of the file, and the error was reported there, found by review)
+        line, end = end + 1, reader.line_num
+        while line < end and not lines[line - 1].strip():  # (blank lines the reader skipped)
+            line += 1
         label = f"{source} line {line}"
+        spans = (f" (a quoted field opened on line {line} runs to line {end}: is a closing quote missing?)"
+                 if end > line and '"' in lines[line - 1] else "")
         values = [x for k, x in row.items() if k is not None]
         if None in row or any(x is None for x in values):
             count = len(header) + len(row.get(None) or []) - sum(1 for x in values if x is None)
             if any((x or "").strip() for x in values) or row.get(None):
-                problems.append((label, f"{count} fields, the header has {len(header)}"))
+                problems.append((label, f"{count} fields, the header has {len(header)}{spans}"))
             continue
         cells = {k: (row.get(k) or "").strip() for k in ALL_COLUMNS}
         if not any(cells.values()):
@@ -101,7 +109,7 @@ def read_csv(text: str, ctx: Context, source: str, progress: Report | None = Non
         try:
             pending.append(Pending(_row_event(cells, ctx, f"{source}:{line}"), label))
         except (DomainError, ValueError) as e:
-            problems.append((label, str(e)))
+            problems.append((label, f"{e}{spans}"))
     return pending, problems
 
 

@@ -1104,3 +1104,16 @@ def test_two_dividends_on_one_ex_date_are_taken_unless_their_terms_are_the_same(
                 "ordinary dividend 0.50 a share of VTI, ex 2024-06-03, paid 2024-06-10 on 2024-06-03: the same action is "
                 "already recorded as seq 7")
     assert json.loads(ok(books("cash A --as-of 2024-06-10 --json"))) == [{"currency": "USD", "balance": "480.00"}]
+
+
+def test_an_unclosed_quote_is_reported_at_the_line_it_opens(books, db_path, tmp_path):
+    # found by review: the row was reported at the file's last line, where the reader stopped looking for the quote
+    f = write(tmp_path, "quote.csv", 'date,account,action,amount\n2024-06-03,A,deposit,50.00\n\n'
+                                     '2024-06-03,A,deposit,"100\n2024-06-04,A,deposit,200\n2024-06-05,A,fee,1.00\n')
+    with unchanged(books, db_path):
+        message = refused(books(f"import {f}"), "quote.csv line 4: ")
+    assert message.rstrip().endswith("(a quoted field opened on line 4 runs to line 6: is a closing quote missing?)")
+    f = write(tmp_path, "ok.csv", 'date,account,action,amount\n\n2024-06-03,A,deposit,"1000.00"\n2024-06-04,A,deposit,x\n')
+    with unchanged(books, db_path):
+        message = refused(books(f"import {f}"), "ok.csv line 4: ")
+    assert "quote" not in message and "line 3" not in message
