@@ -178,6 +178,29 @@ def account_open(app: App, account_id, day, owner, tax_status, lot_method, curre
     click.echo(f"Opened {account_id} on {row.effective} (seq {row.seq})")
 
 
+@account.command("amend")
+@click.argument("account_id")
+@click.option("--date", "day", type=DATE, help="The date it opened.")
+@click.option("--owner", help="Its owner.")
+@click.option("--tax-status", type=click.Choice(ev.TAX_STATUSES))
+@click.option("--lot-method", type=click.Choice(ev.LOT_METHODS))
+@click.option("--currency")
+@click.option("--overdraft/--no-overdraft", default=None, help="Allow cash below zero.")
+@click.option("--reason", required=True, help="What was wrong (kept in the log with the void of the old opening).")
+@pass_app
+@fail_on_errors
+def account_amend(app: App, account_id, day, owner, tax_status, lot_method, currency, overdraft, reason):
+    """Correct how ACCOUNT_ID was opened: the old opening is voided and the corrected one recorded, checked
+    against every event of the account (and, for an owner or tax status, of its owners' accounts)."""
+    out = service.amend_account(app.store, app.ctx, account_id, reason, day=day,
+                                owner=v.owner_id(owner) if owner else None, tax_status=tax_status, lot_method=lot_method,
+                                currency=v.currency(currency.upper()) if currency else None, overdraft=overdraft)
+    void, opened = out.result.rows
+    e = opened.decode()
+    click.echo(f"Amended {account_id}: opens on {opened.effective} as {service.describe_opening(e)} (seq {opened.seq}; "
+               f"the old opening, seq {void.decode().seq}, voided by seq {void.seq})")
+
+
 # -- recording ----------------------------------------------------------------------
 @cli.group()
 def record():

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import attrs
 
 from domain.books import Books, check_timeline
-from domain.errors import AccountExists, DomainError, InvalidVoid
+from domain.errors import AccountExists, DomainError, InvalidVoid, UnknownAccount
 from domain.events import (HOLDINGS_AND_CASH, AccountOpened, DividendDeclared, EventVoided, MergerCompleted, Recorded,
                            SpinoffCompleted, SplitApplied, SymbolChanged)
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message, voided_reference_message
@@ -376,10 +376,47 @@ def open_account(store: EventStore, ctx: Context, event: AccountOpened, day: dt.
         raise DomainError(f"cannot open account {event.account} on {day}: that is after today; an account opens on the "
                           f"day of its first event (--date)")
     with store.transaction():
-        opened = next(store.rows(stream=account_stream(event.account), type_="AccountOpened"), None)
+        opened = live_opening(store, event.account)
         if opened is not None:
-            raise AccountExists(f"account {event.account} is already open (since {opened.effective}, seq {opened.seq})")
+            raise AccountExists(f"account {event.account} is already open (since {opened.effective}, seq {opened.seq}); "
+                                f"to change its date, owner or tax status: folio account amend {event.account}")
         return record(store, [Pending(NewEvent(account_stream(event.account), event, day, ctx.meta()))])
+
+
+def live_opening(store: EventStore, account: str):
+    """The account's opening not voided (the stored row), or None."""
+    voided = store.voided()
+    return next((r for r in store.rows(stream=account_stream(account), type_="AccountOpened") if r.seq not in voided), None)
+
+
+def amend_account(store: EventStore, ctx: Context, account: str, reason: str, *, day: dt.date | None = None,
+                  **changes) -> Outcome:
+    """Correct an account's opening (its date, owner, tax status, lot method, currency or overdraft): the opening is
+    voided and the corrected one recorded, in one append, checked against the account's whole timeline (an opening
+    after its first event, or a currency its trades were not in, is refused like any event that breaks history)."""
+    if not reason.strip():
+        raise InvalidVoid(f"cannot amend account {account}: give a reason (--reason), saying what was wrong")
+    with store.transaction():
+        opened = live_opening(store, account)
+        if opened is None:
+            raise UnknownAccount(f"cannot amend account {account}: it is not open (open it with `folio account open`)")
+        old = opened.decode()
+        new = attrs.evolve(old, **{k: x for k, x in changes.items() if x is not None})
+        when = day or dt.date.fromisoformat(opened.effective)
+        if new == old and when.isoformat() == opened.effective:
+            raise DomainError(f"cannot amend account {account}: nothing would change (it opened on {opened.effective} "
+                              f"as {describe_opening(old)})")
+        if when > latest_day():
+            raise DomainError(f"cannot amend account {account} to open on {when}: that is after today")
+        stream = account_stream(account)
+        void = NewEvent(stream, EventVoided(seq=opened.seq, reason=reason.strip()),
+                        dt.date.fromisoformat(opened.effective), ctx.meta())
+        return record(store, [Pending(void), Pending(NewEvent(stream, new, when, ctx.meta()))])
+
+
+def describe_opening(e: AccountOpened) -> str:
+    return (f"owner {e.owner}, {e.tax_status}, {e.currency}, lot method {e.lot_method}, "
+            f"{'overdraft allowed' if e.overdraft else 'no overdraft'}")
 
 
 def void(store: EventStore, ctx: Context, seq: int, reason: str) -> Outcome:
@@ -397,7 +434,14 @@ def void(store: EventStore, ctx: Context, seq: int, reason: str) -> Outcome:
         if target.type == "EventVoided":
             raise InvalidVoid(f"cannot void seq {seq}: it is itself a void; record the voided event again instead")
         if target.type == "AccountOpened":
-            raise InvalidVoid(f"cannot void seq {seq}: an account opening cannot be voided; void the account's events instead")
+            live = [r.seq for r in store.rows(stream=target.stream)
+                    if r.seq != seq and r.seq not in voids and r.type != "EventVoided"]
+            if live:
+                account = target.stream.partition(":")[2]
+                shown = ", ".join(map(str, live[:5])) + (f" and {len(live) - 5} more" if len(live) > 5 else "")
+                raise InvalidVoid(f"cannot void seq {seq}: it opens account {account}, whose events {shown} are not "
+                                  f"voided; to correct the opening's date, owner or tax status instead: folio account "
+                                  f"amend {account} --reason ...")
         event = EventVoided(seq=seq, reason=reason)
         effective = dt.date.fromisoformat(target.effective)
         return record(store, [Pending(NewEvent(target.stream, event, effective, ctx.meta()))])

@@ -121,10 +121,11 @@ _money_or_zero = _decimal(lambda d, what: v.non_negative(v.money(d, what), what)
 
 
 class Event:
-    """Base of every event. `phase` orders events of one effective date: 0 security, 1 account."""
+    """Base of every event. `phase` orders events of one effective date: 0 security, 1 an account's opening, 2 the
+    rest (`ledger.store.PHASE` says the same in SQL)."""
 
     schema: ClassVar[int] = 1
-    phase: ClassVar[int] = 1
+    phase: ClassVar[int] = 2
 
 
 event = attrs.frozen(kw_only=True)
@@ -133,7 +134,12 @@ event = attrs.frozen(kw_only=True)
 @register(schema=2)
 @event
 class AccountOpened(Event):
-    """An account was opened. Schema 2 added `lot_method` and `overdraft` (v1 rows are upcast)."""
+    """An account was opened. Schema 2 added `lot_method` and `overdraft` (v1 rows are upcast).
+
+    It comes first among its day's account events whatever its seq: an amended opening (`folio account amend`, a
+    void of the old one and a new one) is recorded after the events it must precede."""
+
+    phase: ClassVar[int] = 1
 
     account: str = attrs.field(validator=_account)
     owner: str = attrs.field(validator=_owner)

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
     hash TEXT NOT NULL,
     UNIQUE (stream, version)
 );
-CREATE INDEX IF NOT EXISTS events_fold ON events (effective, (substr(stream, 1, 9) <> 'security:'), seq);
+CREATE INDEX IF NOT EXISTS events_fold_order ON events (effective, (CASE WHEN substr(stream, 1, 9) = 'security:' THEN 0 WHEN type = 'AccountOpened' THEN 1 ELSE 2 END), seq);
 CREATE INDEX IF NOT EXISTS events_stream_effective ON events (stream, effective);
 CREATE INDEX IF NOT EXISTS events_recorded ON events (recorded_at);
 CREATE INDEX IF NOT EXISTS events_type ON events (type);
@@ -74,7 +74,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
 """
 
 COLUMNS = "seq, stream, version, type, schema, effective, recorded_at, payload, meta, idem_key, hash"
-PHASE = "(substr(stream, 1, 9) <> 'security:')"
+#: an event's phase (`Event.phase`): a security's events first on a date, then accounts' openings, then the rest; the
+#: index `events_fold_order` serves the fold order (ledgers made with the older two-phase `events_fold` gain it once)
+PHASE = "(CASE WHEN substr(stream, 1, 9) = 'security:' THEN 0 WHEN type = 'AccountOpened' THEN 1 ELSE 2 END)"
 FOLD_ORDER = f"effective, {PHASE}, seq"
 
 
@@ -240,10 +242,16 @@ class EventStore:
         if int(fmt[0]) > FORMAT:
             raise NotALedger(f"{path}: ledger format {fmt[0]} is newer than this Folio understands ({FORMAT})")
         conn.execute("PRAGMA synchronous = FULL")
-        try:  # ledgers created before this index gain it once (a cache for scoped folds; reads work without it)
+        try:  # ledgers created before these indexes gain them once (reads work without them, more slowly)
             conn.execute("CREATE INDEX IF NOT EXISTS events_stream_effective ON events (stream, effective)")
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_fold'").fetchone():
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(f"CREATE INDEX IF NOT EXISTS events_fold_order ON events (effective, {PHASE}, seq)")
+                conn.execute("DROP INDEX events_fold")
+                conn.execute("COMMIT")
         except sqlite3.DatabaseError:
-            pass
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         return cls(conn, path, clock)
 
     def close(self) -> None:
@@ -478,7 +486,7 @@ class EventStore:
             # two index ranges (the scope's streams, then every security stream) instead of one scan of the
             # whole log filtered by stream: a one-account fold reads that account's rows, whatever the log's size
             streams = self.scope_streams(accounts)
-            sql = (f"SELECT seq, effective, stream, type, schema, payload, 1 AS phase FROM events "
+            sql = (f"SELECT seq, effective, stream, type, schema, payload, 2 - (type = 'AccountOpened') AS phase FROM events "
                    f"WHERE stream IN ({','.join('?' * len(streams))}) AND {cond} "
                    f"UNION ALL SELECT seq, effective, stream, type, schema, payload, 0 AS phase FROM events "
                    f"WHERE stream >= 'security:' AND stream < 'security;' AND {cond} ORDER BY effective, phase, seq")

@@ -579,7 +579,8 @@ def test_account_open_of_an_existing_account(books, db_path):
     with unchanged(books, db_path):
         for date in ("2024-01-02", "2024-06-01"):
             assert refused(books(f"account open A --date {date}")) == \
-                "Error: account A is already open (since 2024-01-02, seq 1)\n"
+                ("Error: account A is already open (since 2024-01-02, seq 1); to change its date, owner or tax status: "
+                 "folio account amend A\n")
         refused(books("account open A --date 2024-01-02 --lot-method lifo --overdraft"), "account A is already open")
 
 
@@ -604,8 +605,9 @@ def test_void_already_voided_and_void_of_a_void(books, db_path):
         assert refused(books("void 6 --reason again")) == "Error: cannot void seq 6: already voided by seq 7\n"
         assert refused(books("void 7 --reason undo")) == \
             "Error: cannot void seq 7: it is itself a void; record the voided event again instead\n"
-        assert refused(books("void 1 --reason close")) == \
-            "Error: cannot void seq 1: an account opening cannot be voided; void the account's events instead\n"
+        assert refused(books("void 1 --reason close")) == (
+            "Error: cannot void seq 1: it opens account A, whose events 2, 3, 4, 5 are not voided; to correct the "
+            "opening's date, owner or tax status instead: folio account amend A --reason ...\n")
 
 
 def test_void_of_a_buy_a_later_sale_depends_on(books, db_path):
@@ -1117,3 +1119,19 @@ def test_an_unclosed_quote_is_reported_at_the_line_it_opens(books, db_path, tmp_
     with unchanged(books, db_path):
         message = refused(books(f"import {f}"), "ok.csv line 4: ")
     assert "quote" not in message and "line 3" not in message
+
+
+def test_an_amended_opening_that_would_break_the_history_is_refused(books, db_path):
+    with unchanged(books, db_path):
+        refused(books("account amend A --date 2024-02-02 --reason 'opened later'"),
+                "this would make recorded seq 2 (2024-01-02, deposit 1000.00) impossible: cannot deposit 1000 in A on "
+                "2024-01-02: account A opens on 2024-02-02, after 2024-01-02")
+        refused(books("account amend A --reason 'nothing'"),
+                "cannot amend account A: nothing would change (it opened on 2024-01-02 as owner A, taxable, USD, lot "
+                "method fifo, no overdraft)")
+        refused(books("account amend A --date 2024-01-01 --reason ' '"), "cannot amend account A: give a reason")
+        refused(books("account amend NOPE --date 2024-01-01 --reason x"), "cannot amend account NOPE: it is not open")
+        refused(books("account amend A --date 2099-01-01 --reason x"), "cannot amend account A to open on 2099-01-01: "
+                                                                      "that is after today")
+        refused(books("account open A --date 2024-01-01"), "account A is already open (since 2024-01-02, seq 1); to "
+                                                           "change its date, owner or tax status: folio account amend A")

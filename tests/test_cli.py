@@ -772,3 +772,45 @@ def test_books_without_as_of_are_todays_and_leave_out_what_is_dated_later(folio)
     assert json.loads(folio("positions A --json").output)[0]["quantity"] == "10"
     assert folio("cash A").output.startswith("Cash of A as of today (known at seq 4)")
     assert json.loads(folio("positions A --as-of 2099-01-02 --json").output)[0]["quantity"] == "20"
+
+
+def test_an_account_opening_is_amended_and_comes_first_among_its_days_events(folio, db_path):
+    """A wrong opening date, owner or tax status is corrected by `account amend`: the old opening voided and the new
+    one recorded after the account's events, yet folded before those of its own date (found by review: a wrong date
+    burned the account id for good)."""
+    for step in ["init", "account open A --date 2024-03-01", "record deposit A 1000 --date 2024-03-01",
+                 "record buy A VTI 2 --price 100 --date 2024-03-01"]:
+        out(folio(step))
+    assert out(folio("account amend A --date 2024-02-15 --reason 'opened in February'")) == (
+        "Amended A: opens on 2024-02-15 as owner A, taxable, USD, lot method fifo, no overdraft (seq 5; the old opening, "
+        "seq 1, voided by seq 4)\n")
+    out(folio("record deposit A 5 --date 2024-02-15"))  # seq 6, before the opening's new seq
+    assert out(folio("account amend A --owner ann --tax-status tax-deferred --reason 'an IRA'")).startswith(
+        "Amended A: opens on 2024-02-15 as owner ann, tax-deferred, USD, lot method fifo, no overdraft (seq 8; the old "
+        "opening, seq 5, voided by seq 7)")
+    assert json.loads(out(folio("cash A --json"))) == [{"currency": "USD", "balance": "805.00"}]
+    assert json.loads(out(folio("positions A --json"))) == [{"symbol": "VTI", "quantity": "2", "cost_basis": "200.00"}]
+    assert out(folio("audit verify")).startswith("OK: 8 events verified")
+    # an opening with nothing left on it may be voided, and the id opened anew
+    for step in ["account open B --date 2024-01-02", "record deposit B 10 --date 2024-01-02", "void 10 --reason typo",
+                 "void 9 --reason 'wrong id'", "account open B --date 2024-05-01"]:
+        out(folio(step))
+    assert json.loads(out(folio("cash B --json"))) == [{"currency": "USD", "balance": "0.00"}]
+
+
+def test_a_ledger_with_the_two_phase_fold_index_gains_the_three_phase_one_once(folio, db_path):
+    import sqlite3
+    from ledger.store import EventStore, FOLD_ORDER
+    for step in ["init", "account open A --date 2024-03-01", "record deposit A 10 --date 2024-03-01"]:
+        out(folio(step))
+    conn = sqlite3.connect(db_path)
+    conn.executescript("DROP INDEX events_fold_order; CREATE INDEX events_fold ON events "
+                       "(effective, (substr(stream, 1, 9) <> 'security:'), seq);")
+    conn.close()
+    store = EventStore.open(db_path)
+    names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "events_fold_order" in names and "events_fold" not in names
+    plan = store.conn.execute(f"EXPLAIN QUERY PLAN SELECT seq FROM events ORDER BY {FOLD_ORDER}").fetchall()
+    assert "USING INDEX events_fold_order" in plan[0][3]
+    store.close()
+    assert json.loads(out(folio("cash A --json"))) == [{"currency": "USD", "balance": "10.00"}]

@@ -23,7 +23,8 @@ Numbers are exact fractions, rounded half to even to the cent only where the rul
   matched; a partly matched replacement lot is split (the matched part is `<lot>w<sale seq>`, right after
   it); the disallowed loss goes into the part's basis in a taxable account (lost elsewhere) and its
   holding period starts earlier by the sold shares' holding period (as it was when they were sold);
-- voids take an event out of every fold known from the void on; openings and voids cannot be voided.
+- voids take an event out of every fold known from the void on; a void cannot be voided, an opening only once every
+  other event of its account is (then the account may be opened again).
 
 Rules record commands through `commands.service` on a real SQLite file; after every step the books
 (positions, lots with holding-period starts, cash, realized gains with wash-sale adjustments, interest
@@ -312,7 +313,7 @@ class Model:
         voided = {c.target for seq, c in enumerate(rows[:known], 1) if c.kind == "void"}
         live = [(seq, c) for seq, c in enumerate(rows[:known], 1)
                 if c.kind != "void" and seq not in voided and (as_of is None or c.day <= as_of)]
-        live.sort(key=lambda sc: (sc[1].day, 0 if sc[1].kind == "identical" else 1, sc[0]))
+        live.sort(key=lambda sc: (sc[1].day, {"identical": 0, "open": 1}.get(sc[1].kind, 2), sc[0]))
         books = MBooks()
         for seq, c in live:
             books.apply(seq, c)
@@ -325,8 +326,12 @@ class Model:
             if not 1 <= t <= self.head:
                 return False
             target = self.rows[t - 1]
-            if target.kind in ("void", "open") or any(c.kind == "void" and c.target == t for c in self.rows):
+            voided = {c.target for c in self.rows if c.kind == "void"}
+            if target.kind == "void" or t in voided:
                 return False
+            if target.kind == "open" and any(c.account == target.account and c.kind not in ("void", "open")
+                                             and seq not in voided for seq, c in enumerate(self.rows, 1)):
+                return False  # an opening is voided only once nothing else of its account is left
         try:
             self.fold(self.rows + list(commands))
         except Refuse as e:
