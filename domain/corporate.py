@@ -187,8 +187,9 @@ def _dividend(books: Books, rec: ev.Recorded) -> None:
                 lot.basis -= cut
                 acct.basis_out += cut
                 lot.origin += ((rec.seq, f"return of capital {e.per_share} a share, basis -{cut}"),)
-                if share > cut:
-                    record_gain(books, acct, lot, ZERO, share - cut, ZERO, rec, "return-of-capital")
+                if share > cut:  # a gain when received: dated the pay date, its term counted to it (its tax year)
+                    record_gain(books, acct, lot, ZERO, share - cut, ZERO, rec._replace(effective=e.pay_date),
+                                "return-of-capital")
         heapq.heappush(books.due, Payment(pay_date=e.pay_date, seq=rec.seq, account=acct.account, symbol=e.symbol,
                                           kind=e.kind, ex_date=rec.effective, gross=gross, withheld=withheld,
                                           reinvest_price=e.reinvest_price))

@@ -169,8 +169,8 @@ KINDS = {
         lots={"A": [("7", "XYZ", "10", "0.00", "2024-01-03"), ("8", "XYZ", "7", "0.00", "2024-01-05")],
               "B": [("9", "XYZ", "5", "47.50", "2024-01-04")]},
         cash={"A": "10078.50", "B": "9952.50"},
-        gains={"A": [("7", "XYZ", "0", "2024-01-03", "2024-04-01", "5.00", "0.00", "5.00", "short", "return-of-capital"),
-                     ("8", "XYZ", "0", "2024-01-05", "2024-04-01", "73.50", "0.00", "73.50", "short", "return-of-capital")],
+        gains={"A": [("7", "XYZ", "0", "2024-01-03", "2024-04-10", "5.00", "0.00", "5.00", "short", "return-of-capital"),
+                     ("8", "XYZ", "0", "2024-01-05", "2024-04-10", "73.50", "0.00", "73.50", "short", "return-of-capital")],
                "B": []},
     ),
     # XYZ -> 0.5 ACQ + 10.00 cash a share, ACQ worth 170, fractions cashed at 180 (a reorganization), per lot:
@@ -419,10 +419,12 @@ def test_gains_json_shows_each_reason(folio):
         ok(folio(step))
     assert gains(folio, "D") == [
         ("6", "P4", "1", "2024-01-03", "2024-01-04", "11.00", "10.00", "1.00", "short", "sale"),
-        ("3", "P1", "0", "2024-01-03", "2024-02-01", "10.00", "0.00", "10.00", "short", "return-of-capital"),
         ("4", "P2", "0.5", "2024-01-03", "2024-02-01", "12.50", "10.00", "2.50", "short", "cash-in-lieu"),
         ("5", "P3", "2", "2024-01-03", "2024-02-01", "30.00", "20.00", "10.00", "short", "merger-cash"),
         ("8", "P4", "1", "2024-01-05", "2024-02-01", "12.00", "10.00", "2.00", "short", "merger"),
+        # the excess of a return of capital over basis is realized when paid (found by review: dated the ex-date, a
+        # distribution ex 27 December, paid in January, fell in the wrong tax year)
+        ("3", "P1", "0", "2024-01-03", "2024-02-05", "10.00", "0.00", "10.00", "short", "return-of-capital"),
     ]
     # the table shows the reason too
     table = ok(folio("gains D"))
@@ -858,3 +860,16 @@ def test_a_split_past_the_magnitudes_folio_takes_is_refused_before_any_holder_ch
     assert refused(held("record split XYZ 999999999999:1 --date 2024-02-01")) == (
         "Error: split 999999999999:1 of XYZ would make A's 16999999999983 shares, more than Folio takes (below 10^12)\n")
     assert head(held) == before and lots(held, "B") == BASE_LOTS["B"]
+
+
+def test_a_return_of_capital_above_basis_is_a_gain_of_the_year_it_is_paid(folio):
+    for step in ["init", "account open D --date 2024-01-02", "record deposit D 100 --date 2024-01-02",
+                 "record buy D RC 10 --price 1 --date 2024-01-03",  # basis 10.00
+                 # 1.50 a share: 15.00 against 10.00: basis 0, 5.00 realized when paid, in 2025
+                 "record dividend RC 1.50 --kind return-of-capital --ex-date 2024-12-27 --pay-date 2025-01-10"]:
+        ok(folio(step))
+    assert json.loads(ok(folio("gains D --year 2024 --json"))) == []
+    (gain,) = json.loads(ok(folio("gains D --year 2025 --json")))
+    assert (gain["sold"], gain["proceeds"], gain["cost_basis"], gain["gain"], gain["term"]) == \
+        ("2025-01-10", "5.00", "0.00", "5.00", "long")  # held 2024-01-03 .. 2025-01-10: more than a year
+    assert json.loads(ok(folio("lots D --json")))[0]["cost_basis"] == "0.00"
