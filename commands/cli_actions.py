@@ -34,6 +34,13 @@ def _record_action(app: App, event: ev.Event, day: dt.date, ref: str | None = No
         return
     row = out.result.rows[0]
     click.echo(f"Recorded seq {row.seq}: {row.effective} {describe_action(event, day)}")
+    voided = app.store.voided()
+    before = [r for r in app.store.rows(stream=row.stream, effective_from=day, effective_to=day)
+              if r.seq < row.seq and r.seq not in voided and r.type != "EventVoided"]
+    if before:  # actions of one security and date apply in the order recorded: say so, where it matters
+        click.echo(f"Applied after {', '.join(f'seq {r.seq} ({describe_action(r.decode(), day)})' for r in before)}, "
+                   f"recorded earlier for the same date: actions of a date apply in the order recorded (to apply "
+                   f"this one first, void and record them again after it)")
     effects = out.books.effects.get(row.seq, {})
     if not effects:
         click.echo(f"No account held {event.symbol} on {row.effective}: nothing changed")

@@ -873,3 +873,18 @@ def test_a_return_of_capital_above_basis_is_a_gain_of_the_year_it_is_paid(folio)
     assert (gain["sold"], gain["proceeds"], gain["cost_basis"], gain["gain"], gain["term"]) == \
         ("2025-01-10", "5.00", "0.00", "5.00", "long")  # held 2024-01-03 .. 2025-01-10: more than a year
     assert json.loads(ok(folio("lots D --json")))[0]["cost_basis"] == "0.00"
+
+
+def test_a_second_action_of_a_security_on_one_date_says_it_applies_after_the_first(folio):
+    for step in ["init", "account open D --date 2024-01-02", "record deposit D 100 --date 2024-01-02",
+                 "record buy D XY 10 --price 1 --date 2024-01-03"]:
+        ok(folio(step))
+    first = ok(folio("record dividend XY 0.10 --ex-date 2024-03-01 --pay-date 2024-03-05"))
+    assert "Applied after" not in first
+    assert ok(folio("record split XY 2:1 --date 2024-03-01")) == (
+        "Recorded seq 5: 2024-03-01 split 2:1 of XY, fractions: keep\n"
+        "Applied after seq 4 (ordinary dividend 0.1 a share of XY, ex 2024-03-01, paid 2024-03-05), recorded earlier "
+        "for the same date: actions of a date apply in the order recorded (to apply this one first, void and record "
+        "them again after it)\n"
+        "  D: 10 -> 20 XY\n")
+    assert json.loads(ok(folio("cash D --as-of 2024-03-05 --json")))[0]["balance"] == "91.00"  # 10 shares entitled
