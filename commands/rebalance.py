@@ -81,7 +81,8 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:   5  the turnover cap cuts a buy and the sale that funds it together (a dropped buy left its sale's proceeds in
 #:      cash, above the maximum buffer); a corporate action recorded twice is refused, not applied twice; an open
 #:      proposal of another account of the owner counts in the wash-sale view (`restricted_by`, wash risks), and a
-#:      sale at a loss a wash sale would disallow is noted
+#:      sale at a loss a wash sale would disallow is noted; a parent's close dated before a spinoff values only the
+#:      part it kept
 PLANNER_VERSION = 5
 
 

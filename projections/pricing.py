@@ -5,6 +5,11 @@ the holding on the day holds `new/old` as many shares for each. Valued as record
 double the holding's worth until the next close arrived. So a close is divided by every split of its
 symbol effective after its date and on or before the day, as the log knows them at a seq (voids
 removed). A close dated on or after a split's effective date is already in post-split shares.
+
+A spinoff moves part of the parent's value into the child's shares, which are valued on their own: a parent's
+close dated before the spinoff, used on or after it, counted that part twice. It is cut to the parent's part, the
+share of basis the spinoff left with the parent (`1 - allocation`: the allocation is the child's share of the
+value), as a broker's adjusted close is.
 """
 
 from __future__ import annotations
@@ -38,6 +43,19 @@ def splits(store: EventStore, symbol: str, after: dt.date, through: dt.date,
     return sorted(out, key=lambda s: s[0])
 
 
+def spinoffs(store: EventStore, symbol: str, after: dt.date, through: dt.date,
+             known_seq: int | None = None) -> list[tuple[dt.date, Decimal]]:
+    """(effective date, the part of the value left with the parent: 1 - allocation) of the spinoffs from `symbol`
+    effective in (after, through], known at `known_seq`, voids removed, in date order."""
+    if through <= after:
+        return []
+    rows = list(store.rows(stream=f"security:{symbol}", type_="SpinoffCompleted", known_seq=known_seq,
+                           effective_from=after + dt.timedelta(days=1), effective_to=through))
+    voided = _voids(store, known_seq) if rows else {}
+    return sorted(((dt.date.fromisoformat(r.effective), 1 - r.decode().allocation) for r in rows if r.seq not in voided),
+                  key=lambda s: s[0])
+
+
 def _voids(store: EventStore, known_seq: int | None) -> dict[int, int]:
     """`store.voided(known_seq)`, kept in the store's memo: the log is append-only, so the voids known at a seq never
     change (the head's are keyed by the head's seq). A valuation asks once per lot or symbol; this reads them once."""
@@ -61,11 +79,16 @@ def split_factor(store: EventStore, symbol: str, after: dt.date, through: dt.dat
 
 
 def adjusted(store: EventStore, price: Price | None, day: dt.date, known_seq: int | None = None) -> Price | None:
-    """`price` in the shares of `day` (itself when no split came between)."""
+    """`price` in the shares, and the value, of `day` (itself when no split or spinoff came between)."""
     if price is None or price.date >= day:
         return price
     factor = split_factor(store, price.symbol, price.date, day, known_seq)
-    return price if factor == 1 else attrs.evolve(price, close=price.close / factor)
+    kept = Decimal(1)
+    for _, part in spinoffs(store, price.symbol, price.date, day, known_seq):
+        kept = kept * part
+    if factor == 1 and kept == 1:
+        return price
+    return attrs.evolve(price, close=price.close * kept / factor)
 
 
 def price_for(store: EventStore, symbol: str, day: dt.date, known_at: str | None = None,

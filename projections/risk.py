@@ -12,7 +12,7 @@ from domain.rebalancing import risk
 from domain.rebalancing.model import Inputs
 from ledger.prices import prices_version
 from ledger.store import EventStore
-from projections.pricing import splits
+from projections.pricing import spinoffs, splits
 
 MIN_OBSERVATIONS = 20
 
@@ -55,11 +55,13 @@ def price_history(store: EventStore, symbols: Sequence[str], as_of: dt.date, win
     # fewer closes than the window asks for, but enough to estimate: the reports say how many were used
     dates = common[-(window + 1):]
     closes = np.array([[series[s][d] for s in symbols] for d in dates])
-    # closes in the shares of `as_of`: a split in the window is no return (a 2:1 split would read as -50%)
+    # closes in the shares of `as_of`: a split in the window is no return (a 2:1 split would read as -50%),
     known_seq = store.seq_known_at(known_at) if known_at is not None else None
     first = dt.date.fromisoformat(dates[0])
     for j, s in enumerate(symbols):
-        later = splits(store, s, first, as_of, known_seq)
+        # and a spinoff in it is no loss: the parent's closes before it are cut to the part of the value it kept
+        later = splits(store, s, first, as_of, known_seq) + [
+            (day, 1 / part) for day, part in spinoffs(store, s, first, as_of, known_seq)]
         for i, d in enumerate(dates):
             factor = 1.0
             for day, ratio in later:

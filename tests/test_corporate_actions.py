@@ -888,3 +888,20 @@ def test_a_second_action_of_a_security_on_one_date_says_it_applies_after_the_fir
         "them again after it)\n"
         "  D: 10 -> 20 XY\n")
     assert json.loads(ok(folio("cash D --as-of 2024-03-05 --json")))[0]["balance"] == "91.00"  # 10 shares entitled
+
+
+def test_a_parents_close_from_before_its_spinoff_values_only_what_it_kept(folio, tmp_path):
+    """P 100 @50 (5000); spinoff of C, 1 for 2, 20% of the value (and basis) to C, on 2024-03-04, when C closes at 20
+    and P's latest close is from 2024-03-01. That close held C's part too: valued as recorded, the account was worth
+    6000 the day its value did not change (found by review). Cut to P's 80%: 40, 4000 + 50 C x 20 = 5000."""
+    prices = tmp_path / "p.csv"
+    prices.write_text("date,symbol,close\n2024-03-01,P,50\n2024-03-04,C,20\n")
+    for step in ["init", "account open D --date 2024-01-02", "record deposit D 5000 --date 2024-01-02",
+                 "record buy D P 100 --price 50 --date 2024-01-03", f"prices import {prices}",
+                 "record spinoff P C --shares 1:2 --allocation 0.2 --fraction round-down --date 2024-03-04"]:
+        ok(folio(step))
+    rows = {r["symbol"]: r for r in json.loads(ok(folio("positions D --as-of 2024-03-04 --json")))}
+    assert (rows["P"]["price"], rows["P"]["market_value"]) == ("40.00", "4000.00")
+    assert (rows["C"]["price"], rows["C"]["market_value"]) == ("20.00", "1000.00")
+    rows = {r["symbol"]: r for r in json.loads(ok(folio("positions D --as-of 2024-03-01 --json")))}
+    assert rows["P"]["market_value"] == "5000.00"  # before the spinoff, the close as recorded
