@@ -16,9 +16,10 @@ from typing import Mapping, Sequence
 import attrs
 
 from domain.books import Books, check_timeline
-from domain.errors import AccountExists, DomainError, InvalidVoid, UnknownAccount
-from domain.events import (HOLDINGS_AND_CASH, AccountOpened, DividendDeclared, EventVoided, MergerCompleted, Recorded,
-                           SpinoffCompleted, SplitApplied, SymbolChanged)
+from domain.errors import (AccountExists, DomainError, InsufficientCash, InsufficientShares, InvalidVoid, UnknownAccount,
+                           UnknownLot)
+from domain.events import (HOLDINGS_AND_CASH, AccountOpened, CashWithdrawn, DividendDeclared, EventVoided, FeeCharged,
+                           MergerCompleted, Recorded, SpinoffCompleted, SplitApplied, SymbolChanged, TradeExecuted)
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message, voided_reference_message
 from ledger import codec
 from projections.replay import (SNAPSHOT_EVERY, STATE_EVERY, Point, Report, counted, gains_spacing, load_books,
@@ -267,14 +268,38 @@ def _explain(refusals, labels: dict[int, str], new_recs: list[Recorded]) -> list
             broken.setdefault(r.record.stream, []).append(r)
     for stream, rs in broken.items():
         r = rs[0]
-        culprits = [labels[n.seq] or describe(n) for n in new_recs
-                    if n.sort_key() < r.record.sort_key() and (n.stream == stream or n.stream.startswith("security:"))]
+        earlier = [n for n in new_recs
+                   if n.sort_key() < r.record.sort_key() and (n.stream == stream or n.stream.startswith("security:"))]
+        # of those, the ones that could have done it (found by review: a backdated import named every earlier row of
+        # the account): for a sale short of shares, the symbol's own events; for cash short, what takes cash out
+        relevant = [n for n in earlier if _could_break(n, r)]
+        culprits = [labels[n.seq] or describe(n) for n in (relevant or earlier)]
         by = f" by {', '.join(culprits)}" if culprits else ""
         more = f" ({len(rs) - 1} later recorded event(s) of {stream} would fail in turn)" if len(rs) > 1 else ""
         problems.append(("", (
             f"this would make recorded seq {r.record.seq} ({r.record.effective}, {describe(r.record)}) impossible{by}: "
             f"{r.error}. Record it differently, or void seq {r.record.seq} first{more}")))
     return problems
+
+
+def _could_break(new: Recorded, refusal) -> bool:
+    """Whether a new event may be what makes a recorded one fail: any void, and a security event on the failing
+    trade's symbol, may; of an account's events, for a lack of shares those of the same symbol, for a lack of cash those
+    that take cash out. Other failures: every earlier event may."""
+    e, failed, error = new.event, refusal.record.event, refusal.error
+    if isinstance(e, EventVoided):
+        return True
+    symbol = getattr(failed, "symbol", None)
+    if isinstance(error, (InsufficientShares, UnknownLot)):
+        if new.stream.startswith("security:"):
+            return symbol is not None and symbol in (getattr(e, "symbol", None), getattr(e, "new_symbol", None),
+                                                     getattr(e, "acquirer", None), getattr(e, "child", None))
+        return getattr(e, "symbol", None) == symbol
+    if isinstance(error, InsufficientCash):
+        if new.stream.startswith("security:"):
+            return False
+        return isinstance(e, (CashWithdrawn, FeeCharged)) or (isinstance(e, TradeExecuted) and e.side == "buy")
+    return True
 
 
 def describe(rec: Recorded) -> str:

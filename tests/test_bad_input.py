@@ -1135,3 +1135,15 @@ def test_an_amended_opening_that_would_break_the_history_is_refused(books, db_pa
                                                                       "that is after today")
         refused(books("account open A --date 2024-01-01"), "account A is already open (since 2024-01-02, seq 1); to "
                                                            "change its date, owner or tax status: folio account amend A")
+
+
+def test_a_backdated_import_names_only_the_rows_that_could_have_broken_a_recorded_event(books, db_path, tmp_path):
+    # cash on 2024-04-15 is 620.00: + 1.00 interest - 600.00 + 5.00 = 26.00, and seq 6 (2024-05-01) needs 150.00. Only
+    # the withdrawal takes cash out (found by review: every earlier row of the account was named)
+    f = write(tmp_path, "late.csv", "date,account,action,amount\n2024-04-15,A,interest,1.00\n2024-04-15,A,withdraw,600\n"
+                                    "2024-04-15,A,deposit,5\n")
+    with unchanged(books, db_path):
+        assert refused(books(f"import {f}")) == (
+            "Error: this would make recorded seq 6 (2024-05-01, buy 3 BND @ 50) impossible by late.csv line 3: "
+            "cannot buy 3 BND in A on 2024-05-01: needs 150.00 USD, cash is 26.00. Record it differently, or void seq 6 "
+            "first\n")
