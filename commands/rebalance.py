@@ -82,7 +82,7 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      cash, above the maximum buffer); a corporate action recorded twice is refused, not applied twice; an open
 #:      proposal of another account of the owner counts in the wash-sale view (`restricted_by`, wash risks), and a
 #:      sale at a loss a wash sale would disallow is noted; a parent's close dated before a spinoff values only the
-#:      part it kept
+#:      part it kept; a sale's lots' proceeds and estimated gains are net of its costs
 PLANNER_VERSION = 5
 
 

@@ -15,7 +15,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 import attrs
 
-from domain.lots import Lot, relief_order, tax_per_share
+from domain.lots import Lot, allocate, relief_order, tax_per_share
 from domain.rebalancing.drift import WEIGHT, band_of, drift
 from domain.rebalancing.model import Inputs
 from domain.values import CENT, ZERO, is_long_term, plain_text, round_cents
@@ -862,12 +862,17 @@ def _finish(inputs: Inputs, orders: list[Order], skipped, notes, total: Decimal,
     qty = {h.symbol: h.quantity for h in inputs.holdings}
     costs = ZERO
     gains = {"short": ZERO, "long": ZERO}
-    for o in orders:
+    for i, o in enumerate(orders):
         cost = cost_of(inputs, o.quantity, o.price)
         costs += cost
         if o.side == "sell":
             cash += o.value - cost
             qty[o.symbol] -= o.quantity
+            if o.lots and sum((l.quantity for l in o.lots), ZERO) == o.quantity:
+                # the lots' proceeds as the fold will book the fill: the sale's value less its costs, shared by quantity
+                # (found by review: the estimated gains ignored the costs)
+                o = orders[i] = attrs.evolve(o, lots=tuple(
+                    attrs.evolve(l, proceeds=p) for l, p in zip(o.lots, allocate(o.value - cost, [l.quantity for l in o.lots]))))
             for l in o.lots:
                 gains[l.term] += l.gain
         else:
