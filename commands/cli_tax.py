@@ -189,6 +189,7 @@ def income(app: App, account_id, as_of, known_at, known_at_seq, as_json, year):
     """Dividends by kind and interest received by ACCOUNT_ID, with tax withheld."""
     point, acct = _books(app, account_id, as_of, known_at, known_at_seq)
     payments, lines = tax_views.income_summary(acct, year)
+    short = tax_views.not_qualified(acct, payments)
     if as_json:
         click.echo(render.dumps({
             "totals": [{"kind": l.kind, "gross": render.amount(l.gross), "withheld": render.amount(l.withheld),
@@ -196,7 +197,9 @@ def income(app: App, account_id, as_of, known_at, known_at_seq, as_json, year):
             "payments": [{"symbol": p.symbol, "kind": p.kind, "ex_date": p.ex_date.isoformat(),
                           "pay_date": p.pay_date.isoformat(), "gross": render.amount(p.gross),
                           "withheld": render.amount(p.withheld), "net": render.amount(p.net),
-                          "reinvested": p.reinvested} for p in payments]}))
+                          "reinvested": p.reinvested,
+                          **({"not_qualified": render.amount(short.get(p.seq, Decimal(0)))} if p.kind == "qualified" else {})}
+                         for p in payments]}))
         return
     click.echo(_heading("Income", account_id, point) + (f", {year}" if year else ""))
     income = [l for l in lines if l.kind != "return-of-capital"]  # a return of capital is not income: it cut basis
@@ -206,6 +209,10 @@ def income(app: App, account_id, as_of, known_at, known_at_seq, as_json, year):
                                 render.amount(sum((l.withheld for l in income), Decimal(0))),
                                 render.amount(sum((l.net for l in income), Decimal(0)))]],
                             right=("gross", "withheld", "net")))
+    for p in payments:
+        if short.get(p.seq):
+            click.echo(f"{render.amount(short[p.seq])} of the qualified dividend of {p.symbol} ex {p.ex_date} is ordinary: "
+                       f"shares sold before they were held 61 days of the 121 around the ex-date")
 
 
 # -- harvesting and restrictions --------------------------------------------------------------

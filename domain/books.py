@@ -66,10 +66,24 @@ class Income:
     withheld: Decimal
     reinvested: bool
     seq: int
+    #: a qualified dividend's entitled lots, where one's holding period may yet fall short (`HeldAtEx`): none when
+    #: every lot had held more than 60 days by the ex-date
+    held: tuple["HeldAtEx", ...] = ()
 
     @property
     def net(self) -> Decimal:
         return self.gross - self.withheld
+
+
+class HeldAtEx(NamedTuple):
+    """A lot entitled to a qualified dividend: its part of the gross, and the day before which a sale of it leaves
+    that part an ordinary dividend (more than 60 days held of the 121 around the ex-date: its holding period's start
+    + 61 days), None when it had held long enough by the ex-date."""
+
+    lot_id: str
+    quantity: Decimal
+    amount: Decimal
+    held_until: dt.date | None
 
 
 @attrs.frozen(order=True)
@@ -85,6 +99,7 @@ class Payment:
     gross: Decimal
     withheld: Decimal
     reinvest_price: Decimal | None
+    held: tuple[HeldAtEx, ...] = ()
 
 
 @attrs.define(slots=True)
@@ -374,7 +389,7 @@ def pay_dividend(books: Books, p: Payment) -> None:
     reinvested = p.symbol in acct.reinvest and p.reinvest_price is not None and net > 0
     if books.keep_gains:
         acct.income.append(Income(symbol=p.symbol, kind=p.kind, ex_date=p.ex_date, pay_date=p.pay_date,
-                                  gross=p.gross, withheld=p.withheld, reinvested=reinvested, seq=p.seq))
+                                  gross=p.gross, withheld=p.withheld, reinvested=reinvested, seq=p.seq, held=p.held))
     if reinvested:
         quantity = (net / p.reinvest_price).quantize(REINVEST_QUANTUM, rounding=ROUND_DOWN)
         if quantity > 0:

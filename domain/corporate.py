@@ -10,6 +10,7 @@ line in its `origin`.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
@@ -17,7 +18,7 @@ import attrs
 
 from domain import events as ev
 from domain import tax
-from domain.books import _HANDLERS, Books, Payment, add_lot, dispose, drop_empty, record_gain
+from domain.books import _HANDLERS, Books, HeldAtEx, Payment, add_lot, dispose, drop_empty, record_gain
 from domain.errors import DomainError
 from domain.lots import Lot, allocate, relief_order
 from domain.values import DIGITS, ZERO, normalize, round_cents
@@ -36,6 +37,10 @@ def _holders(books: Books, symbol: str):
 #: such quantities are exact in Decimal's 28 digits, so a position settled to N shares sells as N, all of it, and
 #: leaves no dust (a 1:3 split kept to the 28th digit would make 0.999..9 of three thirds)
 SHARE_QUANTUM = Decimal("1e-12")
+#: a qualified dividend's shares must be held more than 60 days of the 121 beginning 60 days before the ex-date
+#: (IRC 1(h)(11)(B)(iii), 246(c)): counted from the day after the holding period starts, a lot qualifies once it has
+#: not been sold before its start + 61 days
+QUALIFYING = dt.timedelta(days=61)
 
 
 def _settle(books: Books, acct, lots: list[Lot], exact: Decimal, policy: str, price: Decimal | None,
@@ -190,9 +195,17 @@ def _dividend(books: Books, rec: ev.Recorded) -> None:
                 if share > cut:  # a gain when received: dated the pay date, its term counted to it (its tax year)
                     record_gain(books, acct, lot, ZERO, share - cut, ZERO, rec._replace(effective=e.pay_date),
                                 "return-of-capital")
+        at_ex = ()
+        if e.kind == "qualified" and acct.tax_status == "taxable":
+            # qualified only for shares held more than 60 days of the 121 around the ex-date: a lot held since 61 days
+            # before it has; a later one must not be sold before its start + 61 days (whether it is, later sales say)
+            soon = rec.effective - QUALIFYING
+            if any(l.hp_start > soon for l in lots):
+                at_ex = tuple(HeldAtEx(l.lot_id, l.quantity, part, l.hp_start + QUALIFYING if l.hp_start > soon else None)
+                             for l, part in zip(lots, allocate(gross, [l.quantity for l in lots])))
         heapq.heappush(books.due, Payment(pay_date=e.pay_date, seq=rec.seq, account=acct.account, symbol=e.symbol,
                                           kind=e.kind, ex_date=rec.effective, gross=gross, withheld=withheld,
-                                          reinvest_price=e.reinvest_price))
+                                          reinvest_price=e.reinvest_price, held=at_ex))
         _note(books, rec, acct, f"{normalize(held)} {e.symbol} entitled: {gross} gross, {withheld} withheld, paid {e.pay_date}")
 
 

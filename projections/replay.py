@@ -27,7 +27,7 @@ import attrs
 import orjson
 
 from domain import tax
-from domain.books import Account, Books, Income, Payment, RealizedGain, fold
+from domain.books import Account, Books, HeldAtEx, Income, Payment, RealizedGain, fold
 from domain.events import Recorded
 from domain.lots import Lot
 from domain.events import PolicySet
@@ -39,7 +39,7 @@ try:
 except ImportError:  # not on Windows
     fcntl = None
 
-SNAPSHOT_FORMAT = 11  # 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
+SNAPSHOT_FORMAT = 12  # 12: a qualified dividend keeps its entitled lots' holding periods; 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
 #: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
 PARALLEL_FROM = 5_000
 #: the forked process's share of the owners' events: more than half, as this process also reads every row and
@@ -367,6 +367,14 @@ def _merge(store: EventStore, point: Point, voided: set[int], books: Books, othe
     return books
 
 
+def _pack_held(held: tuple[HeldAtEx, ...]) -> list[list]:
+    return [[h.lot_id, str(h.quantity), str(h.amount), h.held_until and h.held_until.isoformat()] for h in held]
+
+
+def _unpack_held(rows: list[list]) -> tuple[HeldAtEx, ...]:
+    return tuple(HeldAtEx(r[0], Decimal(r[1]), Decimal(r[2]), r[3] and dt.date.fromisoformat(r[3])) for r in rows)
+
+
 def _pack_gains(gains: list[RealizedGain]) -> list[list]:
     """Gain records as lists of strings and numbers: what a snapshot stores, and what pickles at C speed (attrs
     objects and Decimals do not)."""
@@ -534,13 +542,14 @@ def freeze(books: Books, gains: bool = True) -> bytes:
                       [[seq, what] for seq, what in l.origin_lines()], l.hp_start.isoformat(), str(l.repl)] for l in a.open_lots()],
             "gains": _pack_gains(a.gains) if gains else [],
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
-                        i.reinvested, i.seq] for i in a.income] if gains else [],
+                        i.reinvested, i.seq, _pack_held(i.held)] for i in a.income] if gains else [],
             "reinvest": sorted(a.reinvest),
             "model": a.model,
             "policy": None if a.policy is None else [a.policy_seq, converter.unstructure(a.policy)],
         }
     due = [[p.pay_date.isoformat(), p.seq, p.account, p.symbol, p.kind, p.ex_date.isoformat(), str(p.gross),
-            str(p.withheld), None if p.reinvest_price is None else str(p.reinvest_price)] for p in sorted(books.due)]
+            str(p.withheld), None if p.reinvest_price is None else str(p.reinvest_price), _pack_held(p.held)]
+           for p in sorted(books.due)]
     def loss(l: tax.LossSale) -> list:
         return [l.seq, l.sold.isoformat(), l.symbol, l.account, l.gain_index, l.lot_id, str(l.quantity), str(l.loss),
                 l.held_days, str(l.matched), str(l.disallowed)]
@@ -589,14 +598,16 @@ def thaw(blob: bytes, keep_gains: bool = True) -> Books:
                     d(repl)))
         acct.gains = _unpack_gains(a["gains"]) if keep_gains else []
         acct.income = [Income(symbol=i[0], kind=i[1], ex_date=day(i[2]), pay_date=day(i[3]), gross=d(i[4]),
-                              withheld=d(i[5]), reinvested=i[6], seq=i[7]) for i in a["income"]] if keep_gains else []
+                              withheld=d(i[5]), reinvested=i[6], seq=i[7], held=_unpack_held(i[8]))
+                       for i in a["income"]] if keep_gains else []
         acct.reinvest = set(a["reinvest"])
         acct.model = a["model"]
         if a["policy"] is not None:
             acct.policy_seq, acct.policy = a["policy"][0], converter.structure(a["policy"][1], PolicySet)
         books.accounts[account_id] = acct
     books.due = [Payment(pay_date=day(p[0]), seq=p[1], account=p[2], symbol=p[3], kind=p[4], ex_date=day(p[5]),
-                         gross=d(p[6]), withheld=d(p[7]), reinvest_price=None if p[8] is None else d(p[8]))
+                         gross=d(p[6]), withheld=d(p[7]), reinvest_price=None if p[8] is None else d(p[8]),
+                         held=_unpack_held(p[9]))
                  for p in state["due"]]
     heapq.heapify(books.due)
 

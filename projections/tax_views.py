@@ -45,16 +45,57 @@ class IncomeLine:
 
 
 def income_summary(acct: Account, year: int | None) -> tuple[list[Income], list[IncomeLine]]:
-    """Income of a year (by pay date): the payments, and their sums by kind (dividend kinds, then interest)."""
+    """Income of a year (by pay date): the payments, and their sums by kind (dividend kinds, then interest). The part
+    of a qualified dividend whose shares were not held long enough (`not_qualified`) is counted as ordinary."""
     rows = [i for i in acct.income if year is None or i.pay_date.year == year]
+    short = not_qualified(acct, rows)
+    moved = sum(short.values(), ZERO)
+    moved_withheld = sum((round_cents(i.withheld * short[i.seq] / i.gross) for i in rows if short.get(i.seq)), ZERO)
     kinds = ("ordinary", "qualified", "return-of-capital", "capital-gain", "interest")
     lines = []
     for kind in kinds:
         of_kind = [i for i in rows if i.kind == kind]
-        if of_kind:
-            lines.append(IncomeLine(kind=kind, gross=sum((i.gross for i in of_kind), ZERO),
-                                    withheld=sum((i.withheld for i in of_kind), ZERO)))
+        gross, withheld = sum((i.gross for i in of_kind), ZERO), sum((i.withheld for i in of_kind), ZERO)
+        if kind == "ordinary":
+            gross, withheld = gross + moved, withheld + moved_withheld
+        elif kind == "qualified":
+            gross, withheld = gross - moved, withheld - moved_withheld
+        if of_kind or (kind == "ordinary" and moved):
+            lines.append(IncomeLine(kind=kind, gross=gross, withheld=withheld))
     return rows, lines
+
+
+def not_qualified(acct: Account, payments: Sequence[Income]) -> dict[int, Decimal]:
+    """By the dividend's seq, the part of each qualified dividend that is an ordinary dividend, as far as the books
+    know: the part of each entitled lot sold before it had been held more than 60 days of the 121 around the ex-date
+    (a lot's later parts, split off by a wash sale, count with it). A split within those days is not followed: the
+    shares sold count against the lot's shares at the ex-date, at most all of them."""
+    wanted = [i for i in payments if i.kind == "qualified" and any(h.held_until for h in i.held)]
+    if not wanted:
+        return {}
+    by_purchase: dict[str, list[RealizedGain]] = {}
+    for g in acct.gains:
+        if g.quantity > 0:
+            by_purchase.setdefault(tax.purchase_of(g.lot_id), []).append(g)
+    out = {}
+    for i in wanted:
+        ids = sorted((h.lot_id for h in i.held), key=len, reverse=True)  # the most specific entry first
+        sold: dict[str, Decimal] = {}
+        for h in i.held:
+            if h.held_until is None:
+                continue
+            for g in by_purchase.get(tax.purchase_of(h.lot_id), ()):
+                if i.ex_date <= g.sold < h.held_until and _part_of(g.lot_id, ids) == h.lot_id:
+                    sold[h.lot_id] = sold.get(h.lot_id, ZERO) + g.quantity
+        part = sum((h.amount * min(sold[h.lot_id] / h.quantity, Decimal(1)) for h in i.held if h.lot_id in sold), ZERO)
+        if part:
+            out[i.seq] = round_cents(part)
+    return out
+
+
+def _part_of(lot_id: str, ids: list[str]) -> str | None:
+    """The entry of `ids` (longest first) that `lot_id` is, or is a later part of (`<id>w...`)."""
+    return next((e for e in ids if lot_id == e or lot_id.startswith(e + "w")), None)
 
 
 # -- Form 8949 ---------------------------------------------------------------------------

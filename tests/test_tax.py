@@ -906,3 +906,28 @@ def test_a_reverse_split_between_a_loss_sale_and_the_buy_back_leaves_whole_lots(
                     "record split XYZ 1:3 --date 2024-06-10", "record buy A XYZ 100 --price 27 --date 2024-06-17"])
     assert [(l["quantity"], l["cost_basis"]) for l in js(folio("lots A --json"))] == [("100", "3000.00")]
     assert js(folio("gains A --json"))[0]["adjustment"] == "300.00"  # the whole loss: 100 new shares are the 300 old
+
+
+def test_a_qualified_dividend_on_shares_sold_within_61_days_is_ordinary(folio):
+    """Qualified only for shares held more than 60 days of the 121 around the ex-date (found by review: every
+    qualified dividend was reported qualified). XQ ex 2024-03-01, 1.00 a share: lot 3 (100, since 2023-12-01) had held
+    long enough; lot 4 (50, bought 2024-02-20) must be held until 2024-04-21. 20 of it sold on 2024-03-15: 20.00 of
+    the 150.00 is ordinary (withheld 15%: 3.00 of the 22.50 with it); 10 sold on 2024-04-21 are in time."""
+    for step in ["init", "account open T --date 2023-12-01", "record deposit T 20000 --date 2023-12-01",
+                 "record buy T XQ 100 --price 100 --date 2023-12-01", "record buy T XQ 50 --price 100 --date 2024-02-20",
+                 "record dividend XQ 1.00 --kind qualified --withholding 0.15 --ex-date 2024-03-01 --pay-date 2024-03-10",
+                 "record sell T XQ 20 --price 100 --date 2024-03-15 --lot 4:20",
+                 "record sell T XQ 10 --price 100 --date 2024-04-21 --lot 4:10"]:
+        out(folio(step))
+    assert out(folio("income T --year 2024")) == text("""
+        Income of T as of today (known at seq 7), 2024
+        kind           gross  withheld     net
+        ------------  ------  --------  ------
+        ordinary       20.00      3.00   17.00
+        qualified     130.00     19.50  110.50
+        total income  150.00     22.50  127.50
+        20.00 of the qualified dividend of XQ ex 2024-03-01 is ordinary: shares sold before they were held 61 days of the 121 around the ex-date
+        """)
+    assert js(folio("income T --json"))["payments"][0]["not_qualified"] == "20.00"
+    # as it was known before the sale: all of it qualified
+    assert js(folio("income T --known-at-seq 5 --json"))["payments"][0]["not_qualified"] == "0.00"
