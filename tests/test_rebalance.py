@@ -686,6 +686,19 @@ def test_turnover_cap_never_drops_a_buy_and_keeps_the_sale_that_funded_it_in_idl
     assert trades(pl) == [("sell", "B", D("12.500000"), D("1250.00")), ("buy", "A", D("7.500000"), D("750.00"))]
     assert (pl.turnover, pl.cash_after) == (D("0.2"), D("500.00"))
     assert pl.notes == ("buy of A trimmed to meet the turnover cap", "sell of B trimmed to meet the turnover cap")
+    # with a minimum trade of 800 the buy is cut to 800, not under it (it would be dropped, the sale's cash left idle:
+    # found by review): the rest of the excess comes off the sale, 1200, with cash 400 under the ceiling
+    for whole in (False, True):
+        pl = plan(inputs(0, {"A": [lot(1, 30, 3000)], "B": [lot(2, 70, 7000)]}, {"A": 100, "B": 100}, m,
+                         policy(max_cash="0.05", turnover_cap="0.2", min_trade=800, whole_shares=whole)))
+        assert [(o.side, o.symbol, o.value) for o in pl.orders] == [("sell", "B", D("1200.00")), ("buy", "A", D("800.00"))]
+        assert (pl.turnover, pl.cash_after) == (D("0.2"), D("400.00"))
+    # per-share costs: the cut's costs leave cash above the ceiling; the sale's idle part is trimmed and what whole
+    # shares leave is bought: sell 110 B, buy 890 A, cash 2000.00 = the ceiling (2%), turnover 19.9%
+    pl = plan(inputs(0, {"A": [lot(1, 3000, 30000)], "B": [lot(2, 700, 70000)]}, {"A": 10, "B": 100}, m,
+                     policy(max_cash="0.02", turnover_cap="0.2", whole_shares=True, cost_per_share="0.10")))
+    assert trades(pl) == [("sell", "B", D("110"), D("11000.00")), ("buy", "A", D("890"), D("8900.00"))]
+    assert pl.cash_after == D("2000.00")
 
 
 def test_whole_shares_never_overspend_and_never_break_the_buffer():

@@ -458,3 +458,19 @@ def test_cli_verify_agrees_own_approval_refused_stale_never_approved(case):
             f.ok(f"approve {pid}", "bob")
             f.refused(f"approve {pid}", "carol", "approved")
             assert "identical" in f.ok(f"proposals verify {pid}")
+
+
+@PLAN_SETTINGS
+@given(inputs(policy=None), st.sampled_from([D("0.05"), D("0.2"), D("0.5")]))
+def test_a_capped_full_rebalance_raises_no_cash_it_leaves_idle_above_the_ceiling(i, cap):
+    """The cap cuts a sale and the buys it funds together, then shrinks sales whose buys it cut (found by review: a
+    dropped buy left its sale's proceeds in cash, above the maximum buffer): cash ends no higher than it began or the
+    ceiling (to the cent)."""
+    i = attrs.evolve(i, policy=attrs.evolve(i.policy, turnover_cap=cap))
+    pl = plan(i, "full")
+    check_books(i, pl)
+    ceiling = pl.total_before * (i.policy.max_cash if i.policy.max_cash is not None
+                                 else max(i.model.cash, i.policy.min_cash))
+    event("cash above the ceiling before" if i.cash > ceiling else "cash within the ceiling before")
+    assert pl.cash_after <= max(i.cash, ceiling) + CENT, (pl.cash_after, i.cash, ceiling,
+                                                          [(o.side, o.symbol, o.value) for o in pl.orders], pl.notes)

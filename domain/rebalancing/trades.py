@@ -292,7 +292,15 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
         if _cash_after(inputs, kept_sells + kept_buys) < floor:
             kept_buys = _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
                                    _cash_after(inputs, kept_sells) - floor, top_up=False)
-        orders = kept_sells + _drop_small(inputs, kept_buys, skipped)
+        kept_buys = _drop_small(inputs, kept_buys, skipped)
+        if mode == "full":  # (a withdrawal's or a harvest's sales are for the cash, or the loss, not for the buys)
+            kept_sells = _idle_sales(inputs, kept_sells, kept_buys, total, notes, under=False)
+            kept_buys = _spend_idle(inputs, kept_sells, kept_buys, total)
+            kept_sells = _drop_small(inputs, _idle_sales(inputs, kept_sells, kept_buys, total, notes), skipped)
+            if _cash_after(inputs, kept_sells + kept_buys) < floor:  # a trimmed sale dropped under the minimum trade
+                kept_buys = _drop_small(inputs, _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
+                                                           _cash_after(inputs, kept_sells) - floor, top_up=False), skipped)
+        orders = kept_sells + kept_buys
     notes += _washed_losses(inputs, orders)
     if mode == "withdrawal" and inputs.amount and not any(n.startswith("holdings cannot raise") for n in notes):
         short = inputs.amount - _cash_after(inputs, orders)
@@ -815,45 +823,112 @@ def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: De
                                                        orders[i].symbol, orders[i].side))
     ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
 
-    def cut(i: int, value: Decimal) -> Decimal:
-        """Cut order i to `value`; the value it lost."""
+    least = policy.min_trade
+
+    def cut(i: int, value: Decimal, keep_least: bool) -> Decimal:
+        """Cut order i to `value` (with `keep_least`, to no less than the minimum trade); the value it lost."""
         o = kept[i]
+        if keep_least and value < least <= o.value:
+            value = least
         kept[i] = _trim(inputs, o, value)
         lost = o.value - (kept[i].value if kept[i] is not None else ZERO)
-        notes.append(f"{o.side} of {o.symbol} {'dropped' if kept[i] is None else 'trimmed'} to meet the turnover cap")
+        if lost > 0:
+            note = f"{o.side} of {o.symbol} {'dropped' if kept[i] is None else 'trimmed'} to meet the turnover cap"
+            if note not in notes:
+                notes.append(note)
         return lost
 
     def side(name: str) -> list[int]:
         return [j for j in ranked if kept[j] is not None and kept[j].side == name]
 
-    for i in ranked:
-        if excess <= 0:
-            break
-        o = kept[i]
-        if o is None:
-            continue
-        other = side("buy" if o.side == "sell" else "sell")
-        cash = _cash_after(inputs, [k for k in kept if k is not None])
-        # how far this cut may move cash before the other side must follow: down to the floor, or up to the ceiling
-        slack = max(ZERO, cash - floor if o.side == "sell" else ceiling - cash)
-        paired = sum((kept[j].value for j in other), ZERO)
-        # turnover saved by cutting this order by x: x, plus the other side's cut, min(max(0, x - slack), paired)
-        if excess <= slack:
-            x = excess
-        elif excess <= slack + 2 * paired:
-            x = (excess + slack) / 2
-        else:
-            x = excess - paired
-        lost = cut(i, o.value - x)
-        excess -= lost
-        follow = lost - slack
-        for j in other:
-            if follow <= 0:
+    # first cutting no order below the minimum trade (a buy cut under it would be dropped after, leaving its sale's
+    # cash idle: found by review), the rest of the excess going to the next orders; then, if still over, as far as needed
+    for keep_least in (True, False):
+        for i in ranked:
+            if excess <= 0:
                 break
-            lost = cut(j, kept[j].value - follow)
+            o = kept[i]
+            if o is None:
+                continue
+            other = side("buy" if o.side == "sell" else "sell")
+            cash = _cash_after(inputs, [k for k in kept if k is not None])
+            # how far this cut may move cash before the other side must follow: down to the floor, or up to the ceiling
+            slack = max(ZERO, cash - floor if o.side == "sell" else ceiling - cash)
+            paired = sum((kept[j].value for j in other), ZERO)
+            # turnover saved by cutting this order by x: x, plus the other side's cut, min(max(0, x - slack), paired)
+            if excess <= slack:
+                x = excess
+            elif excess <= slack + 2 * paired:
+                x = (excess + slack) / 2
+            else:
+                x = excess - paired
+            lost = cut(i, o.value - x, keep_least)
             excess -= lost
-            follow -= lost
+            follow = lost - slack
+            for j in other:
+                if follow <= 0:
+                    break
+                lost = cut(j, kept[j].value - follow, keep_least)
+                excess -= lost
+                follow -= lost
     return sorted((o for o in kept if o is not None), key=lambda o: (o.side != "sell", o.symbol))
+
+
+def _idle_sales(inputs: Inputs, sells: list[Order], buys: list[Order], total: Decimal, notes: list[str],
+                under: bool = True) -> list[Order]:
+    """After the turnover cap's trims, sales whose cash the (trimmed, or dropped) buys no longer use, above the cash
+    ceiling: shrunk, the least-needed first, until cash is within it (found by review: costs a cut saves, and a buy
+    dropped under the minimum trade, left cash above the maximum buffer)."""
+    policy = inputs.policy
+    ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
+    idle = _cash_after(inputs, sells + buys) - ceiling
+    if idle <= 0:
+        return sells
+    out = list(sells)
+    for i in sorted(range(len(out)), key=lambda i: (out[i].value, out[i].symbol)):
+        if idle <= 0:
+            break
+        o = out[i]
+        price, qty = o.price, o.quantity
+        before = raised_by(inputs, qty, price)
+        # the fewest shares raising what is still needed; `under`: one step fewer where they raise more (cash at most
+        # the ceiling), else cash may stay above it by less than a share (for `_spend_idle` to buy with)
+        need = before - idle
+        keep = shares_raising(inputs, need, price, qty) if need > 0 else ZERO
+        if under and keep > 0 and raised_by(inputs, keep, price) > need:
+            keep -= FRACTION if not policy.whole_shares else Decimal(1)
+        if keep >= qty:
+            continue
+        shrunk = _shrink_sale(inputs, o, keep) if keep > 0 else None
+        idle -= before - (raised_by(inputs, keep, price) if shrunk is not None else ZERO)
+        out[i] = shrunk
+        note = f"sell of {o.symbol} trimmed: the buys it funded were cut to meet the turnover cap"
+        if note not in notes:
+            notes.append(note)
+    return [o for o in out if o is not None]
+
+
+def _spend_idle(inputs: Inputs, sells: list[Order], buys: list[Order], total: Decimal) -> list[Order]:
+    """What whole shares (or rounding) leave above the cash ceiling after `_idle_sales`, bought into the kept buys, the
+    largest first, within the turnover cap (a sale's last share is worth more than the cash left over)."""
+    policy = inputs.policy
+    ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
+    out = list(buys)
+    for i in sorted(range(len(out)), key=lambda i: (-out[i].value, out[i].symbol)):
+        o = out[i]
+        idle = _cash_after(inputs, sells + out) - ceiling
+        room = policy.turnover_cap * total - sum((x.value for x in sells + out), ZERO)
+        if idle <= 0 or room <= 0:
+            break
+        more = shares_for(inputs, min(idle, room), o.price)
+        while more > 0:  # (a step or two: the costs of the added shares)
+            bigger = attrs.evolve(o, quantity=o.quantity + more)
+            trial = out[:i] + [bigger] + out[i + 1:]
+            if bigger.value - o.value <= room and _cash_after(inputs, sells + trial) >= round_cents(policy.min_cash * total):
+                out[i] = bigger
+                break
+            more -= Decimal(1) if policy.whole_shares else FRACTION * max(1, int(more / FRACTION) // 100)
+    return out
 
 
 def _finish(inputs: Inputs, orders: list[Order], skipped, notes, total: Decimal, current: dict[str, Decimal]) -> Plan:
