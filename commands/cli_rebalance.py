@@ -298,6 +298,7 @@ def propose(app: App, account_id, all_accounts, mode, amount, as_of, dry_run, as
         if shared is not None:  # taxable accounts first: a loss sale proposed there steers the buys of the owner's
             # other accounts, proposed after it, to a substitute (an IRA's buy would wash it, and no note could undo that)
             accounts.sort(key=lambda a: (shared.accounts[a].tax_status != "taxable", a))
+        dry: list = []
         for i, acct in enumerate(accounts):
             if all_accounts:
                 shown("proposing for accounts", i, len(accounts))
@@ -313,13 +314,15 @@ def propose(app: App, account_id, all_accounts, mode, amount, as_of, dry_run, as
                         out.append({"account": acct, "error": f"no trigger fires as of {point.as_of}: nothing proposed"})
                         continue
                 event, seq = rb.propose(app.store, app.ctx, acct, point, mode, today=app.today(), amount=amount,
-                                        dry_run=dry_run)
+                                        dry_run=dry_run, also=dry)
             except DomainError as e:
                 if not all_accounts:
                     raise
                 out.append({"account": acct, "error": str(e)})
                 continue
             out.append({"account": acct, "event": event, "seq": seq})
+            if dry_run:  # the next accounts see this dry run's orders as the recorded run would see its proposal's
+                dry += prb.pending_of(event.content, f"the dry run for {acct}")
         if all_accounts:
             shown("proposing for accounts", len(accounts), len(accounts))
     if as_json:
@@ -433,7 +436,10 @@ def proposals_show(app: App, proposal_id, as_json):
                + (f", reviewed by {p.reviewer}" + (f" ({p.review_note})" if p.review_note else "") if p.reviewer else "")
                + f", expires {p.expires}")
     if p.moved_by:
-        click.echo(f"stale: the account moved at seq {', '.join(map(str, p.moved_by))}")
+        def what(seq: int) -> str:  # (its own stream, or what else moved it: a sibling's trade, rates, an action)
+            row = app.store.row(seq)
+            return f"seq {seq} ({row.stream}, {row.type})" if row is not None else f"seq {seq}"
+        click.echo(f"stale: recorded since its point and moving what it trades: {', '.join(map(what, p.moved_by))}")
     click.echo(describe(p.content, p.digest))
     if p.fills:
         click.echo("fills:")

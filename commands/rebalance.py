@@ -47,10 +47,11 @@ def set_policy(store: EventStore, ctx: Context, event: ev.PolicySet, day: dt.dat
 
 # -- proposals ---------------------------------------------------------------------------------
 def compute(store: EventStore, account: str, point: Point, mode: str, amount: Decimal | None = None,
-            prices_known_at: str | None = None) -> tuple[Inputs, Plan, list, dict]:
-    """The proposal's content for an account at a point: pure given the log and the prices known."""
+            prices_known_at: str | None = None, also=()) -> tuple[Inputs, Plan, list, dict]:
+    """The proposal's content for an account at a point: pure given the log and the prices known (and `also`, the
+    orders of dry runs before it, as `build_inputs` takes them)."""
     books = load_books(store, point, accounts=[account])
-    inputs = build_inputs(store, books, account, point, prices_known_at=prices_known_at, amount=amount)
+    inputs = build_inputs(store, books, account, point, prices_known_at=prices_known_at, amount=amount, also=also)
     _, fired = assess(store, books, inputs)
     if mode == "optimal":
         from commands.optimal import optimal_plan
@@ -157,7 +158,7 @@ def next_proposal_id(store: EventStore) -> str:
 
 
 def propose(store: EventStore, ctx: Context, account: str, point: Point, mode: str, *, today: dt.date,
-            amount: Decimal | None = None, dry_run: bool = False) -> tuple[ev.RebalanceProposed, int | None]:
+            amount: Decimal | None = None, dry_run: bool = False, also=()) -> tuple[ev.RebalanceProposed, int | None]:
     """Compute a proposal and (unless a dry run) record it on its own stream, all under the write lock."""
     if not dry_run and point.as_of > today + dt.timedelta(days=1):  # (the day's grace of `service.latest_day`)
         raise DomainError(f"cannot propose for {account} as of {point.as_of}, after today ({today}): no fill dated "
@@ -170,7 +171,7 @@ def propose(store: EventStore, ctx: Context, account: str, point: Point, mode: s
                 f"cannot propose for {account} as of {point.as_of}: its books have moved since (seq {later[0]}, "
                 f"effective {later[1]}), so the orders would trade what it no longer holds; propose as of "
                 f"{later[1]} or later (--dry-run shows the past)")
-        inputs, result, fired, content = compute(store, account, point, mode, amount)
+        inputs, result, fired, content = compute(store, account, point, mode, amount, also=also if dry_run else ())
         if not result.orders and not dry_run:
             why = "; ".join(f"{s}: {r}" for s, r in result.skipped) or "the account is at its model"
             raise DomainError(f"nothing to propose for {account} as of {point.as_of}: {why}")

@@ -556,6 +556,20 @@ class EventStore:
         return self.conn.execute("SELECT seq, effective, stream FROM events WHERE type = 'AccountOpened' AND seq <= ?",
                                  (known_seq,)).fetchall()
 
+    def account_owners_at(self, known_seq: int | None) -> dict[str, str]:
+        """Account id -> owner as the log knew it at `known_seq` (voided openings left out, a later one taking over:
+        an amended owner counts from its amendment on); the head's when None."""
+        if known_seq is None or known_seq >= self.head()[0]:
+            return self.account_owners()
+        voided = self.voided(known_seq)
+        owners = {}
+        for seq, payload in self.conn.execute(
+                "SELECT seq, payload FROM events WHERE type = 'AccountOpened' AND seq <= ? ORDER BY seq", (known_seq,)):
+            if seq not in voided:
+                p = json.loads(payload)
+                owners[p["account"]] = p["owner"]
+        return owners
+
     def account_owners(self) -> dict[str, str]:
         """Account id -> owner, from every account ever opened.
 

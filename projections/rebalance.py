@@ -74,8 +74,9 @@ def last_rebalance(store: EventStore, account: str, known_seq: int, opened: dt.d
 
 
 def build_inputs(store: EventStore, books: Books, account: str, point: Point, *, prices_known_at: str | None = None,
-                 amount: Decimal | None = None) -> Inputs:
-    """Everything a proposal for `account` at `point` needs, from the log and the price table."""
+                 amount: Decimal | None = None, also: Sequence["PendingOrder"] = ()) -> Inputs:
+    """Everything a proposal for `account` at `point` needs, from the log and the price table. `also`: orders of
+    proposals not recorded (the dry runs of `propose --all --dry-run` before this account's), as if they were."""
     acct = books.accounts.get(account)
     if acct is None:
         raise DomainError(f"account {account} is not open as of {point.as_of}")
@@ -99,14 +100,17 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
                             + _last_known(store, needed, acct.currency) + "; import prices with `folio prices import`")
     inputs = inputs_of(books, account, point.as_of, point.known_seq, quotes, model.event, model.version, acct.policy,
                        acct.policy_seq, amount, holdings)
-    return with_pending(inputs, books, pending_elsewhere(store, books, account, point))
+    siblings = {a.account for a in books.accounts_of(acct.owner)} - {account}
+    return with_pending(inputs, books, pending_elsewhere(store, books, account, point)
+                        + [o for o in also if o.account in siblings])
 
 
 @attrs.frozen
 class PendingOrder:
     """An order of an open proposal (proposed, approved or partly filled) not yet filled in full."""
 
-    proposal: str
+    #: what it is, for the reader: "proposal P0001 of TAX", or "the dry run for TAX"
+    source: str
     account: str
     side: str
     symbol: str
@@ -137,8 +141,15 @@ def pending_elsewhere(store: EventStore, books: Books, account: str, point: Poin
                 if Decimal(o["quantity"]) <= p.filled(o["symbol"], o["side"]):
                     continue
                 loss = -sum((g for l in o["lots"] if (g := Decimal(l["gain"])) < 0), Decimal(0))
-                out.append(PendingOrder(p.proposal, p.account, o["side"], o["symbol"], loss))
+                out.append(PendingOrder(f"proposal {p.proposal} of {p.account}", p.account, o["side"], o["symbol"], loss))
     return out
+
+
+def pending_of(content: dict, source: str) -> list[PendingOrder]:
+    """A proposal's orders as pending orders (a dry run's, which no log holds)."""
+    return [PendingOrder(source, content["account"], o["side"], o["symbol"],
+                         -sum((g for l in o["lots"] if (g := Decimal(l["gain"])) < 0), Decimal(0)))
+            for o in content["orders"]]
 
 
 def with_pending(inputs: Inputs, books: Books, pending: list[PendingOrder]) -> Inputs:
@@ -159,15 +170,14 @@ def with_pending(inputs: Inputs, books: Books, pending: list[PendingOrder]) -> I
             for s in members:
                 if s not in restricted or restricted[s] < inputs.as_of:  # (a recorded loss sale's reason stands)
                     restricted[s] = until
-                    restricted_by.setdefault(s, f"proposal {o.proposal} of {o.account} selling {o.symbol} at an "
-                                                f"estimated loss of {o.loss}")
+                    restricted_by.setdefault(s, f"{o.source} selling {o.symbol} at an estimated loss of {o.loss}")
         elif inputs.tax_status == "taxable":
             for h in inputs.holdings:
                 if h.symbol in members and h.symbol in inputs.prices:
                     price = inputs.price(h.symbol)
                     for lot in h.lots:
                         if lot.basis > lot.quantity * price:
-                            why = (f"proposal {o.proposal} of {o.account} buys {o.symbol}", None)
+                            why = (f"{o.source} buys {o.symbol}", None)
                             if why not in risks.get(lot.lot_id, ()):
                                 risks[lot.lot_id] = risks.get(lot.lot_id, ()) + (why,)
     return attrs.evolve(inputs, restricted=restricted, restricted_by=restricted_by, wash_risks=risks)
@@ -348,7 +358,7 @@ def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | No
     (rates), a trade in the owner's other accounts (a loss sale there restricts a buy here: a wash sale), or a
     corporate action on a security it holds or trades."""
     symbols = {h["symbol"] for h in p.content["holdings"]} | {o["symbol"] for o in p.content["orders"]}
-    owners = store.account_owners()
+    owners = store.account_owners_at(known_seq)  # (as known then: an owner amended since does not change the past)
     owner = owners.get(p.account)
     streams = [f"account:{p.account}"] + ([f"owner:{owner}"] if owner is not None else []) + [
         f"security:{s}" for s in sorted(symbols)]

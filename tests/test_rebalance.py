@@ -1904,6 +1904,11 @@ def test_a_proposal_sees_the_loss_sale_another_account_of_the_owner_has_proposed
     would wash the loss for good. The IRA's proposal, made after the taxable one, buys the substitute instead, and
     says why; recomputed, it is the same (the open proposal is in the log at its point)."""
     _two_accounts_of_one_owner(folio, tmp_path)
+    # a dry run of --all shows what the recorded run does (found by review: it showed the IRA buying VTI)
+    dry = js(folio("propose --all --as-of 2024-11-29 --dry-run --json"))
+    (dry_ira,) = [p for p in dry if p["account"] == "IRA"]
+    assert [(o["side"], o["symbol"]) for o in dry_ira["orders"]] == [("sell", "BND"), ("buy", "ITOT")]
+    assert dry_ira["restricted_by"] == {"VTI": "the dry run for TAX selling VTI at an estimated loss of 400.00"}
     result = js(folio("propose --all --as-of 2024-11-29 --json", actor="ann"))
     tax_, ira = sorted(result, key=lambda p: p["account"] != "TAX")
     assert [(o["side"], o["symbol"], o["quantity"]) for o in tax_["orders"]] == [("sell", "VTI", "20"), ("buy", "BND", "20")]
@@ -1939,3 +1944,18 @@ def test_estimated_gains_are_net_of_the_sales_costs_as_the_fill_books_them():
     (sale,) = [o for o in pl.orders if o.side == "sell"]
     assert [(l.lot_id, l.proceeds, l.gain) for l in sale.lots] == [("1", D("599.34"), D("59.34")), ("2", D("399.56"), D("19.56"))]
     assert pl.gain_short == D("78.90")
+
+
+def test_an_owner_amended_later_does_not_change_a_proposals_recomputation(folio, tmp_path):
+    """Found by review: X (owner y) bought BND after P0001 of TAX; P0002 of IRA saw P0001 open. X was then amended to
+    owner z: as known now, X's buy is a sibling's trade that made P0001 stale, and `verify` of P0002 said it differed.
+    Owners are read as known at the proposal's point."""
+    _two_accounts_of_one_owner(folio, tmp_path)
+    for step in ["account open X --date 2024-01-02 --owner y", "record deposit X 1000 --date 2024-01-02"]:
+        out(folio(step))
+    out(folio("propose TAX --as-of 2024-11-29", actor="ann"))
+    out(folio("record buy X BND 1 --price 100 --date 2024-11-29"))
+    (ira,) = js(folio("propose IRA --as-of 2024-11-29 --json", actor="ann"))
+    assert [(o["side"], o["symbol"]) for o in ira["orders"]] == [("sell", "BND"), ("buy", "ITOT")]
+    out(folio("account amend X --owner z --reason 'owned by z'"))
+    assert out(folio(f"proposals verify {ira['proposal']}")).startswith(f"{ira['proposal']}: identical")
