@@ -36,11 +36,14 @@ def optimal_plan(store: EventStore, books: Books, inputs: Inputs, known_at: str 
 
 
 def wash_risk_symbols(books: Books, inputs: Inputs) -> set[str]:
-    """Symbols whose group the owner bought in the last 30 days: a loss on them now would be disallowed."""
+    """Symbols whose group the owner bought in the last 30 days, or will buy in an open proposal of another account
+    (its lots are among `inputs.wash_risks`: found by review, the optimizer counted such a loss as a saving): a loss
+    on them now would be disallowed."""
     acct = books.accounts[inputs.account]
     ot = books.owners.get(acct.owner)
+    risky = {h.symbol for h in inputs.holdings if any(l.lot_id in inputs.wash_risks for l in h.lots)}
     if ot is None:
-        return set()
+        return risky
     groups = {tax.group_of(books, a.lot.symbol) for a in ot.acquisitions
               if inputs.as_of - tax.WINDOW <= a.day <= inputs.as_of and a.lot.repl > 0}
-    return {h.symbol for h in inputs.holdings if tax.group_of(books, h.symbol) in groups}
+    return risky | {h.symbol for h in inputs.holdings if tax.group_of(books, h.symbol) in groups}

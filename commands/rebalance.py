@@ -83,7 +83,9 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      cash, above the maximum buffer); a corporate action recorded twice is refused, not applied twice; an open
 #:      proposal of another account of the owner counts in the wash-sale view (`restricted_by`, wash risks), and a
 #:      sale at a loss a wash sale would disallow is noted; a parent's close dated before a spinoff values only the
-#:      part it kept; a sale's lots' proceeds and estimated gains are net of its costs
+#:      part it kept; a sale's lots' proceeds and estimated gains are net of its costs; the turnover cap keeps orders
+#:      at the minimum trade and trims sales its cuts leave idle; a plan's own loss sale restricts buying its
+#:      substantially identical group (`identical` recorded); a loss a purchase would wash counts no tax saving
 PLANNER_VERSION = 5
 
 
@@ -107,6 +109,7 @@ def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
                                for l in h.lots]} for h in inputs.holdings],
         "restricted": {k: d.isoformat() for k, d in sorted(inputs.restricted.items())},
         "restricted_by": dict(sorted(inputs.restricted_by.items())),
+        "identical": dict(sorted(inputs.identical.items())),
         "wash_risks": {k: [{"reason": why, "lot": own} for why, own in v] for k, v in sorted(inputs.wash_risks.items())},
         "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired],
         "orders": [{"symbol": o.symbol, "side": o.side, "quantity": s(o.quantity), "price": s(o.price),

@@ -345,15 +345,16 @@ def repeats(store: EventStore, pending: Sequence[Pending]) -> list[tuple[str, st
 
 
 #: corporate actions a security has at most one of on a date (a spinoff: one per child it distributes); a
-#: dividend may come twice on an ex-date (a regular and a special one), but not twice on the same terms
+#: dividend may come twice on an ex-date (a regular and a special one), but not twice of one amount and kind
 ONCE_A_DAY = (SplitApplied, MergerCompleted, SymbolChanged, SpinoffCompleted, DividendDeclared)
 
 
 def _action_key(stream: str, effective: str, event) -> tuple | None:
     if isinstance(event, SpinoffCompleted):
         return stream, effective, SpinoffCompleted, event.child
-    if isinstance(event, DividendDeclared):
-        return stream, effective, DividendDeclared, event  # (events are frozen: equal terms, equal keys)
+    if isinstance(event, DividendDeclared):  # the same amount of the same kind again is the same dividend, whatever its
+        # pay date or withholding (found by review: one re-entered with a corrected pay date was paid twice)
+        return stream, effective, DividendDeclared, event.per_share, event.kind
     if isinstance(event, ONCE_A_DAY):
         return stream, effective, type(event)
     return None
@@ -362,7 +363,7 @@ def _action_key(stream: str, effective: str, event) -> tuple | None:
 def action_repeats(store: EventStore, pending: Sequence[Pending]) -> list[tuple[str, str]]:
     """New corporate actions that are already recorded (and not voided), or given twice among the new events:
     a second split, merger, symbol change or spinoff (of the same child) of one security on one date, or a dividend
-    on the terms of one recorded (found by review: the same split recorded twice split every holding twice, with or
+    of the amount and kind of one recorded (found by review: the same split recorded twice split every holding twice, with or
     without refs, and a corrected ratio recorded over a wrong one applied both). The recorded one is named, to void
     it first if it was wrong."""
     actions = [(p, key) for p in pending if (key := _action_key(p.new.stream, p.new.effective.isoformat(), p.new.event))]

@@ -212,6 +212,7 @@ def inputs_of(books: Books, account: str, as_of: dt.date, as_of_seq: int, quotes
                   model_version=model_version, policy=policy, policy_seq=policy_seq, lot_method=acct.lot_method,
                   rates=ot.rates if ot else None, restricted=restricted,
                   substitutes={k: tuple(sorted(v)) for k, v in sorted(books.substitutes.items())},
+                  identical=dict(sorted(books.identical.items())),
                   amount=amount, tax_status=acct.tax_status, wash_risks=risks)
 
 

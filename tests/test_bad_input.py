@@ -1105,6 +1105,9 @@ def test_two_dividends_on_one_ex_date_are_taken_unless_their_terms_are_the_same(
         refused(books("record dividend VTI 0.50 --ex-date 2024-06-03 --pay-date 2024-06-10"),
                 "ordinary dividend 0.50 a share of VTI, ex 2024-06-03, paid 2024-06-10 on 2024-06-03: the same action is "
                 "already recorded as seq 7")
+        refused(books("record dividend VTI 0.50 --ex-date 2024-06-03 --pay-date 2024-06-12"),  # a corrected pay date
+                "ordinary dividend 0.50 a share of VTI, ex 2024-06-03, paid 2024-06-12 on 2024-06-03: ordinary dividend "
+                "0.5 a share of VTI, ex 2024-06-03, paid 2024-06-10 is already recorded as seq 7")
     assert json.loads(ok(books("cash A --as-of 2024-06-10 --json"))) == [{"currency": "USD", "balance": "480.00"}]
 
 

@@ -79,6 +79,9 @@ class Inputs:
     #: symbol -> what restricts it, when not a loss sale recorded (an open proposal of another account of the owner)
     restricted_by: dict[str, str] = attrs.Factory(dict)
     substitutes: dict[str, tuple[str, ...]] = attrs.Factory(dict)
+    #: symbol -> its group of substantially identical securities (declared ones only): a loss sale of one restricts
+    #: buying any of them
+    identical: dict[str, str] = attrs.Factory(dict)
     #: withdrawal mode: cash to raise
     amount: Decimal | None = None
     #: the account's tax status: no sale of a tax-deferred or tax-exempt account is taxed, so a withdrawal there

@@ -11,6 +11,8 @@ holdings and the total after trading and costs, and sum to 1 exactly with cash.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 import attrs
@@ -276,7 +278,7 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
                 idle = _cash_after(inputs, sells) - sum(wanted.values(), ZERO) * (1 + policy.cost_bps * BPS)
                 if idle > ceiling:
                     _spread(inputs, wanted, idle - total * max(inputs.model.cash, policy.min_cash), total, current)
-            wanted = _redirect_restricted(inputs, wanted, skipped, notes)
+            wanted = _redirect_restricted(_own_losses(inputs, sells), wanted, skipped, notes)
             # never buy back what this plan sells (a sale to restore the buffer would otherwise churn)
             selling = {o.symbol for o in sells}
             wanted = {s: v for s, v in wanted.items() if s not in selling}
@@ -311,6 +313,15 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
                    "change the policy or withdraw less")
             notes.append(f"the withdrawal of {inputs.amount} is {short.quantize(CENT)} short: {why}")
     return _finish(inputs, orders, tuple(skipped), tuple(notes), total, current)
+
+
+def _washed_lots(inputs: Inputs, orders: list[Order]) -> set[str]:
+    """Lots the orders sell whose loss a wash sale would disallow (a purchase not itself sold by them), in a taxable
+    account."""
+    if inputs.tax_status != "taxable" or not inputs.wash_risks:
+        return set()
+    selling = {l.lot_id for o in orders if o.side == "sell" for l in o.lots}
+    return {i for i in selling if any(own is None or own not in selling for _, own in inputs.wash_risks.get(i, ()))}
 
 
 def _washed_losses(inputs: Inputs, orders: list[Order]) -> list[str]:
@@ -589,7 +600,8 @@ def _harvest_sells(inputs: Inputs, notes: list[str], skipped: list) -> list[Orde
             orders.append(Order(symbol=h.symbol, side="sell", quantity=sum((l.quantity for l in lots), ZERO), price=price,
                                 lots=tuple(lots), note="harvest a loss"))
     if not orders:
-        notes.append("no lot has a loss worth harvesting")
+        notes.append("no lot harvested: each lot with a loss worth harvesting would be a wash sale now (see skipped)"
+                     if blocked.keys() & candidates.keys() else "no lot has a loss worth harvesting")
     return orders
 
 
@@ -607,6 +619,25 @@ def _substitute_values(inputs: Inputs, sells: list[Order], skipped: list) -> dic
 def _restricted(inputs: Inputs, symbol: str) -> bool:
     until = inputs.restricted.get(symbol)
     return until is not None and until >= inputs.as_of
+
+
+def _own_losses(inputs: Inputs, sells: list[Order]) -> Inputs:
+    """The inputs with this plan's own loss sales restricting their groups, as a recorded loss sale would (found by
+    review: a plan sold VOO at a loss and bought IVV, declared substantially identical, washing its own loss)."""
+    if inputs.tax_status != "taxable" or not inputs.identical:
+        return inputs
+    restricted, restricted_by = dict(inputs.restricted), dict(inputs.restricted_by)
+    until = inputs.as_of + dt.timedelta(days=30)
+    for o in sells:
+        loss = -sum((l.gain for l in o.lots if l.gain < 0), ZERO)
+        group = inputs.identical.get(o.symbol)
+        if loss <= 0 or group is None:
+            continue
+        for s, g in inputs.identical.items():
+            if g == group and s != o.symbol and not (s in restricted and restricted[s] >= inputs.as_of):
+                restricted[s] = until
+                restricted_by[s] = f"this proposal's sale of {o.symbol} at an estimated loss of {loss}"
+    return attrs.evolve(inputs, restricted=restricted, restricted_by=restricted_by)
 
 
 def _redirect_restricted(inputs: Inputs, wanted: dict[str, Decimal], skipped: list, notes: list) -> dict[str, Decimal]:
@@ -937,6 +968,9 @@ def _finish(inputs: Inputs, orders: list[Order], skipped, notes, total: Decimal,
     qty = {h.symbol: h.quantity for h in inputs.holdings}
     costs = ZERO
     gains = {"short": ZERO, "long": ZERO}
+    # a loss a purchase would wash now is disallowed, not realized: no saving counted (found by review: the tax estimate
+    # counted a loss the plan's own note said would be a wash sale)
+    washed = _washed_lots(inputs, orders)
     for i, o in enumerate(orders):
         cost = cost_of(inputs, o.quantity, o.price)
         costs += cost
@@ -949,7 +983,8 @@ def _finish(inputs: Inputs, orders: list[Order], skipped, notes, total: Decimal,
                 o = orders[i] = attrs.evolve(o, lots=tuple(
                     attrs.evolve(l, proceeds=p) for l, p in zip(o.lots, allocate(o.value - cost, [l.quantity for l in o.lots]))))
             for l in o.lots:
-                gains[l.term] += l.gain
+                if not (l.gain < 0 and l.lot_id in washed):
+                    gains[l.term] += l.gain
         else:
             cash -= o.value + cost
             qty[o.symbol] = qty.get(o.symbol, ZERO) + o.quantity
