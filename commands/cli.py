@@ -19,7 +19,7 @@ from commands.imports import (cash_event, export_lines, looks_like_jsonl, read_c
 from commands.service import Context, Pending, account_stream
 from domain import events as ev
 from domain import values as v
-from domain.errors import DomainError
+from domain.errors import DomainError, UnknownAccount
 from ledger.errors import LedgerError
 from ledger.prices import add_prices, price_rows, restore_prices
 from ledger.store import EventStore, NewEvent
@@ -155,7 +155,7 @@ def init(app: App):
 # -- accounts ---------------------------------------------------------------------
 @cli.group()
 def account():
-    """Open accounts."""
+    """Open accounts, correct their openings, assign models, set dividend reinvestment."""
 
 
 @account.command("open")
@@ -182,16 +182,16 @@ def account_open(app: App, account_id, day, owner, tax_status, lot_method, curre
 @click.argument("account_id")
 @click.option("--date", "day", type=DATE, help="The date it opened.")
 @click.option("--owner", help="Its owner.")
-@click.option("--tax-status", type=click.Choice(ev.TAX_STATUSES))
-@click.option("--lot-method", type=click.Choice(ev.LOT_METHODS))
-@click.option("--currency")
+@click.option("--tax-status", type=click.Choice(ev.TAX_STATUSES), help="Its tax status.")
+@click.option("--lot-method", type=click.Choice(ev.LOT_METHODS), help="Its default lot relief method.")
+@click.option("--currency", help="Its base currency (only while nothing else is recorded on it).")
 @click.option("--overdraft/--no-overdraft", default=None, help="Allow cash below zero.")
 @click.option("--reason", required=True, help="What was wrong (kept in the log with the void of the old opening).")
 @pass_app
 @fail_on_errors
 def account_amend(app: App, account_id, day, owner, tax_status, lot_method, currency, overdraft, reason):
     """Correct how ACCOUNT_ID was opened: the old opening is voided and the corrected one recorded, checked
-    against every event of the account (and, for an owner or tax status, of its owners' accounts)."""
+    against every event of the account and of the accounts of its old and new owner."""
     out = service.amend_account(app.store, app.ctx, account_id, reason, day=day,
                                 owner=v.owner_id(owner) if owner else None, tax_status=tax_status, lot_method=lot_method,
                                 currency=v.currency(currency.upper()) if currency else None, overdraft=overdraft)
@@ -360,7 +360,11 @@ def _books(app: App, account_id: str, as_of, known_at, known_at_seq, *, gains: b
     --as-of the books are today's, as the heading says: an event dated later (a split announced for next week) is
     not in them yet (found by review: `cash` headed "as of today" counted a trade dated 2099)."""
     point = resolve_point(app.store, as_of or service.latest_day(), known_at, known_at_seq)
-    books = load_books(app.store, point, accounts=[account_id], keep_gains=gains)
+    try:
+        books = load_books(app.store, point, accounts=[account_id], keep_gains=gains)
+    except UnknownAccount:  # (a point inside an amendment: its events without an opening) say why, if that is why
+        _not_open(app, account_id, point, as_of)
+        raise
     if account_id not in books.accounts:
         _not_open(app, account_id, point, as_of)
     return attrs.evolve(point, as_of=as_of), views.account_of(books, account_id, as_of)
@@ -370,11 +374,16 @@ def _not_open(app: App, account_id: str, point: Point, as_of) -> None:
     """Why an account is not in the books at a point, when its opening is in the log (found by review: a known-at
     time before it was recorded said it was "not open as of" a date it was open on)."""
     voided = app.store.voided()
-    opened = next((r for r in app.store.rows(stream=account_stream(account_id), type_="AccountOpened")
-                   if r.seq not in voided), None)
+    openings = list(app.store.rows(stream=account_stream(account_id), type_="AccountOpened"))
+    opened = next((r for r in openings if r.seq not in voided), None)
     if opened is None:
         return
     if opened.seq > point.known_seq:
+        amended = next((r for r in openings if r.seq <= point.known_seq and voided.get(r.seq, opened.seq) <= point.known_seq), None)
+        if amended is not None:  # a point inside an amendment: the old opening voided, the new one not yet recorded
+            raise DomainError(f"account {account_id} had no opening at seq {point.known_seq}: its opening, seq {amended.seq}, "
+                              f"was voided by seq {voided[amended.seq]} in the amendment that records the new one as seq "
+                              f"{opened.seq}; ask at seq {opened.seq} or later, or before seq {voided[amended.seq]}")
         raise DomainError(f"account {account_id} was not yet recorded at seq {point.known_seq}: its opening is seq "
                           f"{opened.seq}, recorded {opened.recorded_at}")
     if point.as_of is not None and opened.effective > point.as_of.isoformat():

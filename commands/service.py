@@ -75,6 +75,10 @@ def accounts_touched(store: EventStore, pending: Sequence[Pending]) -> list[str]
         kind, _, name = p.new.stream.partition(":")
         if kind == "account":
             accounts.add(name)
+            if isinstance(p.new.event, AccountOpened):  # an amended owner's accounts too: their wash sales now meet
+                # this account's (found by review: moved to bob, A's lot became a replacement for bob's loss, was split,
+                # and A's later sale of the whole lot could no longer fold)
+                accounts |= {a for a, o in owners.items() if o == p.new.event.owner}
         elif kind == "owner":
             accounts |= {a for a, o in owners.items() if o == name}
         else:
@@ -273,7 +277,8 @@ def _explain(refusals, labels: dict[int, str], new_recs: list[Recorded]) -> list
         # of those, the ones that could have done it (found by review: a backdated import named every earlier row of
         # the account): for a sale short of shares, the symbol's own events; for cash short, what takes cash out
         relevant = [n for n in earlier if _could_break(n, r)]
-        culprits = [labels[n.seq] or describe(n) for n in (relevant or earlier)]
+        culprits = [labels[n.seq] or (f"void seq {n.event.seq} ({n.event.reason})" if isinstance(n.event, EventVoided)
+                                      else describe(n)) for n in (relevant or earlier)]
         by = f" by {', '.join(culprits)}" if culprits else ""
         more = f" ({len(rs) - 1} later recorded event(s) of {stream} would fail in turn)" if len(rs) > 1 else ""
         problems.append(("", (
@@ -287,7 +292,7 @@ def _could_break(new: Recorded, refusal) -> bool:
     trade's symbol, may; of an account's events, for a lack of shares those of the same symbol, for a lack of cash those
     that take cash out. Other failures: every earlier event may."""
     e, failed, error = new.event, refusal.record.event, refusal.error
-    if isinstance(e, EventVoided):
+    if isinstance(e, (EventVoided, AccountOpened)):  # (an amended opening changes what every later event meets)
         return True
     symbol = getattr(failed, "symbol", None)
     if isinstance(error, (InsufficientShares, UnknownLot)):
@@ -418,8 +423,9 @@ def live_opening(store: EventStore, account: str):
 def amend_account(store: EventStore, ctx: Context, account: str, reason: str, *, day: dt.date | None = None,
                   **changes) -> Outcome:
     """Correct an account's opening (its date, owner, tax status, lot method, currency or overdraft): the opening is
-    voided and the corrected one recorded, in one append, checked against the account's whole timeline (an opening
-    after its first event, or a currency its trades were not in, is refused like any event that breaks history)."""
+    voided and the corrected one recorded, in one append, checked against the timeline of the account and of its old and
+    new owners' accounts (an opening after its first event is refused like any event that breaks history; a currency
+    only while nothing else is recorded on the account)."""
     if not reason.strip():
         raise InvalidVoid(f"cannot amend account {account}: give a reason (--reason), saying what was wrong")
     with store.transaction():
@@ -428,6 +434,15 @@ def amend_account(store: EventStore, ctx: Context, account: str, reason: str, *,
             raise UnknownAccount(f"cannot amend account {account}: it is not open (open it with `folio account open`)")
         old = opened.decode()
         new = attrs.evolve(old, **{k: x for k, x in changes.items() if x is not None})
+        if new.currency != old.currency:  # nothing records a currency: cash and prices recorded in the old one would
+            # read as the new one's (found by review)
+            voids = store.voided()
+            live = [r.seq for r in store.rows(stream=account_stream(account))
+                    if r.seq != opened.seq and r.seq not in voids and r.type != "EventVoided"]
+            if live:
+                raise DomainError(f"cannot amend account {account} to {new.currency}: its events (seq "
+                                  f"{', '.join(map(str, live[:5]))}{' ...' if len(live) > 5 else ''}) are in "
+                                  f"{old.currency}; a currency is corrected only while nothing else is recorded on it")
         when = day or dt.date.fromisoformat(opened.effective)
         if new == old and when.isoformat() == opened.effective:
             raise DomainError(f"cannot amend account {account}: nothing would change (it opened on {opened.effective} "

@@ -485,7 +485,7 @@ class EventStore:
         else:
             # two index ranges (the scope's streams, then every security stream) instead of one scan of the
             # whole log filtered by stream: a one-account fold reads that account's rows, whatever the log's size
-            streams = self.scope_streams(accounts)
+            streams = self.scope_streams(accounts, known_seq)
             sql = (f"SELECT seq, effective, stream, type, schema, payload, 2 - (type = 'AccountOpened') AS phase FROM events "
                    f"WHERE stream IN ({','.join('?' * len(streams))}) AND {cond} "
                    f"UNION ALL SELECT seq, effective, stream, type, schema, payload, 0 AS phase FROM events "
@@ -515,14 +515,15 @@ class EventStore:
             sql += " AND seq <= ?"
             args.append(known_seq)
         if accounts is not None:
-            streams = self.scope_streams(accounts)
+            streams = self.scope_streams(accounts, known_seq)
             sql += f" AND (stream IN ({','.join('?' * len(streams))}) OR substr(stream, 1, 9) = 'security:')"
             args.extend(streams)
         return self.conn.execute(sql, args).fetchone()[0]
 
-    def scope_streams(self, accounts: Sequence[str]) -> list[str]:
-        """The streams a fold of these accounts reads (besides every security stream): theirs and their owners'."""
-        owners = self.account_owners()
+    def scope_streams(self, accounts: Sequence[str], known_seq: int | None = None) -> list[str]:
+        """The streams a fold of these accounts reads (besides every security stream): theirs and their owners' (as
+        known at `known_seq`: an owner amended since was not their owner then)."""
+        owners = self.account_owners_at(known_seq)
         return [f"account:{a}" for a in accounts] + sorted({f"owner:{owners[a]}" for a in accounts if a in owners})
 
     def find_idem(self, key: str) -> tuple | None:

@@ -81,7 +81,7 @@ def build_inputs(store: EventStore, books: Books, account: str, point: Point, *,
     if acct is None:
         raise DomainError(f"account {account} is not open as of {point.as_of}")
     if acct.model is None or acct.policy is None:
-        missing = " and ".join(x for x, v in (("a model", acct.model), ("a policy", acct.policy)) if v is None)
+        missing = " and ".join(x for x, v in (("model", acct.model), ("policy", acct.policy)) if v is None)
         raise NoModel(f"account {account} has no {missing}: use `folio account assign` and `folio policy set`")
     model = model_at(store, acct.model, point)
     holdings = holdings_of(acct)
@@ -359,14 +359,19 @@ def newer_events(store: EventStore, p: ev.RebalanceProposed, known_seq: int | No
     (rates), a trade in the owner's other accounts (a loss sale there restricts a buy here: a wash sale), or a
     corporate action on a security it holds or trades."""
     symbols = {h["symbol"] for h in p.content["holdings"]} | {o["symbol"] for o in p.content["orders"]}
-    owners = store.account_owners_at(known_seq)  # (as known then: an owner amended since does not change the past)
-    owner = owners.get(p.account)
+    # owners as known at the proposal's point and at `known_seq` (found by review: read as known now, an owner amended
+    # since changed the past); an account that joined or left the owner in between is a sibling too, and its
+    # opening's amendment (an opening after the first of its stream), or a void, moves the owner's wash sales as a
+    # trade does (a new account's first opening moves nothing)
+    then, now = store.account_owners_at(p.as_of_seq), store.account_owners_at(known_seq)
+    owner = then.get(p.account)
     streams = [f"account:{p.account}"] + ([f"owner:{owner}"] if owner is not None else []) + [
         f"security:{s}" for s in sorted(symbols)]
-    siblings = [f"account:{a}" for a, o in sorted(owners.items()) if o == owner and a != p.account]
+    siblings = sorted({f"account:{a}" for owners in (then, now) for a, o in owners.items()
+                       if o == owner and a != p.account})
     args: list = [p.as_of_seq, *streams, *siblings]
     sql = (f"SELECT seq FROM events WHERE seq > ? AND (stream IN ({','.join('?' * len(streams))}) OR "
-           f"(stream IN ({','.join('?' * len(siblings))}) AND type = 'TradeExecuted'))")
+           f"(stream IN ({','.join('?' * len(siblings))}) AND (type IN ('TradeExecuted', 'EventVoided') OR (type = 'AccountOpened' AND version > 1))))")
     if known_seq is not None:
         sql += " AND seq <= ?"
         args.append(known_seq)

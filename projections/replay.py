@@ -120,11 +120,13 @@ def scope_of(accounts: Sequence[str] | None, keep_gains: bool = True) -> str:
     return ("*" if accounts is None else ",".join(sorted(accounts))) + ("" if keep_gains else "|holdings")
 
 
-def owner_scope(store: EventStore, accounts: Sequence[str] | None) -> list[str] | None:
-    """Every account of the owners of `accounts`: wash sales cross accounts, so a fold needs all of them."""
+def owner_scope(store: EventStore, accounts: Sequence[str] | None, known_seq: int | None = None) -> list[str] | None:
+    """Every account of the owners of `accounts`: wash sales cross accounts, so a fold needs all of them. Owners as
+    known at `known_seq` (found by review: after an owner was amended, views known before it left out the accounts
+    that shared the owner then, and showed wash sales that were never on the books)."""
     if accounts is None:
         return None
-    owners = store.account_owners()
+    owners = store.account_owners_at(known_seq)
     wanted = {owners[a] for a in accounts if a in owners}
     scope = set(accounts) | {a for a, o in owners.items() if o in wanted}
     if scope >= owners.keys():
@@ -162,7 +164,7 @@ def load_books(
 ) -> Books:
     """The books at a point, for some accounts (with their owners' other accounts, and every security) or all.
     `progress` hears of the events read as they go (of the log's length, for the whole ledger)."""
-    accounts = owner_scope(store, accounts)
+    accounts = owner_scope(store, accounts, point.known_seq)
     voided = set(store.voided(point.known_seq))
     books, after = (None, None)
     with collector_paused():
@@ -305,7 +307,7 @@ def fold_weight(events: int, days: int) -> float:
 def _half_of_the_owners(store: EventStore, known_seq: int) -> set[str]:
     """The account and owner streams of about CHILD_SHARE of the ledger's fold cost (`fold_weight`), whole owners
     only (empty: one owner, nothing to split)."""
-    owner_of = store.account_owners()
+    owner_of = store.account_owners_at(known_seq)
     spans: dict[str, list] = {}
     streams: dict[str, list[str]] = {}
     for stream, (size, first, last) in store.stream_spans(known_seq).items():

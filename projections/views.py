@@ -118,7 +118,8 @@ def summarize(row: StoredRow) -> str:
     if row.stream.startswith("security:") and t != "EventVoided":
         return describe_action(row.decode(), dt.date.fromisoformat(row.effective))
     if t == "AccountOpened":
-        return f"open {p['account']} ({p['tax_status']}, {p['currency']}, owner {p['owner']}, {p['lot_method']})"
+        return (f"open {p['account']} ({p['tax_status']}, {p['currency']}, owner {p['owner']}, {p['lot_method']}"
+                + (", overdraft" if p.get("overdraft") else "") + ")")
     if t in ("CashDeposited", "CashWithdrawn", "FeeCharged", "InterestReceived"):
         verb = {"CashDeposited": "deposit", "CashWithdrawn": "withdraw", "FeeCharged": "fee", "InterestReceived": "interest"}[t]
         return f"{verb} {Decimal(p['amount']):.2f}"

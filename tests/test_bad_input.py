@@ -614,11 +614,11 @@ def test_void_of_a_buy_a_later_sale_depends_on(books, db_path):
     with unchanged(books, db_path):
         assert refused(books("void 4 --reason 'never happened'")) == (
             "Error: this would make recorded seq 5 (2024-04-01, sell 2 VTI @ 110 lots 4:2) impossible by "
-            "void seq 4: never happened: cannot sell 2 VTI in A on 2024-04-01: lot 4 is not an open lot of this "
+            "void seq 4 (never happened): cannot sell 2 VTI in A on 2024-04-01: lot 4 is not an open lot of this "
             "symbol (open: 3). Record it differently, or void seq 5 first\n")
         # voiding the deposit would leave every buy without cash
         assert refused(books("void 2 --reason x")) == (
-            "Error: this would make recorded seq 3 (2024-02-01, buy 4 VTI @ 100) impossible by void seq 2: x: "
+            "Error: this would make recorded seq 3 (2024-02-01, buy 4 VTI @ 100) impossible by void seq 2 (x): "
             "cannot buy 4 VTI in A on 2024-02-01: needs 400.00 USD, cash is 0.00. Record it differently, or void "
             "seq 3 first (3 later recorded event(s) of account:A would fail in turn)\n")
 
@@ -1150,3 +1150,18 @@ def test_a_backdated_import_names_only_the_rows_that_could_have_broken_a_recorde
             "Error: this would make recorded seq 6 (2024-05-01, buy 3 BND @ 50) impossible by late.csv line 3: "
             "cannot buy 3 BND in A on 2024-05-01: needs 150.00 USD, cash is 26.00. Record it differently, or void seq 6 "
             "first\n")
+
+
+def test_an_amendment_of_the_currency_of_an_account_with_events_is_refused(books, db_path):
+    with unchanged(books, db_path):
+        refused(books("account amend A --currency EUR --reason 'a euro account'"),
+                "cannot amend account A to EUR: its events (seq 2, 3, 4, 5, 6) are in USD; a currency is corrected only "
+                "while nothing else is recorded on it")
+
+
+def test_a_point_inside_an_amendment_says_so(books, db_path):
+    ok(books("account amend A --date 2024-01-01 --reason 'a day earlier'"))  # void seq 7, opening seq 8
+    refused(books("cash A --known-at-seq 7"), "account A had no opening at seq 7: its opening, seq 1, was voided by seq 7 "
+                                              "in the amendment that records the new one as seq 8; ask at seq 8 or "
+                                              "later, or before seq 7")
+    assert json.loads(ok(books("cash A --known-at-seq 6 --json"))) == json.loads(ok(books("cash A --json")))

@@ -814,3 +814,53 @@ def test_a_ledger_with_the_two_phase_fold_index_gains_the_three_phase_one_once(f
     assert "USING INDEX events_fold_order" in plan[0][3]
     store.close()
     assert json.loads(out(folio("cash A --json"))) == [{"currency": "USD", "balance": "10.00"}]
+
+
+def _steps(folio, *steps):
+    for step in steps:
+        out(folio(step))
+
+
+def test_an_owner_amendment_that_would_break_the_new_owners_history_is_refused(folio, db_path):
+    """Found by review: moved to bob, A's lot 7 became the replacement for bob's loss in B1 and was split; A's recorded
+    sale of all of lot 7 could no longer fold, and every query of bob's accounts failed. The check now folds the new
+    owner's accounts too."""
+    _steps(folio, "init", "account open B1 --date 2024-01-02 --owner bob", "account open A --date 2024-01-02 --owner alice",
+           "record deposit B1 10000 --date 2024-01-02", "record deposit A 10000 --date 2024-01-02",
+           "record buy B1 XYZ 10 --price 100 --date 2024-01-03", "record sell B1 XYZ 5 --price 80 --date 2024-02-01",
+           "record buy A XYZ 10 --price 80 --date 2024-02-05", "record sell A XYZ 10 --price 90 --date 2024-03-01 --lot 7:10")
+    head = out(folio("audit head"))
+    result = folio("account amend A --owner bob --reason 'it is bob'")
+    assert result.exit_code == 1 and result.stderr == (
+        "Error: this would make recorded seq 8 (2024-03-01, sell 10 XYZ @ 90 lots 7:10) impossible by open A (taxable, "
+        "USD, owner bob, fifo), void seq 2 (it is bob): cannot sell 10 XYZ in A on 2024-03-01: lot 7 holds 5, 10 asked. "
+        "Record it differently, or void seq 8 first\n")
+    assert out(folio("audit head")) == head
+    assert json.loads(out(folio("cash B1 --json"))) == [{"currency": "USD", "balance": "9400.00"}]
+
+
+def test_views_known_before_an_owner_amendment_show_what_was_known_then(folio, db_path):
+    """Found by review: after A moved from alice to bob, `gains A --known-at-seq 9` left out A2 (alice's then) and showed
+    A's loss without the wash sale A2's purchase made; owners are read as known at the point."""
+    _steps(folio, "init", "account open B1 --date 2024-01-02 --owner bob", "account open A --date 2024-01-02 --owner alice",
+           "account open A2 --date 2024-01-02 --owner alice", "record deposit A 10000 --date 2024-01-02",
+           "record deposit A2 10000 --date 2024-01-02", "record deposit B1 100 --date 2024-01-02",
+           "record buy A XYZ 10 --price 100 --date 2024-01-03", "record sell A XYZ 10 --price 80 --date 2024-02-01",
+           "record buy A2 XYZ 10 --price 80 --date 2024-02-05")
+    before = (out(folio("gains A --json")), out(folio("lots A2 --json")))
+    assert json.loads(before[0])[0]["gain"] == "0.00"  # the loss of 200.00 washed by A2's purchase
+    out(folio("account amend A --owner bob --reason 'bob'"))
+    assert (out(folio("gains A --known-at-seq 9 --json")), out(folio("lots A2 --known-at-seq 9 --json"))) == before
+    assert json.loads(out(folio("gains A --json")))[0]["gain"] == "-200.00"  # as known now: no longer alice's account
+    out(folio("snapshot"))
+    assert out(folio("audit verify")).endswith("snapshots match the log\n")
+
+
+def test_audit_verify_checks_snapshots_made_before_an_owner_amendment_with_the_owners_of_then(folio, db_path):
+    """Found by review: a snapshot of alice's accounts, checked with today's owners after A moved to bob, folded bob's
+    rates without a bob account (an error), or was called altered."""
+    _steps(folio, "init", "account open A --date 2024-01-02 --owner alice", "account open A2 --date 2024-01-02 --owner alice",
+           "account open B --date 2024-01-02 --owner bob", "owner rates bob --short-term 0.3 --long-term 0.1 --date 2024-01-02",
+           "record deposit A 100 --date 2024-01-02", "snapshot", "account amend A --owner bob --reason bobs")
+    result = out(folio("audit verify"))
+    assert result.startswith("OK: 7 events verified") and result.endswith("snapshots match the log\n")
