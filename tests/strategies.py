@@ -361,11 +361,16 @@ class Command:
 
 
 def submit(store: EventStore, commands: Sequence[Command]) -> bool:
-    """Record commands (one `record` call, all or nothing; a void alone). True if recorded, False if refused."""
+    """Record commands (one `record` call, all or nothing; a void alone; a void of an opening and an opening, an
+    amendment). True if recorded, False if refused."""
     head = store.head()
     try:
         if len(commands) == 1 and commands[0].kind == "void":
             service.void(store, CTX, commands[0].target, "hypothesis")
+        elif [c.kind for c in commands] == ["void", "open"]:  # `account amend`: the opening voided, a corrected one
+            new = commands[1]
+            service.amend_account(store, CTX, new.account, "hypothesis", day=new.day, tax_status=new.tax_status,
+                                  lot_method=new.method, overdraft=new.overdraft)
         else:
             service.record(store, [c.pending() for c in commands])
     except DomainError:
