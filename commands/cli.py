@@ -378,12 +378,17 @@ def _not_open(app: App, account_id: str, point: Point, as_of) -> None:
     opened = next((r for r in openings if r.seq not in voided), None)
     if opened is None:
         return
-    if opened.seq > point.known_seq:
-        amended = next((r for r in openings if r.seq <= point.known_seq and voided.get(r.seq, opened.seq) <= point.known_seq), None)
-        if amended is not None:  # a point inside an amendment: the old opening voided, the new one not yet recorded
-            raise DomainError(f"account {account_id} had no opening at seq {point.known_seq}: its opening, seq {amended.seq}, "
-                              f"was voided by seq {voided[amended.seq]} in the amendment that records the new one as seq "
-                              f"{opened.seq}; ask at seq {opened.seq} or later, or before seq {voided[amended.seq]}")
+    k = point.known_seq
+    if opened.seq > k:
+        # the latest opening voided by then, and the next one recorded after (found by review: the first voided was
+        # named, and the head's opening as the next)
+        gone = [r for r in openings if r.seq <= k and r.seq in voided and voided[r.seq] <= k]
+        if gone:  # a point between a void of the opening and the next one (an amendment, or a void and a new opening)
+            last, after = gone[-1], min(r.seq for r in openings if r.seq > k)
+            how = "in the amendment that records the new one" if after == voided[last.seq] + 1 else "and the next one is"
+            raise DomainError(f"account {account_id} had no opening at seq {k}: its opening, seq {last.seq}, was voided "
+                              f"by seq {voided[last.seq]} {how} as seq {after}; ask at seq {after} or later, or before "
+                              f"seq {voided[last.seq]}")
         raise DomainError(f"account {account_id} was not yet recorded at seq {point.known_seq}: its opening is seq "
                           f"{opened.seq}, recorded {opened.recorded_at}")
     if point.as_of is not None and opened.effective > point.as_of.isoformat():

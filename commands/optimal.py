@@ -42,6 +42,12 @@ def wash_risk_symbols(books: Books, inputs: Inputs) -> set[str]:
     acct = books.accounts[inputs.account]
     ot = books.owners.get(acct.owner)
     risky = {h.symbol for h in inputs.holdings if any(l.lot_id in inputs.wash_risks for l in h.lots)}
+    # and a holding the solve may sell while it buys a substantially identical target (found by review: it sold VOO at
+    # a loss and bought IVV, counting the washed loss as a saving)
+    group = inputs.identical.get
+    targets = {t.symbol for t in inputs.model.targets}
+    risky |= {h.symbol for h in inputs.holdings
+              if any(t != h.symbol and group(t, t) == group(h.symbol, h.symbol) for t in targets)}
     if ot is None:
         return risky
     groups = {tax.group_of(books, a.lot.symbol) for a in ot.acquisitions

@@ -86,7 +86,11 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      part it kept; a sale's lots' proceeds and estimated gains are net of its costs; the turnover cap keeps orders
 #:      at the minimum trade and trims sales its cuts leave idle; a plan's own loss sale restricts buying its
 #:      substantially identical group (`identical` recorded); a loss a purchase would wash counts no tax saving
-PLANNER_VERSION = 5
+#:   6  a turnover cap that trims nothing changes nothing; orders kept at the minimum trade round up to it in whole
+#:      shares; idle sales shrink largest first, never under the minimum or the floor, and a whole holding outside the
+#:      model is sold whole; the tax budget and the minimum trade are settled together; the optimizer counts no saving
+#:      for a loss it may wash by buying a substantially identical target
+PLANNER_VERSION = 6
 
 
 def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:

@@ -274,6 +274,8 @@ def _explain(refusals, labels: dict[int, str], new_recs: list[Recorded]) -> list
         r = rs[0]
         earlier = [n for n in new_recs
                    if n.sort_key() < r.record.sort_key() and (n.stream == stream or n.stream.startswith("security:"))]
+        # none there: an event of another account of the owner did it (an amended opening, a wash sale)
+        earlier = earlier or [n for n in new_recs if n.sort_key() < r.record.sort_key()]
         # of those, the ones that could have done it (found by review: a backdated import named every earlier row of
         # the account): for a sale short of shares, the symbol's own events; for cash short, what takes cash out
         relevant = [n for n in earlier if _could_break(n, r)]

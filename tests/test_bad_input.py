@@ -1165,3 +1165,6 @@ def test_a_point_inside_an_amendment_says_so(books, db_path):
                                               "in the amendment that records the new one as seq 8; ask at seq 8 or "
                                               "later, or before seq 7")
     assert json.loads(ok(books("cash A --known-at-seq 6 --json"))) == json.loads(ok(books("cash A --json")))
+    ok(books("account amend A --date 2024-01-02 --reason 'back'"))  # void seq 9, opening seq 10
+    refused(books("cash A --known-at-seq 9"), "account A had no opening at seq 9: its opening, seq 8, was voided by seq "
+                                              "9 in the amendment that records the new one as seq 10")

@@ -1019,7 +1019,7 @@ def test_propose_records_rebalance_proposed_on_its_stream(proposed, db_path):
     assert [(o["side"], o["symbol"]) for o in c["orders"]] == [("sell", "VTI"), ("buy", "BND")]
     # ... and by which version of the fold and planner (what `proposals verify` recomputes with)
     from commands.rebalance import PLANNER_VERSION
-    assert c["planner"] == PLANNER_VERSION == 5
+    assert c["planner"] == PLANNER_VERSION == 6
     import hashlib
     from ledger.codec import canonical
     assert payload["digest"] == hashlib.sha256(canonical(c).encode()).hexdigest()
@@ -1979,3 +1979,52 @@ def test_a_plan_never_buys_what_is_substantially_identical_to_what_it_sells_at_a
     pl = plan(inputs(0, holdings, {**prices, "SPLG": 50}, m, policy(), identical=same, rates=RATES,
                      substitutes={"IVV": ("SPLG",)}))
     assert trades(pl) == [("sell", "VOO", D("8.000000"), D("4000.00")), ("buy", "SPLG", D("80.000000"), D("4000.00"))]
+
+
+def test_cap_fixes_from_the_second_review():
+    # a cap that trims nothing changes nothing (it bought 90 AAA where 60 was the target)
+    m = model({"AAA": (0.6, 0.05), "BBB": (0.3, 0.05)}, "0.10")
+    for cap in (None, "1"):
+        pl = plan(inputs(10000, {}, {"AAA": 100, "BBB": 100}, m, policy(min_trade=4000, turnover_cap=cap)))
+        assert trades(pl) == [("buy", "AAA", D("60.000000"), D("6000.00"))], cap
+    # the smallest sale at the minimum trade is not cut under it (and then dropped, the buys with it): the largest is
+    m = model({"A": "0.4", "B": "0.25", "C": "0.1", "D": "0.25"}, 0)
+    pl = plan(inputs(0, {"A": [lot(1, 15, 15000)], "B": [lot(2, 35, 35000)], "C": [lot(3, 1000, 1000)],
+                         "X": [lot(4, 10, 5000)]}, {"A": 1000, "B": 1000, "C": 1, "D": 1, "X": 500}, m,
+                     policy(min_trade=2500, turnover_cap="0.2")))
+    assert pl.cash_after == D("0.00") and pl.turnover <= D("0.2")
+    assert {o.symbol for o in pl.orders if o.side == "buy"} == {"A", "D"}
+    # whole shares: an order kept at the minimum trade rounds up to it (3 A at 300 = 900), not down under it
+    m = model({"A": 0.5, "B": 0.5}, 0)
+    pl = plan(inputs(0, {"A": [lot(1, 10, 3000)], "B": [lot(2, 70, 7000)]}, {"A": 300, "B": 100}, m,
+                     policy(max_cash="0.05", turnover_cap="0.2", min_trade=800, whole_shares=True)))
+    assert trades(pl) == [("sell", "B", D("11"), D("1100.00")), ("buy", "A", D("3"), D("900.00"))]
+    # no trade can meet both the cap and the minimum (A at 700): no sale left alone with its cash idle
+    pl = plan(inputs(0, {"A": [lot(1, 4, 2800)], "B": [lot(2, 70, 7000)]}, {"A": 700, "B": 100}, m,
+                     policy(max_cash="0.05", turnover_cap="0.2", min_trade=800, whole_shares=True)))
+    assert trades(pl) == [] and pl.cash_after == 0
+
+
+def test_a_loss_sale_the_minimum_trade_drops_no_longer_offsets_gains_in_the_tax_budget():
+    # X (4, a loss of 3600) is under the minimum trade of 500: Y's gain has no loss to offset it, so a budget of 0 sells
+    # none of Y (found by review: 72 Y were sold, 1332.00 of tax, the loss sale it counted on dropped after)
+    m = model({"Z": 1}, 0)
+    pl = plan(inputs(0, {"X": [lot(1, 4, 4000, "2024-03-01")], "Y": [lot(2, 100, 5000, "2024-03-01")]},
+                     {"X": 100, "Y": 100, "Z": 100}, m, policy(tax_budget=0, min_trade=500), rates=RATES))
+    assert trades(pl) == [] and (pl.tax_short, pl.tax_long) == (D("0.00"), D("0.00"))
+
+
+def test_the_optimizer_counts_no_saving_for_a_loss_it_washes_by_buying_an_identical_security(folio, tmp_path):
+    """Found by review: with IVV declared identical to VOO, the optimizer sold VOO at a loss and bought IVV, counting
+    -666.00 of tax as a benefit. The loss is washed: it saves nothing in the objective."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date,VOO,IVV\n2024-06-28,80,80\n")
+    for step in ["init", "account open T --date 2024-01-02 --owner o", "record deposit T 9000 --date 2024-01-02",
+                 "record buy T VOO 90 --price 100 --date 2024-01-03", f"prices import {prices}",
+                 "owner rates o --short-term 0.37 --long-term 0.20 --date 2024-01-02",
+                 "security identical VOO IVV --date 2024-01-02",
+                 "model set m --target IVV=0.9:0.05 --cash 0.1 --date 2024-01-02", "account assign T m --date 2024-01-02",
+                 "policy set T --fractional --date 2024-01-02"]:
+        out(folio(step))
+    (p,) = js(folio("propose T --as-of 2024-06-28 --mode optimal --dry-run --json"))
+    assert D(p["optimizer"]["tax"]) >= 0, p["optimizer"]

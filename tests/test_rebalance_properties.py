@@ -474,3 +474,14 @@ def test_a_capped_full_rebalance_raises_no_cash_it_leaves_idle_above_the_ceiling
     event("cash above the ceiling before" if i.cash > ceiling else "cash within the ceiling before")
     assert pl.cash_after <= max(i.cash, ceiling) + CENT, (pl.cash_after, i.cash, ceiling,
                                                           [(o.side, o.symbol, o.value) for o in pl.orders], pl.notes)
+
+
+@PLAN_SETTINGS
+@given(inputs(policy=None), st.sampled_from(["full", "contribution", "withdrawal", "harvest"]))
+def test_a_turnover_cap_that_trims_nothing_changes_nothing(i, mode):
+    """Found by review: the idle-cash steps ran whenever a cap was set, and moved plans it never bound."""
+    if mode == "withdrawal":
+        i = attrs.evolve(i, amount=round_cents(i.total_value() / 3))
+    free = plan(attrs.evolve(i, policy=attrs.evolve(i.policy, turnover_cap=None)), mode)
+    capped = plan(attrs.evolve(i, policy=attrs.evolve(i.policy, turnover_cap=D(3))), mode)  # 300%: never binds
+    assert capped.orders == free.orders

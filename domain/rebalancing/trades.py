@@ -259,8 +259,7 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
         sells = _restore_buffer(inputs, sells, floor, total, notes)
     elif mode == "harvest":
         sells = _harvest_sells(inputs, notes, skipped)
-    sells = _apply_tax_budget(inputs, sells, notes)
-    sells = _drop_small(inputs, sells, skipped)
+    sells = _budget_and_minimum(inputs, sells, notes, skipped)
 
     buys: list[Order] = []
     if mode in ("full", "contribution", "harvest"):
@@ -286,24 +285,24 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
         buys = _drop_small(inputs, buys, skipped)
     orders = sells + buys
     if policy.turnover_cap is not None:
+        uncapped = orders
         orders = _cap_turnover(inputs, orders, total, floor, notes, deltas)
-        # trimming can undo what the tax budget and the minimum trade ensured, and shrink what funds the buys
-        kept_sells = _apply_tax_budget(inputs, [o for o in orders if o.side == "sell"], notes)
-        kept_sells = _drop_small(inputs, kept_sells, skipped)
-        kept_buys = [o for o in orders if o.side == "buy"]
-        if _cash_after(inputs, kept_sells + kept_buys) < floor:
-            kept_buys = _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
-                                   _cash_after(inputs, kept_sells) - floor, top_up=False)
-        kept_buys = _drop_small(inputs, kept_buys, skipped)
-        if mode == "full":  # (a withdrawal's or a harvest's sales are for the cash, or the loss, not for the buys)
-            kept_sells = _idle_sales(inputs, kept_sells, kept_buys, total, notes, under=False)
-            kept_buys = _spend_idle(inputs, kept_sells, kept_buys, total)
-            kept_sells = _drop_small(inputs, _idle_sales(inputs, kept_sells, kept_buys, total, notes), skipped)
-            if _cash_after(inputs, kept_sells + kept_buys) < floor:  # a trimmed sale dropped under the minimum trade
-                kept_buys = _drop_small(inputs, _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
-                                                           _cash_after(inputs, kept_sells) - floor, top_up=False), skipped)
-        orders = kept_sells + kept_buys
+        if orders is not uncapped:  # (a cap that trims nothing changes nothing: found by review)
+            # trimming can undo what the tax budget and the minimum trade ensured, and shrink what funds the buys
+            kept_sells = _budget_and_minimum(inputs, [o for o in orders if o.side == "sell"], notes, skipped)
+            kept_buys = [o for o in orders if o.side == "buy"]
+            if _cash_after(inputs, kept_sells + kept_buys) < floor:
+                kept_buys = _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
+                                       _cash_after(inputs, kept_sells) - floor, top_up=False)
+            kept_buys = _drop_small(inputs, kept_buys, skipped)
+            if mode == "full":  # (a withdrawal's or a harvest's sales are for the cash, or the loss, not for the buys)
+                cut = {o.symbol: o.value for o in uncapped if o.side == "buy"}
+                kept_sells = _idle_sales(inputs, kept_sells, kept_buys, total, floor, notes, under=False)
+                kept_buys = _spend_idle(inputs, kept_sells, kept_buys, total, cut)
+                kept_sells = _idle_sales(inputs, kept_sells, kept_buys, total, floor, notes)
+        orders = kept_sells + kept_buys if orders is not uncapped else orders
     notes += _washed_losses(inputs, orders)
+    notes[:], skipped[:] = list(dict.fromkeys(notes)), list(dict.fromkeys(skipped))  # (each said once)
     if mode == "withdrawal" and inputs.amount and not any(n.startswith("holdings cannot raise") for n in notes):
         short = inputs.amount - _cash_after(inputs, orders)
         if short > 0:  # the policy cut what was sold for it: the approver must see the withdrawal cannot be paid
@@ -803,6 +802,17 @@ def _sale_within(inputs: Inputs, order: Order, room: Decimal) -> Order | None:
     return None
 
 
+def _budget_and_minimum(inputs: Inputs, sells: list[Order], notes: list[str], skipped: list) -> list[Order]:
+    """The tax budget, then the minimum trade, until neither changes the sales: a loss sale the budget counted on and the
+    minimum then dropped would leave the gains it offset over budget (found by review: 1332.00 of tax on a budget of 0)."""
+    for _ in range(len(sells) + 1):
+        kept = _drop_small(inputs, _apply_tax_budget(inputs, sells, notes), skipped)
+        if [(o.symbol, o.quantity) for o in kept] == [(o.symbol, o.quantity) for o in sells]:
+            return kept
+        sells = kept
+    return sells
+
+
 def _apply_tax_budget(inputs: Inputs, sells: list[Order], notes: list[str]) -> list[Order]:
     """Keep the estimated tax of the sells within the policy's budget: cheapest tax per dollar first."""
     budget = inputs.policy.tax_budget
@@ -848,7 +858,7 @@ def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: De
     cap = policy.turnover_cap * total
     excess = sum((o.value for o in orders), ZERO) - cap
     if excess <= 0:
-        return orders
+        return orders  # (the very list: nothing trimmed)
     kept: list[Order | None] = list(orders)
     ranked = sorted(range(len(orders)), key=lambda i: (min(orders[i].value, abs(deltas.get(orders[i].symbol, orders[i].value))),
                                                        orders[i].symbol, orders[i].side))
@@ -860,7 +870,10 @@ def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: De
         """Cut order i to `value` (with `keep_least`, to no less than the minimum trade); the value it lost."""
         o = kept[i]
         if keep_least and value < least <= o.value:
-            value = least
+            # the least value in shares the order can trade: whole shares round up to it (found by review: rounded
+            # down, the order fell under the minimum and was dropped)
+            value = least if not policy.whole_shares else \
+                min(o.value, (least / o.price).to_integral_value(rounding=ROUND_CEILING) * o.price)
         kept[i] = _trim(inputs, o, value)
         lost = o.value - (kept[i].value if kept[i] is not None else ZERO)
         if lost > 0:
@@ -905,52 +918,71 @@ def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: De
     return sorted((o for o in kept if o is not None), key=lambda o: (o.side != "sell", o.symbol))
 
 
-def _idle_sales(inputs: Inputs, sells: list[Order], buys: list[Order], total: Decimal, notes: list[str],
-                under: bool = True) -> list[Order]:
+def _idle_sales(inputs: Inputs, sells: list[Order], buys: list[Order], total: Decimal, floor: Decimal,
+                notes: list[str], under: bool = True) -> list[Order]:
     """After the turnover cap's trims, sales whose cash the (trimmed, or dropped) buys no longer use, above the cash
-    ceiling: shrunk, the least-needed first, until cash is within it (found by review: costs a cut saves, and a buy
-    dropped under the minimum trade, left cash above the maximum buffer)."""
+    ceiling: shrunk, the largest first, until cash is within it (found by review: costs a cut saves, and a buy dropped
+    under the minimum trade, left cash above the maximum buffer). A sale is never cut under the minimum trade, nor
+    cash under the floor (a sale that would fall under the minimum goes whole, if cash stays at the floor); a sale of
+    all of a holding the model does not want is left whole (no dust). `under`: to the
+    ceiling or just below it; else cash may stay above it by less than a share (for `_spend_idle` to buy with)."""
     policy = inputs.policy
     ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
     idle = _cash_after(inputs, sells + buys) - ceiling
     if idle <= 0:
         return sells
+    targets = {t.symbol for t in inputs.model.targets} | set(inputs.stand_ins())
+    held = inputs.held()
     out = list(sells)
-    for i in sorted(range(len(out)), key=lambda i: (out[i].value, out[i].symbol)):
+    step = Decimal(1) if policy.whole_shares else FRACTION
+    for i in sorted(range(len(out)), key=lambda i: (-out[i].value, out[i].symbol)):
         if idle <= 0:
             break
         o = out[i]
+        if o.symbol not in targets and o.quantity >= held[o.symbol].quantity:
+            continue
         price, qty = o.price, o.quantity
         before = raised_by(inputs, qty, price)
-        # the fewest shares raising what is still needed; `under`: one step fewer where they raise more (cash at most
-        # the ceiling), else cash may stay above it by less than a share (for `_spend_idle` to buy with)
-        need = before - idle
+        need = before - idle  # what the sale must still raise
         keep = shares_raising(inputs, need, price, qty) if need > 0 else ZERO
         if under and keep > 0 and raised_by(inputs, keep, price) > need:
-            keep -= FRACTION if not policy.whole_shares else Decimal(1)
+            fewer = keep - step if keep == keep.to_integral_value() or not policy.whole_shares else \
+                keep.to_integral_value(rounding=ROUND_FLOOR)
+            if _cash_after(inputs, out[:i] + [attrs.evolve(o, quantity=fewer)] + out[i + 1:] + buys) >= floor:
+                keep = fewer
         if keep >= qty:
             continue
+        if keep > 0 and round_cents(keep * price) < policy.min_trade:  # under the minimum: the sale goes whole, if
+            # what is left is enough for the buys (cash at or above the floor), else it stays
+            if _cash_after(inputs, out[:i] + out[i + 1:] + buys) < floor:
+                continue
+            keep = ZERO
         shrunk = _shrink_sale(inputs, o, keep) if keep > 0 else None
         idle -= before - (raised_by(inputs, keep, price) if shrunk is not None else ZERO)
         out[i] = shrunk
-        note = f"sell of {o.symbol} trimmed: the buys it funded were cut to meet the turnover cap"
+        note = f"sell of {o.symbol} {'trimmed' if shrunk is not None else 'dropped'}: the buys it funded were cut to " \
+               f"meet the turnover cap"
         if note not in notes:
             notes.append(note)
     return [o for o in out if o is not None]
 
 
-def _spend_idle(inputs: Inputs, sells: list[Order], buys: list[Order], total: Decimal) -> list[Order]:
+def _spend_idle(inputs: Inputs, sells: list[Order], buys: list[Order], total: Decimal,
+                cut: dict[str, Decimal]) -> list[Order]:
     """What whole shares (or rounding) leave above the cash ceiling after `_idle_sales`, bought into the kept buys, the
-    largest first, within the turnover cap (a sale's last share is worth more than the cash left over)."""
+    largest first, within the turnover cap and within what the cap cut from each (`cut`: the buys' values before it;
+    a sale's last share is worth more than the cash left over)."""
     policy = inputs.policy
     ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
     out = list(buys)
     for i in sorted(range(len(out)), key=lambda i: (-out[i].value, out[i].symbol)):
         o = out[i]
         idle = _cash_after(inputs, sells + out) - ceiling
-        room = policy.turnover_cap * total - sum((x.value for x in sells + out), ZERO)
-        if idle <= 0 or room <= 0:
+        room = min(policy.turnover_cap * total - sum((x.value for x in sells + out), ZERO), cut.get(o.symbol, ZERO) - o.value)
+        if idle <= 0:
             break
+        if room <= 0:
+            continue
         more = shares_for(inputs, min(idle, room), o.price)
         while more > 0:  # (a step or two: the costs of the added shares)
             bigger = attrs.evolve(o, quantity=o.quantity + more)
