@@ -2028,3 +2028,14 @@ def test_the_optimizer_counts_no_saving_for_a_loss_it_washes_by_buying_an_identi
         out(folio(step))
     (p,) = js(folio("propose T --as-of 2024-06-28 --mode optimal --dry-run --json"))
     assert D(p["optimizer"]["tax"]) >= 0, p["optimizer"]
+
+
+def test_harvest_never_proposes_a_sale_that_costs_more_than_it_raises():
+    # VTI 20 @1 bought at 5 (a loss of 80), costs 1.00 a share + 100 bps: selling raises -0.20 (found by review: the sale
+    # was proposed and cash ended at -12.54 in an account without overdraft)
+    m = model({"VTI": 1}, 0)
+    pl = plan(inputs(0, {"VTI": [lot(1, 20, 100)]}, {"VTI": 1}, m, policy(cost_per_share=1, cost_bps=100), rates=RATES),
+              "harvest")
+    assert trades(pl) == [] and pl.cash_after == 0
+    assert pl.skipped == (("VTI", "lot 1 not harvested: selling it would cost more than it raises"),)
+    assert pl.notes == ("no lot harvested: each lot with a loss worth harvesting costs more to sell than it raises",)

@@ -299,7 +299,12 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
                 cut = {o.symbol: o.value for o in uncapped if o.side == "buy"}
                 kept_sells = _idle_sales(inputs, kept_sells, kept_buys, total, floor, notes, under=False)
                 kept_buys = _spend_idle(inputs, kept_sells, kept_buys, total, cut)
-                kept_sells = _idle_sales(inputs, kept_sells, kept_buys, total, floor, notes)
+                kept_sells = _budget_and_minimum(inputs, _idle_sales(inputs, kept_sells, kept_buys, total, floor, notes),
+                                                 notes, skipped)  # (a loss sale shrunk offsets less gain)
+                if _cash_after(inputs, kept_sells + kept_buys) < floor:
+                    kept_buys = _drop_small(inputs, _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
+                                                               _cash_after(inputs, kept_sells) - floor, top_up=False),
+                                            skipped)
         orders = kept_sells + kept_buys if orders is not uncapped else orders
     notes += _washed_losses(inputs, orders)
     notes[:], skipped[:] = list(dict.fromkeys(notes)), list(dict.fromkeys(skipped))  # (each said once)
@@ -568,11 +573,17 @@ def _harvest_sells(inputs: Inputs, notes: list[str], skipped: list) -> list[Orde
     is itself a lot this harvest sells replaces nothing (found by review: two June and November lots at a loss, the
     June one was skipped for the November one, sold in the same harvest)."""
     candidates: dict[str, tuple[Lot, Decimal]] = {}
+    costly = False
     for h in inputs.holdings:
         price = inputs.price(h.symbol)
         for lot in _lots(inputs, h.symbol):
             loss = lot.basis - round_cents(lot.quantity * price)
             if loss > 0 and loss >= inputs.policy.harvest_min_loss:
+                if raised_by(inputs, lot.quantity, price) <= 0:  # its costs would exceed its value (found by review)
+                    skipped.append((h.symbol, f"lot {lot.lot_id} not harvested: selling it would cost more than it "
+                                              f"raises"))
+                    costly = True
+                    continue
                 candidates[lot.lot_id] = (lot, loss)
     blocked: dict[str, str] = {}
     while True:  # a lot blocked leaves the harvest, which may block another: until nothing changes
@@ -600,7 +611,9 @@ def _harvest_sells(inputs: Inputs, notes: list[str], skipped: list) -> list[Orde
                                 lots=tuple(lots), note="harvest a loss"))
     if not orders:
         notes.append("no lot harvested: each lot with a loss worth harvesting would be a wash sale now (see skipped)"
-                     if blocked.keys() & candidates.keys() else "no lot has a loss worth harvesting")
+                     if blocked.keys() & candidates.keys() else
+                     "no lot harvested: each lot with a loss worth harvesting costs more to sell than it raises"
+                     if costly else "no lot has a loss worth harvesting")
     return orders
 
 
@@ -948,15 +961,19 @@ def _idle_sales(inputs: Inputs, sells: list[Order], buys: list[Order], total: De
         if under and keep > 0 and raised_by(inputs, keep, price) > need:
             fewer = keep - step if keep == keep.to_integral_value() or not policy.whole_shares else \
                 keep.to_integral_value(rounding=ROUND_FLOOR)
-            if _cash_after(inputs, out[:i] + [attrs.evolve(o, quantity=fewer)] + out[i + 1:] + buys) >= floor:
+            others = [x for j, x in enumerate(out) if j != i and x is not None]
+            if _cash_after(inputs, others + [attrs.evolve(o, quantity=fewer)] + buys) >= floor:
                 keep = fewer
         if keep >= qty:
             continue
         if keep > 0 and round_cents(keep * price) < policy.min_trade:  # under the minimum: the sale goes whole, if
-            # what is left is enough for the buys (cash at or above the floor), else it stays
-            if _cash_after(inputs, out[:i] + out[i + 1:] + buys) < floor:
-                continue
-            keep = ZERO
+            # what is left is enough for the buys (cash at or above the floor), else it shrinks to the minimum trade
+            if _cash_after(inputs, [x for j, x in enumerate(out) if j != i and x is not None] + buys) < floor:
+                keep = _shares_reaching(inputs, policy.min_trade, price)
+                if keep >= qty:
+                    continue
+            else:
+                keep = ZERO
         shrunk = _shrink_sale(inputs, o, keep) if keep > 0 else None
         idle -= before - (raised_by(inputs, keep, price) if shrunk is not None else ZERO)
         out[i] = shrunk
