@@ -89,7 +89,8 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:   6  a turnover cap that trims nothing changes nothing; orders kept at the minimum trade round up to it in whole
 #:      shares; idle sales shrink largest first, never under the minimum or the floor, and a whole holding outside the
 #:      model is sold whole; the tax budget and the minimum trade are settled together; the optimizer counts no saving
-#:      for a loss it may wash by buying a substantially identical target
+#:      for a loss it may wash by buying a substantially identical target; a harvest skips a lot whose sale would cost
+#:      more than it raises; a model whose cash target is above the policy's maximum is noted
 PLANNER_VERSION = 6
 
 

@@ -2039,3 +2039,11 @@ def test_harvest_never_proposes_a_sale_that_costs_more_than_it_raises():
     assert trades(pl) == [] and pl.cash_after == 0
     assert pl.skipped == (("VTI", "lot 1 not harvested: selling it would cost more than it raises"),)
     assert pl.notes == ("no lot harvested: each lot with a loss worth harvesting costs more to sell than it raises",)
+
+
+def test_a_model_holding_more_cash_than_the_policy_allows_is_noted():
+    m = model({"VTI": 0.6}, "0.4")
+    pl = plan(inputs(0, {"VTI": [lot(1, 100, 10000)]}, {"VTI": 100}, m, policy(max_cash="0.05")))
+    assert trades(pl) == [("sell", "VTI", D("40.000000"), D("4000.00"))]
+    assert pl.notes == ("the model's cash target (40.00%) is above the policy's maximum cash (5.00%): the plan follows "
+                        "the model's target",)

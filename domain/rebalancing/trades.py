@@ -229,6 +229,11 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
     policy = inputs.policy
     notes: list[str] = []
     skipped: list[tuple[str, str]] = []
+    if policy.max_cash is not None and inputs.model.cash > policy.max_cash and mode in ("full", "harvest"):
+        # a policy and a model that disagree: the plan follows the model, and says so (found by review: cash ended far
+        # above the maximum without a word)
+        notes.append(f"the model's cash target ({inputs.model.cash:.2%}) is above the policy's maximum cash "
+                     f"({policy.max_cash:.2%}): the plan follows the model's target")
     held = inputs.held()
     current = {s: h.quantity * inputs.price(s) for s, h in held.items()}
     goal = desired_values(inputs)
