@@ -864,3 +864,14 @@ def test_audit_verify_checks_snapshots_made_before_an_owner_amendment_with_the_o
            "record deposit A 100 --date 2024-01-02", "snapshot", "account amend A --owner bob --reason bobs")
     result = out(folio("audit verify"))
     assert result.startswith("OK: 7 events verified") and result.endswith("snapshots match the log\n")
+
+
+def test_snapshot_builds_each_owners_scope_once_and_counts_what_it_built(folio, db_path):
+    """Found by review: two accounts of one owner share a scope, built (and counted) once per account."""
+    import sqlite3
+    _steps(folio, "init", "account open A --date 2024-01-02 --owner o", "account open B --date 2024-01-02 --owner o",
+           "account open C --date 2024-01-02 --owner p", "record deposit A 10 --date 2024-01-02",
+           "record deposit C 10 --date 2024-01-03")
+    built = int(out(folio("snapshot")).split()[1])
+    with sqlite3.connect(db_path) as conn:
+        assert built == conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]

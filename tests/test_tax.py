@@ -411,6 +411,10 @@ def test_identical_securities_wash_each_other_and_restrict_the_whole_group(folio
         """)
     # once the whole loss is washed, nothing more is at stake
     assert out(folio("restrictions alice --as-of 2024-02-10")) == "Restrictions of alice on 2024-02-10\nnone\n"
+    # as known before the IVV purchase was recorded (seq 7), the loss still restricted the group on 2024-02-10
+    assert js(folio("restrictions alice --as-of 2024-02-10 --known-at-seq 7 --json")) == [
+        {"symbols": ["IVV", "VOO"], "restricted_until": "2024-03-02", "account": "T", "lot_id": "6", "sold": "2024-02-01",
+         "loss": "200.00", "seq": "7"}]
 
 
 # -- harvesting and restrictions ------------------------------------------------------------
