@@ -608,6 +608,7 @@ def snapshot(app: App):
     app.store.clear_snapshots()
     with progress("folio snapshot") as shown:
         made = build_snapshots(app.store, progress=lambda what, done, total: shown(f"{what} (whole ledger)", done, total))
+        made += build_snapshots(app.store, keep_gains=False)
         streams = app.store.streams("account:")
         done: set = {()}  # (a scope of every account is the whole ledger's, built above)
         for i, stream in enumerate(streams):
