@@ -296,8 +296,11 @@ def propose(app: App, account_id, all_accounts, mode, amount, as_of, dry_run, as
     with progress("folio propose", as_json=as_json) as shown:
         accounts, shared = _targets(app, account_id, all_accounts, as_of, shown)
         if shared is not None:  # taxable accounts first: a loss sale proposed there steers the buys of the owner's
-            # other accounts, proposed after it, to a substitute (an IRA's buy would wash it, and no note could undo that)
-            accounts.sort(key=lambda a: (shared.accounts[a].tax_status != "taxable", a))
+            # other accounts, proposed after it, to a substitute (an IRA's buy would wash it, and no note could undo that);
+            # among an owner's taxable accounts, those whose plans sell at a loss first (found by review: between two
+            # taxable accounts the order of their names decided whether the buy was steered)
+            sellers = _loss_sellers(app, accounts, shared, resolve_point(app.store, as_of or app.today()), mode, amount)
+            accounts.sort(key=lambda a: (shared.accounts[a].tax_status != "taxable", a not in sellers, a))
         dry: list = []
         for i, acct in enumerate(accounts):
             if all_accounts:
@@ -339,6 +342,25 @@ def propose(app: App, account_id, all_accounts, mode, amount, as_of, dry_run, as
             click.echo(head)
             click.echo(describe(e.content, e.digest))
     _unchecked([o["account"] for o in out if o.get("failed")], len(out))
+
+
+def _loss_sellers(app: App, accounts: list[str], books, point, mode: str, amount) -> set[str]:
+    """Of the owners with more than one taxable account to propose for, the accounts whose plans (computed as dry runs,
+    before any is recorded) sell a lot at a loss."""
+    taxable: dict[str, list[str]] = {}
+    for a in accounts:
+        if books.accounts[a].tax_status == "taxable":
+            taxable.setdefault(books.accounts[a].owner, []).append(a)
+    out = set()
+    for group in (g for g in taxable.values() if len(g) > 1):
+        for a in group:
+            try:
+                _, planned, _, _ = rb.compute(app.store, a, point, mode, amount)
+            except DomainError:
+                continue  # (its own proposal says why, in turn)
+            if any(l.gain < 0 for o in planned.orders if o.side == "sell" for l in o.lots):
+                out.add(a)
+    return out
 
 
 def _unchecked(accounts: list[str], of: int) -> None:

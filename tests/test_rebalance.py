@@ -2047,3 +2047,23 @@ def test_a_model_holding_more_cash_than_the_policy_allows_is_noted():
     assert trades(pl) == [("sell", "VTI", D("40.000000"), D("4000.00"))]
     assert pl.notes == ("the model's cash target (40.00%) is above the policy's maximum cash (5.00%): the plan follows "
                         "the model's target",)
+
+
+def test_propose_all_proposes_an_owners_loss_seller_first_whatever_the_names(folio, tmp_path):
+    """Found by review: of two taxable accounts of one owner, the one named first was proposed first: ACME bought VTI,
+    then ZED's loss sale of VTI could only be noted as a wash sale. The loss seller goes first: ACME buys ITOT."""
+    prices = tmp_path / "pr.csv"
+    prices.write_text("date,VTI,BND,ITOT\n2024-11-29,100,100,50\n")
+    for step in ["init", "account open ZED --date 2024-01-02 --owner z", "account open ACME --date 2024-01-02 --owner z",
+                 "record deposit ZED 11200 --date 2024-01-02", "record deposit ACME 10000 --date 2024-01-02",
+                 "record buy ZED VTI 60 --price 120 --date 2024-01-03", "record buy ZED BND 40 --price 100 --date 2024-01-03",
+                 "record buy ACME VTI 20 --price 90 --date 2024-01-03", "record buy ACME BND 80 --price 90 --date 2024-01-03",
+                 f"prices import {prices}", "security substitute VTI ITOT --date 2024-01-02",
+                 "model set core --target VTI=0.4:0.05 --target BND=0.6:0.05 --date 2024-11-01",
+                 "account assign ZED core --date 2024-11-01", "account assign ACME core --date 2024-11-01",
+                 "policy set ZED --date 2024-11-02", "policy set ACME --date 2024-11-02"]:
+        out(folio(step))
+    result = js(folio("propose --all --as-of 2024-11-29 --json", actor="ann"))
+    assert [p["account"] for p in result] == ["ZED", "ACME"]
+    (acme,) = [p for p in result if p["account"] == "ACME"]
+    assert [(o["side"], o["symbol"]) for o in acme["orders"]] == [("sell", "BND"), ("buy", "ITOT")]
