@@ -293,6 +293,7 @@ class EventStore:
             if actual != want:
                 raise ConcurrencyConflict(stream, want, actual)
         seq, prev = self.head()
+        self._check_head(seq, prev)
         last_recorded = conn.execute("SELECT MAX(recorded_at) FROM events").fetchone()[0]
         recorded_at = max(self.clock(), last_recorded or "")
         versions: dict[str, int] = {}
@@ -599,6 +600,20 @@ class EventStore:
         return self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     # -- audit ----------------------------------------------------------------
+    def _check_head(self, seq: int, digest: str) -> None:
+        """Refuse to chain onto a last row whose content does not match its hash (found by review: a write onto an
+        altered row was taken, and chained the alteration in). One row is checked, not the chain: `audit verify` walks
+        that."""
+        if seq == 0:
+            return
+        rows = self.conn.execute(f"SELECT {COLUMNS} FROM events WHERE seq IN (?, ?) ORDER BY seq", (seq - 1, seq)).fetchall()
+        head = StoredRow(*rows[-1])
+        prev = GENESIS if seq == 1 or len(rows) < 2 else rows[0][-1]
+        if row_hash(prev, head.seq, head.stream, head.version, head.type, head.schema, head.effective, head.recorded_at,
+                    head.payload, head.meta, head.idem_key) != digest:
+            raise LedgerError(f"{self.path}: the log's last row, seq {seq}, does not match its hash: the ledger was altered "
+                              f"outside Folio; nothing was written (`folio audit verify` names the first altered row)")
+
     def verify(self, progress=None) -> tuple[int, int | None, str]:
         """Walk the hash chain. Returns (rows checked, first bad seq or None, reason). `progress(what, done,
         total)`, if given, hears of the rows checked every 10,000."""

@@ -1168,3 +1168,16 @@ def test_a_point_inside_an_amendment_says_so(books, db_path):
     ok(books("account amend A --date 2024-01-02 --reason 'back'"))  # void seq 9, opening seq 10
     refused(books("cash A --known-at-seq 9"), "account A had no opening at seq 9: its opening, seq 8, was voided by seq "
                                               "9 in the amendment that records the new one as seq 10")
+
+
+def test_a_write_onto_an_altered_last_row_is_refused(books, db_path):
+    """Found by review: a write chained onto an altered row was taken. The last row is checked on every write."""
+    with contextlib.closing(sqlite3.connect(db_path)) as c:
+        c.execute("DROP TRIGGER events_no_update")
+        c.execute("UPDATE events SET meta = replace(meta, 'tester', 'mallory') WHERE seq = 6")  # who recorded it
+        c.commit()
+    before = count(db_path)
+    refused(books("record deposit A 5 --date 2024-06-03"), "the log's last row, seq 6, does not match its hash: the "
+                                                           "ledger was altered outside Folio; nothing was written")
+    assert count(db_path) == before
+    assert refused(books("audit verify")).startswith("Error: hash chain broken at seq 6")
