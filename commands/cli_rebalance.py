@@ -392,7 +392,9 @@ def describe(c: dict, digest: str) -> str:
            if t["short_term_tax"] is not None else "no tax rates for the owner" if c.get("tax_status", "taxable") == "taxable"
            else f"no sale is taxed in a {c['tax_status']} account")
     lines.append(f"realized gains {t['short_term_gain']} short-term, {t['long_term_gain']} long-term; {tax}")
-    lines.append(f"costs {c['costs']}, turnover {pct(Decimal(c['turnover']))}, cash {c['cash_before']} -> {c['cash_after']}")
+    lines.append(f"costs {c['costs']}, turnover {pct(Decimal(c['turnover']))}, cash {c['cash_before']} -> {c['cash_after']}"
+                 + (f" before the withdrawal of {c['amount']}, {Decimal(c['cash_after']) - Decimal(c['amount']):.2f} after it "
+                    f"(weights after are before it)" if c.get("mode") == "withdrawal" and c.get("amount") else ""))
     wb, wa = c["weights_before"], c["weights_after"]
     lines.append("weights: " + ", ".join(f"{k} {pct(Decimal(wb.get(k, '0')))}->{pct(Decimal(wa.get(k, '0')))}"
                                          for k in sorted(set(wb) | set(wa), key=lambda k: (k == "CASH", k))))

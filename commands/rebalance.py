@@ -90,7 +90,8 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      shares; idle sales shrink largest first, never under the minimum or the floor, and a whole holding outside the
 #:      model is sold whole; the tax budget and the minimum trade are settled together; the optimizer counts no saving
 #:      for a loss it may wash by buying a substantially identical target; a harvest skips a lot whose sale would cost
-#:      more than it raises; a model whose cash target is above the policy's maximum is noted
+#:      more than it raises; a model whose cash target is above the policy's maximum is noted; a loss partly washed
+#:      counts in proportion to the shares replaced (`wash_risks` record the shares), its note says how many
 PLANNER_VERSION = 6
 
 
@@ -115,7 +116,8 @@ def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
         "restricted": {k: d.isoformat() for k, d in sorted(inputs.restricted.items())},
         "restricted_by": dict(sorted(inputs.restricted_by.items())),
         "identical": dict(sorted(inputs.identical.items())),
-        "wash_risks": {k: [{"reason": why, "lot": own} for why, own in v] for k, v in sorted(inputs.wash_risks.items())},
+        "wash_risks": {k: [{"reason": why, "lot": own, "shares": None if n is None else s(n)} for why, own, n in v]
+                       for k, v in sorted(inputs.wash_risks.items())},
         "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired],
         "orders": [{"symbol": o.symbol, "side": o.side, "quantity": s(o.quantity), "price": s(o.price),
                     "value": s(o.value), "cost": s(cost_of(inputs, o.quantity, o.price)), "note": o.note,

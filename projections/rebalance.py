@@ -116,6 +116,8 @@ class PendingOrder:
     symbol: str
     #: a sale's estimated loss (its lots at a loss, as proposed), 0 when none or for a buy
     loss: Decimal
+    #: the shares still to trade
+    quantity: Decimal = Decimal(0)
 
 
 #: statuses of a proposal whose orders may still trade
@@ -141,14 +143,15 @@ def pending_elsewhere(store: EventStore, books: Books, account: str, point: Poin
                 if Decimal(o["quantity"]) <= p.filled(o["symbol"], o["side"]):
                     continue
                 loss = -sum((g for l in o["lots"] if (g := Decimal(l["gain"])) < 0), Decimal(0))
-                out.append(PendingOrder(f"proposal {p.proposal} of {p.account}", p.account, o["side"], o["symbol"], loss))
+                out.append(PendingOrder(f"proposal {p.proposal} of {p.account}", p.account, o["side"], o["symbol"], loss,
+                                        Decimal(o["quantity"]) - p.filled(o["symbol"], o["side"])))
     return out
 
 
 def pending_of(content: dict, source: str) -> list[PendingOrder]:
     """A proposal's orders as pending orders (a dry run's, which no log holds)."""
     return [PendingOrder(source, content["account"], o["side"], o["symbol"],
-                         -sum((g for l in o["lots"] if (g := Decimal(l["gain"])) < 0), Decimal(0)))
+                         -sum((g for l in o["lots"] if (g := Decimal(l["gain"])) < 0), Decimal(0)), Decimal(o["quantity"]))
             for o in content["orders"]]
 
 
@@ -177,7 +180,7 @@ def with_pending(inputs: Inputs, books: Books, pending: list[PendingOrder]) -> I
                     price = inputs.price(h.symbol)
                     for lot in h.lots:
                         if lot.basis > lot.quantity * price:
-                            why = (f"{o.source} buys {o.symbol}", None)
+                            why = (f"{o.source} buys {o.symbol}", None, o.quantity)
                             if why not in risks.get(lot.lot_id, ()):
                                 risks[lot.lot_id] = risks.get(lot.lot_id, ()) + (why,)
     return attrs.evolve(inputs, restricted=restricted, restricted_by=restricted_by, wash_risks=risks)

@@ -193,15 +193,16 @@ def reinvestments(books: Books, owner: str) -> list[tuple[str, str]]:
 def wash_risks(books: Books, owner: str, lot, day: dt.date, reinvested: list[tuple[str, str]] | None = None,
                account: str | None = None) -> list[str]:
     """Why selling `lot` (of `account`) at a loss on `day` would be a wash sale (`wash_risk_sources`' reasons)."""
-    return [why for why, _ in wash_risk_sources(books, owner, lot, day, reinvested, account)]
+    return [why for why, _, _ in wash_risk_sources(books, owner, lot, day, reinvested, account)]
 
 
 def wash_risk_sources(books: Books, owner: str, lot, day: dt.date, reinvested: list[tuple[str, str]] | None = None,
-                      account: str | None = None) -> list[tuple[str, str | None]]:
+                      account: str | None = None) -> list[tuple[str, str | None, Decimal | None]]:
     """Why selling `lot` (of `account`) at a loss on `day` would be a wash sale: recent purchases of its group by
     the owner, or dividends of its group reinvested in one of the owner's accounts (`reinvested`, when already
     known); each with the id of the purchase's lot when it is in `account` itself (a sale of that lot at the same
-    time removes the risk), else None. A part of the lot's own purchase in its own account replaces nothing (as in
+    time removes the risk), else None; and how many shares it could replace (None: not known, a reinvestment to come).
+    A part of the lot's own purchase in its own account replaces nothing (as in
     the fold: found by review, a lot split by a wash sale was warned of its other part)."""
     group = tax.group_of(books, lot.symbol)
     risks = []
@@ -213,11 +214,12 @@ def wash_risk_sources(books: Books, owner: str, lot, day: dt.date, reinvested: l
         if acq.account == account and tax.purchase_of(acq.lot.lot_id) == own:
             continue
         if tax.group_of(books, acq.lot.symbol) == group:
-            risks.append((f"bought {acq.lot.repl.normalize():f} {acq.lot.symbol} on {acq.day} in {acq.account} "
-                          f"(lot {acq.lot.lot_id})", acq.lot.lot_id if acq.account == account else None))
+            shares = min(acq.lot.repl, acq.lot.quantity)
+            risks.append((f"bought {shares.normalize():f} {acq.lot.symbol} on {acq.day} in {acq.account} "
+                          f"(lot {acq.lot.lot_id})", acq.lot.lot_id if acq.account == account else None, shares))
     for sym, holder in reinvestments(books, owner) if reinvested is None else reinvested:
         if tax.group_of(books, sym) == group:
-            risks.append((f"dividends of {sym} are reinvested in {holder}", None))
+            risks.append((f"dividends of {sym} are reinvested in {holder}", None, None))
     return risks
 
 

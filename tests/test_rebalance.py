@@ -1601,6 +1601,9 @@ def test_a_withdrawal_the_turnover_cap_leaves_short_says_so(folio, tmp_path):
     assert [(o["symbol"], o["side"], o["value"]) for o in proposal["orders"]] == [("VTI", "sell", "553.00")]
     assert proposal["notes"][-1] == ("the withdrawal of 5000 is 1547.00 short: the turnover cap limits the sales; "
                                      "raise the cap or withdraw less")
+    # the summary line says what the withdrawal leaves (found by review: cash after read as if nothing were paid out)
+    assert "cash 2900.00 -> 3453.00 before the withdrawal of 5000, -1547.00 after it" in \
+        out(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29 --dry-run"))
     out(folio("policy set IRA --fractional --date 2024-11-03"))  # no cap: the withdrawal is met, no such note
     (proposal,) = js(folio("propose IRA --mode withdrawal --amount 5000 --as-of 2024-11-29 --dry-run --json"))
     assert not any("short" in n for n in proposal["notes"])
@@ -1737,7 +1740,7 @@ def test_harvesting_leaves_a_lot_whose_loss_a_recent_purchase_would_wash(folio, 
     assert [(o["symbol"], o["side"], o["quantity"]) for o in p["orders"] if o["side"] == "sell"] == [("AAA", "sell", "100")]
     assert {"symbol": "BBB", "reason": "lot 6 not harvested: bought 10 BBB on 2024-11-20 in IRA (lot 7), so its loss "
                                       "of 2000.00 would be a wash sale now"} in p["skipped"]
-    assert p["wash_risks"] == {"6": [{"reason": "bought 10 BBB on 2024-11-20 in IRA (lot 7)", "lot": None}]}
+    assert p["wash_risks"] == {"6": [{"reason": "bought 10 BBB on 2024-11-20 in IRA (lot 7)", "lot": None, "shares": "10"}]}
     assert p["taxes"]["short_term_tax"] == "-740.00"  # AAA's 2000.00 loss at 37%, not BBB's as well
 
 
@@ -2067,3 +2070,19 @@ def test_propose_all_proposes_an_owners_loss_seller_first_whatever_the_names(fol
     assert [p["account"] for p in result] == ["ZED", "ACME"]
     (acme,) = [p for p in result if p["account"] == "ACME"]
     assert [(o["side"], o["symbol"]) for o in acme["orders"]] == [("sell", "BND"), ("buy", "ITOT")]
+
+
+def test_a_loss_partly_washed_counts_in_proportion_to_the_shares_replaced():
+    # VTI lot 1: 55 bought at 301.15 (16563.25), sold at 300 with costs 5 bps (8.25): 16491.75, a loss of 71.50;
+    # 10 shares bought since (lot 2) replace 10 of the 55: 10/55 of the loss is disallowed (13.00), 58.50 is realized,
+    # as the fold would book the fill (found by review: the whole loss was counted as disallowed)
+    m = model({"BND": 1}, 0)
+    i = inputs(0, {"VTI": [lot(1, 55, "16563.25", "2024-12-02")]}, {"VTI": 300, "BND": 100}, m,
+               policy(cost_bps=5, whole_shares=False), rates=RATES,
+               wash_risks={"1": (("bought 10 VTI on 2024-12-03 in T (lot 2)", None, D(10)),)})
+    pl = plan(i)
+    (sale,) = [o for o in pl.orders if o.side == "sell"]
+    assert [(l.lot_id, l.proceeds, l.gain) for l in sale.lots] == [("1", D("16491.75"), D("-71.50"))]
+    assert pl.gain_short == D("-58.50")
+    assert pl.notes == ("the sale of lot 1 of VTI at a loss of 71.50 would be a wash sale for 10 of its 55 shares: "
+                        "bought 10 VTI on 2024-12-03 in T (lot 2)",)

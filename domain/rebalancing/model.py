@@ -88,9 +88,10 @@ class Inputs:
     #: sells toward the model rather than for the least tax
     tax_status: str = "taxable"
     #: lot id -> why a sale of it at a loss now would be a wash sale: (reason, the lot of this account that is the
-    #: purchase, or None for one in another account or a dividend reinvestment); harvesting leaves such a lot alone,
+    #: purchase, or None for one in another account or a dividend reinvestment, and the shares it could replace, or
+    #: None when not known); harvesting leaves such a lot alone,
     #: unless every purchase is a lot of this account the same harvest sells
-    wash_risks: dict[str, tuple[tuple[str, str | None], ...]] = attrs.Factory(dict)
+    wash_risks: dict[str, tuple[tuple[str, str | None, Decimal | None], ...]] = attrs.Factory(dict)
 
     def price(self, symbol: str) -> Decimal:
         return self.prices[symbol].price

@@ -311,7 +311,6 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
                                                                _cash_after(inputs, kept_sells) - floor, top_up=False),
                                             skipped)
         orders = kept_sells + kept_buys if orders is not uncapped else orders
-    notes += _washed_losses(inputs, orders)
     notes[:], skipped[:] = list(dict.fromkeys(notes)), list(dict.fromkeys(skipped))  # (each said once)
     if mode == "withdrawal" and inputs.amount and not any(n.startswith("holdings cannot raise") for n in notes):
         short = inputs.amount - _cash_after(inputs, orders)
@@ -324,28 +323,46 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
     return _finish(inputs, orders, tuple(skipped), tuple(notes), total, current)
 
 
-def _washed_lots(inputs: Inputs, orders: list[Order]) -> set[str]:
-    """Lots the orders sell whose loss a wash sale would disallow (a purchase not itself sold by them), in a taxable
-    account."""
+def _washed_shares(inputs: Inputs, orders: list[Order]) -> dict[str, tuple[Decimal, list[str]]]:
+    """Of the lots the orders sell at a loss, how many shares a wash sale would disallow now, and why: the shares of
+    purchases (not themselves sold by the orders) that could replace them, used by the loss lots in the order sold as
+    the fold matches them (a purchase of unknown size, a reinvestment to come, covers the whole lot). In a taxable
+    account only."""
     if inputs.tax_status != "taxable" or not inputs.wash_risks:
-        return set()
+        return {}
     selling = {l.lot_id for o in orders if o.side == "sell" for l in o.lots}
-    return {i for i in selling if any(own is None or own not in selling for _, own in inputs.wash_risks.get(i, ()))}
+    used: dict[str, Decimal] = {}
+    out = {}
+    for o in orders:
+        for l in o.lots if o.side == "sell" else ():
+            if l.gain >= 0:
+                continue
+            washed, why = ZERO, []
+            for reason, own, shares in inputs.wash_risks.get(l.lot_id, ()):
+                if own is not None and own in selling:
+                    continue
+                room = l.quantity - washed
+                take = room if shares is None else min(room, shares - used.get(reason, ZERO))
+                if take > 0:
+                    washed += take
+                    used[reason] = used.get(reason, ZERO) + take
+                    why.append(reason)
+            if washed > 0:
+                out[l.lot_id] = (washed, why)
+    return out
 
 
-def _washed_losses(inputs: Inputs, orders: list[Order]) -> list[str]:
-    """Notes for the reviewer: sales of lots at a loss that a wash sale would disallow (a purchase of the group in the
-    last 30 days, or one an open proposal of another account makes), in a taxable account. (Harvesting leaves such
-    lots; a rebalancing sale is made for the drift, and the reviewer weighs the lost deduction.)"""
-    if inputs.tax_status != "taxable":
-        return []
-    selling = {l.lot_id for o in orders if o.side == "sell" for l in o.lots}
+def _washed_losses(inputs: Inputs, orders: list[Order], washed: dict[str, tuple[Decimal, list[str]]]) -> list[str]:
+    """Notes for the reviewer: sales of lots at a loss that a wash sale would disallow, in whole or in part (a purchase
+    of the group in the last 30 days, or one an open proposal of another account makes). (Harvesting leaves such lots;
+    a rebalancing sale is made for the drift, and the reviewer weighs the lost deduction.)"""
     out = []
     for o in orders:
         for l in o.lots if o.side == "sell" else ():
-            why = [w for w, own in inputs.wash_risks.get(l.lot_id, ()) if own is None or own not in selling]
-            if l.gain < 0 and why:
-                out.append(f"the sale of lot {l.lot_id} of {o.symbol} at a loss of {-l.gain} would be a wash sale: "
+            if l.lot_id in washed:
+                shares, why = washed[l.lot_id]
+                part = "" if shares >= l.quantity else f" for {plain_text(shares)} of its {plain_text(l.quantity)} shares"
+                out.append(f"the sale of lot {l.lot_id} of {o.symbol} at a loss of {-l.gain} would be a wash sale{part}: "
                            f"{'; '.join(why)}")
     return out
 
@@ -593,9 +610,9 @@ def _harvest_sells(inputs: Inputs, notes: list[str], skipped: list) -> list[Orde
     blocked: dict[str, str] = {}
     while True:  # a lot blocked leaves the harvest, which may block another: until nothing changes
         selling = set(candidates) - set(blocked)
-        more = {i: next(why for why, own in inputs.wash_risks[i] if own is None or own not in selling)
+        more = {i: next(why for why, own, _ in inputs.wash_risks[i] if own is None or own not in selling)
                 for i in selling if i in inputs.wash_risks
-                and any(own is None or own not in selling for _, own in inputs.wash_risks[i])}
+                and any(own is None or own not in selling for _, own, _ in inputs.wash_risks[i])}
         if not more:
             break
         blocked.update(more)
@@ -1022,9 +1039,6 @@ def _finish(inputs: Inputs, orders: list[Order], skipped, notes, total: Decimal,
     qty = {h.symbol: h.quantity for h in inputs.holdings}
     costs = ZERO
     gains = {"short": ZERO, "long": ZERO}
-    # a loss a purchase would wash now is disallowed, not realized: no saving counted (found by review: the tax estimate
-    # counted a loss the plan's own note said would be a wash sale)
-    washed = _washed_lots(inputs, orders)
     for i, o in enumerate(orders):
         cost = cost_of(inputs, o.quantity, o.price)
         costs += cost
@@ -1036,12 +1050,20 @@ def _finish(inputs: Inputs, orders: list[Order], skipped, notes, total: Decimal,
                 # (found by review: the estimated gains ignored the costs)
                 o = orders[i] = attrs.evolve(o, lots=tuple(
                     attrs.evolve(l, proceeds=p) for l, p in zip(o.lots, allocate(o.value - cost, [l.quantity for l in o.lots]))))
-            for l in o.lots:
-                if not (l.gain < 0 and l.lot_id in washed):
-                    gains[l.term] += l.gain
         else:
             cash -= o.value + cost
             qty[o.symbol] = qty.get(o.symbol, ZERO) + o.quantity
+    # a loss a purchase would wash now is disallowed, not realized: in proportion to the shares replaced, as the fold
+    # disallows it (found by review: first counted whole, then not at all where 10 of 55 shares were replaced)
+    washed = _washed_shares(inputs, orders)
+    for o in orders:
+        for l in o.lots if o.side == "sell" else ():
+            gain = l.gain
+            if l.lot_id in washed:
+                shares = washed[l.lot_id][0]
+                gain += -gain if shares >= l.quantity else round_cents(-gain * shares / l.quantity)
+            gains[l.term] += gain
+    notes = tuple(notes) + tuple(n for n in _washed_losses(inputs, orders, washed) if n not in notes)
     after = {s: q * inputs.price(s) for s, q in qty.items() if q > 0}
     rates = inputs.rates
     return Plan(
