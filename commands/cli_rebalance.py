@@ -555,10 +555,14 @@ def fills():
 def fills_import(app: App, file):
     """Import FILE: `proposal,symbol,side,quantity,price,fees,date,fill_id`. Idempotent; all or nothing."""
     name = Path(file).name
-    pending, dup = rb.read_fills(app.store, app.ctx, read_text(file), name)
+    pending, dup, again = rb.read_fills(app.store, app.ctx, read_text(file), name)
     out = service.record(app.store, pending) if pending else None
     new = len(out.result.rows) if out else 0
-    if new == 0 and dup:
+    skipped = ", ".join(x for x in (f"{dup} already recorded" if dup else "",
+                                    f"{again} repeated in the file" if again else "") if x)
+    if new == 0 and dup and not again:
         click.echo(f"Nothing recorded: all {dup} fills of {name} were already recorded")
+    elif new == 0 and (dup or again):
+        click.echo(f"Nothing recorded from {name}: {skipped}")
     else:
-        click.echo(f"Recorded {new} fills from {name}" + (f" ({dup} already recorded, skipped)" if dup else ""))
+        click.echo(f"Recorded {new} fills from {name}" + (f" ({skipped}, skipped)" if skipped else ""))

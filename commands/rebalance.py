@@ -323,7 +323,7 @@ def orders(store: EventStore, pid: str) -> list[dict]:
 FILL_COLUMNS = ("proposal", "symbol", "side", "quantity", "price", "fees", "date", "fill_id")
 
 
-def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple[list[Pending], int]:
+def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple[list[Pending], int, int]:
     """Fills CSV (`proposal,symbol,side,quantity,price,fees,date,fill_id`) as TradeExecuted events of the proposals.
 
     Every row is checked against its proposal's orders (symbol, side, cumulative quantity); all problems are reported."""
@@ -333,7 +333,7 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
     if missing:
         raise Refused([(f"{source} line 1", f"missing column(s) {', '.join(missing)}; expected {','.join(FILL_COLUMNS)}")])
     reader.fieldnames = header
-    problems, pending, duplicates = [], [], 0
+    problems, pending, duplicates, repeats = [], [], 0, 0
     voided = store.voided()
     in_file: dict[str, tuple[tuple, int]] = {}
     held_at: dict[tuple[str, str], dict[str, Decimal]] = {}  # (account, symbol) -> lot id -> shares left to relieve
@@ -378,7 +378,7 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
                 first_terms, first_line = in_file[idem]
                 if first_terms != terms:
                     raise ReviewError(f"fill {c['fill_id']} of {pid} appears on line {first_line} too, with other terms")
-                duplicates += 1
+                repeats += 1  # (not "already recorded": found by review)
                 continue
             in_file[idem] = (terms, reader.line_num)
             already = store.find_idem(idem)
@@ -414,7 +414,7 @@ def read_fills(store: EventStore, ctx: Context, text: str, source: str) -> tuple
             problems.append((label, str(e)))
     if problems:
         raise Refused(problems)
-    return pending, duplicates
+    return pending, duplicates, repeats
 
 
 def ev_from_row(store: EventStore, seq: int) -> ev.TradeExecuted:

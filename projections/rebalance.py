@@ -423,7 +423,8 @@ def assess(store: EventStore, books: Books, inputs: Inputs):
     found, _ = tax_views.harvest(books, [inputs.account], inputs.as_of,
                                  quotes.get, min_loss=max(inputs.policy.harvest_min_loss, Decimal("0.01")))
     harvestable = [f"lot {c.lot_id} of {c.symbol} has a {c.value.term}-term loss of {c.loss}" for c in found]
-    fired = triggers(inputs, d, last_rebalance=since, corporate_actions=actions, harvestable=harvestable)
+    fired = triggers(inputs, d, last_rebalance=since, corporate_actions=actions, harvestable=harvestable,
+                     opened=acct.opened)
     if "risk" in inputs.policy.triggers and inputs.policy.risk_threshold is not None:
         fired += risk_trigger(store, inputs)
     return d, fired

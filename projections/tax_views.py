@@ -110,6 +110,9 @@ def form_8949_rows(gains: Sequence[RealizedGain]) -> dict[str, list[list[str]]]:
         return day.strftime("%m/%d/%Y")
 
     parts = {}
+    # a row recognizing nothing (the cash of a stock-and-cash merger at a loss: no gain, no loss, no shares) is no
+    # disposal to report (found by review)
+    gains = [g for g in gains if g.quantity != 0 or g.gain != 0]
     for term in ("short", "long"):
         rows = [g for g in gains if g.term == term]
         body = [[description(g), us(g.held_from or g.acquired), us(g.sold), f"{g.proceeds:.2f}", f"{g.cost_basis:.2f}", g.code,

@@ -905,3 +905,15 @@ def test_a_parents_close_from_before_its_spinoff_values_only_what_it_kept(folio,
     assert (rows["C"]["price"], rows["C"]["market_value"]) == ("20.00", "1000.00")
     rows = {r["symbol"]: r for r in json.loads(ok(folio("positions D --as-of 2024-03-01 --json")))}
     assert rows["P"]["market_value"] == "5000.00"  # before the spinoff, the close as recorded
+
+
+def test_form_8949_leaves_out_merger_cash_that_recognizes_nothing(folio):
+    """A stock-and-cash merger at a loss recognizes no gain and no loss: its cash row (no shares, gain 0.00) is in the
+    gain history, not on Form 8949 (found by review)."""
+    for step in ["init", "account open D --date 2024-01-02", "record deposit D 1000 --date 2024-01-02",
+                 "record buy D TGT 10 --price 100 --date 2024-01-03",
+                 "record merger TGT --acquirer ACQ --shares 1:1 --cash 10 --acquirer-fmv 50 --date 2024-06-03"]:
+        ok(folio(step))
+    assert [g["reason"] for g in json.loads(ok(folio("gains D --json")))] == ["merger-cash"]
+    form = ok(folio("gains D --format csv"))
+    assert "TGT" not in form and form.count("Totals,,,0.00,0.00,,0.00,0.00") == 2

@@ -268,7 +268,7 @@ def test_calendar_trigger(folio, tmp_path, calendar, before, on, due):
     name = calendar.split()[1]
     assert check(folio, as_of=before) == []
     assert check(folio, as_of=on) == [
-        ("calendar", f"scheduled {name} rebalance date {due} reached (last rebalance 2024-01-02)")]
+        ("calendar", f"scheduled {name} rebalance date {due} reached (no rebalance since the account opened on 2024-01-02)")]
 
 
 def test_calendar_counts_from_the_last_approved_rebalance(folio, tmp_path):
@@ -276,7 +276,7 @@ def test_calendar_counts_from_the_last_approved_rebalance(folio, tmp_path):
     # a deposit on 2024-03-29 leaves cash above the model: 20000 total, cash 11000 (55%)
     out(folio("record deposit A 10000 --date 2024-03-29"))
     [(kind, reason), *_] = check(folio, as_of="2024-03-31")
-    assert (kind, reason) == ("calendar", "scheduled quarterly rebalance date 2024-03-31 reached (last rebalance 2024-01-02)")
+    assert (kind, reason) == ("calendar", "scheduled quarterly rebalance date 2024-03-31 reached (no rebalance since the account opened on 2024-01-02)")
     out(folio("propose A --as-of 2024-03-31", actor="ann"))
     # a proposal that is only proposed (or rejected) does not count
     assert check(folio, as_of="2024-05-15")[0][0] == "calendar"
@@ -1183,7 +1183,7 @@ def test_a_voided_fill_is_named_when_its_file_is_imported_again(approved, tmp_pa
 def test_a_fill_repeated_in_one_file_is_counted_as_skipped_or_refused_if_it_differs(approved, tmp_path, db_path):
     f1 = write(tmp_path, "f1.csv", FILLS_HEADER + "P0001,BND,buy,6,50.05,1.00,2024-07-01,b2\n"
                                                   "P0001,BND,buy,6,50.05,1.00,2024-07-01,b2\n")
-    assert out(approved(f"fills import {f1}")) == "Recorded 1 fills from f1.csv (1 already recorded, skipped)\n"
+    assert out(approved(f"fills import {f1}")) == "Recorded 1 fills from f1.csv (1 repeated in the file, skipped)\n"
     f2 = write(tmp_path, "f2.csv", FILLS_HEADER + "P0001,BND,buy,3,50.05,1.00,2024-07-01,b3\n"
                                                   "P0001,BND,buy,4,50.05,1.00,2024-07-01,b3\n")
     with unchanged(approved, db_path):

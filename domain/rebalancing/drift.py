@@ -143,7 +143,7 @@ def calendar_dates(policy: ev.PolicySet, start: dt.date, end: dt.date) -> list[d
 
 
 def triggers(inputs: Inputs, d: Drift, *, last_rebalance: dt.date, corporate_actions: list[str],
-             harvestable: list[str]) -> list[Trigger]:
+             harvestable: list[str], opened: dt.date | None = None) -> list[Trigger]:
     """Which triggers in force fire, and why. Cash outside its buffers always counts: idle cash is actionable."""
     policy = inputs.policy
     in_force = set(policy.triggers)
@@ -155,8 +155,9 @@ def triggers(inputs: Inputs, d: Drift, *, last_rebalance: dt.date, corporate_act
                                           f"{pct(r.band.low)}-{pct(r.band.high)} (target {pct(r.target)})"))
     due = calendar_dates(policy, last_rebalance, inputs.as_of)
     if "calendar" in in_force and due:
-        fired.append(Trigger("calendar", f"scheduled {policy.calendar} rebalance date {due[-1]} reached "
-                                         f"(last rebalance {last_rebalance})"))
+        since = (f"no rebalance since the account opened on {last_rebalance}" if last_rebalance == opened else
+                 f"last rebalance {last_rebalance}")  # (found by review: the opening read as a rebalance)
+        fired.append(Trigger("calendar", f"scheduled {policy.calendar} rebalance date {due[-1]} reached ({since})"))
     if "calendar-and-threshold" in in_force and due and out:
         fired.append(Trigger("calendar-and-threshold",
                              f"scheduled date {due[-1]} reached and {len(out)} asset(s) outside their bands"))
