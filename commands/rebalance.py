@@ -91,7 +91,8 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      model is sold whole; the tax budget and the minimum trade are settled together; the optimizer counts no saving
 #:      for a loss it may wash by buying a substantially identical target; a harvest skips a lot whose sale would cost
 #:      more than it raises; a model whose cash target is above the policy's maximum is noted; a loss partly washed
-#:      counts in proportion to the shares replaced (`wash_risks` record the shares), its note says how many
+#:      counts in proportion to the shares replaced (`wash_risks` record the shares), its note says how many; the
+#:      optimizer may buy a restricted model symbol's declared substitute in its place
 PLANNER_VERSION = 6
 
 

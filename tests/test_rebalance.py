@@ -2086,3 +2086,14 @@ def test_a_loss_partly_washed_counts_in_proportion_to_the_shares_replaced():
     assert pl.gain_short == D("-58.50")
     assert pl.notes == ("the sale of lot 1 of VTI at a loss of 71.50 would be a wash sale for 10 of its 55 shares: "
                         "bought 10 VTI on 2024-12-03 in T (lot 2)",)
+
+
+def test_the_optimizer_buys_a_restricted_symbols_substitute_in_its_place(folio, tmp_path):
+    """Found by review: with VTI restricted by TAX's proposed loss sale, the IRA's optimal proposal only sold BND and
+    left VTI's part in cash; it buys the declared substitute ITOT, as the heuristic does, and says so."""
+    _two_accounts_of_one_owner(folio, tmp_path)
+    (tax_,) = js(folio("propose TAX --as-of 2024-11-29 --json", actor="ann"))
+    (ira,) = js(folio("propose IRA --as-of 2024-11-29 --mode optimal --dry-run --json"))
+    assert [(o["side"], o["symbol"], o["quantity"]) for o in ira["orders"]] == [("sell", "BND", "20"), ("buy", "ITOT", "40")]
+    assert (f"buy of VTI redirected to ITOT: VTI is restricted through 2024-12-29 by proposal {tax_['proposal']} of TAX "
+            f"selling VTI at an estimated loss of 400.00") in ira["notes"]

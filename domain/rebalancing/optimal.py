@@ -78,12 +78,31 @@ class Problem:
         return len(self.assets)
 
 
+def stand_ins(inputs: Inputs) -> dict[str, str]:
+    """`Inputs.stand_ins` (held substitutes of restricted model symbols), and for a restricted model symbol with none
+    held, its first declared substitute with a price that is not restricted itself: the solve may buy it in the
+    symbol's place, as the heuristic redirects the buy (found by review: the optimizer left the symbol's weight in
+    cash)."""
+    out = dict(inputs.stand_ins())
+    targets = {t.symbol for t in inputs.model.targets}
+    for t in inputs.model.targets:
+        until = inputs.restricted.get(t.symbol)
+        if until is None or until < inputs.as_of or t.symbol in out.values():
+            continue
+        subs = [x for x in inputs.substitutes.get(t.symbol, ()) if x in inputs.prices and x not in targets
+                and x not in out and not (inputs.restricted.get(x) is not None and inputs.restricted[x] >= inputs.as_of)]
+        if subs:
+            out[subs[0]] = t.symbol
+    return out
+
+
 def build(inputs: Inputs, wash_risk: set[str] | None = None) -> Problem:
     """Turn Decimal inputs into float arrays (the one entry conversion)."""
     pol = inputs.policy
     targets = {t.symbol: t for t in inputs.model.targets}
     held = inputs.held()
-    assets = tuple(sorted(s for s in set(targets) | set(held) if s in inputs.prices))
+    stand = stand_ins(inputs)
+    assets = tuple(sorted(s for s in set(targets) | set(held) | set(stand) if s in inputs.prices))
     idx = {s: i for i, s in enumerate(assets)}
     price = np.array([float(inputs.price(s)) for s in assets])
     qty = np.array([float(held[s].quantity) if s in held else 0.0 for s in assets])
@@ -123,7 +142,7 @@ def build(inputs: Inputs, wash_risk: set[str] | None = None) -> Problem:
     target_value = np.array([float(targets[s].weight) * total if s in targets else 0.0 for s in assets])
     # a held substitute standing in for a restricted model symbol takes the part of its target the symbol does not
     # hold, may be bought in its place and may grow to the symbol's band (see `Inputs.stand_ins`)
-    for s, of in inputs.stand_ins().items():
+    for s, of in stand.items():
         if s in idx and of in idx and total:
             i, o = idx[s], idx[of]
             own = float(qty[o] * price[o])
@@ -479,8 +498,12 @@ def optimize(inputs: Inputs, *, cov: np.ndarray | None = None, wash_risk: set[st
     if np.isnan(sol.objective):
         raise DomainError(f"the optimizer stopped without a solution ({sol.status}) within {TIME_LIMIT} s")
     orders = to_orders(inputs, p, sol)
-    plan = _finish(inputs, orders, (), (), inputs.total_value(), {h.symbol: h.quantity * inputs.price(h.symbol)
-                                                                  for h in inputs.holdings})
+    bought = {o.symbol for o in orders if o.side == "buy"}
+    notes = tuple(f"buy of {of} redirected to {s}: {of} is restricted through {inputs.restricted[of]} by "
+                  f"{inputs.restricted_by.get(of, 'a loss sale')}" for s, of in sorted(stand_ins(inputs).items())
+                  if s in bought and s not in inputs.stand_ins())
+    plan = _finish(inputs, orders, (), notes, inputs.total_value(), {h.symbol: h.quantity * inputs.price(h.symbol)
+                                                                     for h in inputs.holdings})
     parts = objective_parts(inputs, p, plan)
     report = {"solver": "HiGHS (highspy)", "status": sol.status,
               "objective": f"{sum(parts.values()):.2f}", **{k: f"{v:.2f}" for k, v in parts.items()},
