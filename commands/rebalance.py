@@ -92,7 +92,8 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      for a loss it may wash by buying a substantially identical target; a harvest skips a lot whose sale would cost
 #:      more than it raises; a model whose cash target is above the policy's maximum is noted; a loss partly washed
 #:      counts in proportion to the shares replaced (`wash_risks` record the shares), its note says how many; the
-#:      optimizer may buy a restricted model symbol's declared substitute in its place
+#:      optimizer may buy a restricted model symbol's declared substitute in its place; a sale whose buys fall under
+#:      the minimum trade shrinks back to the cash ceiling (with or without a cap)
 PLANNER_VERSION = 6
 
 

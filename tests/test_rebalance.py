@@ -2097,3 +2097,19 @@ def test_the_optimizer_buys_a_restricted_symbols_substitute_in_its_place(folio, 
     assert [(o["side"], o["symbol"], o["quantity"]) for o in ira["orders"]] == [("sell", "BND", "20"), ("buy", "ITOT", "40")]
     assert (f"buy of VTI redirected to ITOT: VTI is restricted through 2024-12-29 by proposal {tax_['proposal']} of TAX "
             f"selling VTI at an estimated loss of 400.00") in ira["notes"]
+
+
+def test_a_sale_whose_buy_falls_under_the_minimum_trade_shrinks_to_the_cash_ceiling():
+    # no cap. Model A 40%, B 40%, C 20% of 10000: sell 20 B (2000) to buy 10 A and 10 C (1000 each); the minimum trade
+    # is 1500: both buys are dropped, and the sale alone would leave 2000 in cash against a maximum of 5% (500). It
+    # shrinks to 500, under the minimum, so it goes whole (cash stays at the floor, 0): nothing is traded
+    m = model({"A": 0.4, "B": 0.4, "C": 0.2}, 0)
+    holdings = {"A": [lot(1, 30, 3000)], "B": [lot(2, 60, 6000)], "C": [lot(3, 10, 1000)]}
+    prices = {"A": 100, "B": 100, "C": 100}
+    pl = plan(inputs(0, holdings, prices, m, policy(max_cash="0.05", min_trade=1500)))
+    assert trades(pl) == [] and pl.cash_after == 0
+    assert ("A", "buy of 1000.00 is below the minimum trade of 1500") in pl.skipped
+    assert "sell of B dropped: the buys it funded are under the minimum trade" in pl.notes
+    # with a maximum of 25% the sale stays: 2000 in cash is within it
+    pl = plan(inputs(0, holdings, prices, m, policy(max_cash="0.25", min_trade=1500)))
+    assert trades(pl) == [("sell", "B", D("20.000000"), D("2000.00"))]

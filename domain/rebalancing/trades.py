@@ -287,7 +287,13 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
             selling = {o.symbol for o in sells}
             wanted = {s: v for s, v in wanted.items() if s not in selling}
         buys = _fund_buys(inputs, wanted, _cash_after(inputs, sells) - floor, round_up=policy.rebalance_to != "target")
+        funded = buys
         buys = _drop_small(inputs, buys, skipped)
+        if mode == "full" and len(buys) < len(funded):  # a buy under the minimum trade leaves its sale's cash idle:
+            # the sales shrink back to the cash ceiling, as after the turnover cap's cuts (cash stays within its limits)
+            sells = _budget_and_minimum(inputs, _idle_sales(inputs, sells, buys, total, floor, notes,
+                                                            why="the buys it funded are under the minimum trade"),
+                                        notes, skipped)
     orders = sells + buys
     if policy.turnover_cap is not None:
         uncapped = orders
@@ -954,7 +960,8 @@ def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: De
 
 
 def _idle_sales(inputs: Inputs, sells: list[Order], buys: list[Order], total: Decimal, floor: Decimal,
-                notes: list[str], under: bool = True) -> list[Order]:
+                notes: list[str], under: bool = True,
+                why: str = "the buys it funded were cut to meet the turnover cap") -> list[Order]:
     """After the turnover cap's trims, sales whose cash the (trimmed, or dropped) buys no longer use, above the cash
     ceiling: shrunk, the largest first, until cash is within it (found by review: costs a cut saves, and a buy dropped
     under the minimum trade, left cash above the maximum buffer). A sale is never cut under the minimum trade, nor
@@ -999,8 +1006,7 @@ def _idle_sales(inputs: Inputs, sells: list[Order], buys: list[Order], total: De
         shrunk = _shrink_sale(inputs, o, keep) if keep > 0 else None
         idle -= before - (raised_by(inputs, keep, price) if shrunk is not None else ZERO)
         out[i] = shrunk
-        note = f"sell of {o.symbol} {'trimmed' if shrunk is not None else 'dropped'}: the buys it funded were cut to " \
-               f"meet the turnover cap"
+        note = f"sell of {o.symbol} {'trimmed' if shrunk is not None else 'dropped'}: {why}"
         if note not in notes:
             notes.append(note)
     return [o for o in out if o is not None]
