@@ -35,8 +35,13 @@ def set_model(store: EventStore, ctx: Context, event: ev.ModelSet, day: dt.date)
 
 
 def assign(store: EventStore, ctx: Context, account: str, model: str, day: dt.date):
-    if model not in model_versions(store):
+    versions = model_versions(store).get(model)
+    if not versions:
         raise DomainError(f"no model {model}: create it with `folio model set {model} ...`")
+    first = min(v.effective for v in versions)
+    if first > day:  # (found by review: taken, and every view of the account as of then failed)
+        raise DomainError(f"cannot assign model {model} to {account} on {day}: its first version is effective on {first}; "
+                          f"assign it on or after that date")
     return record(store, [Pending(NewEvent(account_stream(account), ev.ModelAssigned(account=account, model=model), day,
                                            ctx.meta()))])
 

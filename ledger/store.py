@@ -600,10 +600,22 @@ class EventStore:
         return self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     # -- audit ----------------------------------------------------------------
+    #: the triggers that keep the log append-only
+    GUARDS = ("events_no_update", "events_no_delete")
+
+    def missing_guards(self) -> list[str]:
+        """The append-only triggers the file no longer has (dropped outside Folio)."""
+        have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        return [g for g in self.GUARDS if g not in have]
+
     def _check_head(self, seq: int, digest: str) -> None:
         """Refuse to chain onto a last row whose content does not match its hash (found by review: a write onto an
         altered row was taken, and chained the alteration in). One row is checked, not the chain: `audit verify` walks
         that."""
+        missing = self.missing_guards()
+        if missing:  # (found by review: writes went on without them)
+            raise LedgerError(f"{self.path}: the log's append-only triggers ({', '.join(missing)}) were removed outside "
+                              f"Folio; nothing was written (`folio audit verify` says what else changed)")
         if seq == 0:
             return
         rows = self.conn.execute(f"SELECT {COLUMNS} FROM events WHERE seq IN (?, ?) ORDER BY seq", (seq - 1, seq)).fetchall()

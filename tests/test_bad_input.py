@@ -1175,9 +1175,39 @@ def test_a_write_onto_an_altered_last_row_is_refused(books, db_path):
     with contextlib.closing(sqlite3.connect(db_path)) as c:
         c.execute("DROP TRIGGER events_no_update")
         c.execute("UPDATE events SET meta = replace(meta, 'tester', 'mallory') WHERE seq = 6")  # who recorded it
-        c.commit()
+        c.execute("CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'no'); END")
+        c.commit()  # (the trigger put back, as a careful forger would)
     before = count(db_path)
     refused(books("record deposit A 5 --date 2024-06-03"), "the log's last row, seq 6, does not match its hash: the "
                                                            "ledger was altered outside Folio; nothing was written")
     assert count(db_path) == before
     assert refused(books("audit verify")).startswith("Error: hash chain broken at seq 6")
+
+
+def test_audit_verify_and_writes_notice_removed_triggers_and_a_cut_log(books, db_path):
+    """Found by review: with the append-only triggers dropped, verify said OK and writes went on; with the last rows
+    deleted, verify blamed the snapshots and advised rebuilding them, which hid the cut."""
+    ok(books("snapshot"))
+    with contextlib.closing(sqlite3.connect(db_path)) as c:
+        c.execute("DROP TRIGGER events_no_delete")
+        c.execute("DELETE FROM events WHERE seq = 6")
+        c.commit()
+    message = refused(books("audit verify"))
+    assert "append-only triggers (events_no_delete) were removed outside Folio" in message
+    refused(books("record deposit A 5 --date 2024-06-03"), "the log's append-only triggers (events_no_delete) were "
+                                                           "removed outside Folio; nothing was written")
+    with contextlib.closing(sqlite3.connect(db_path)) as c:  # triggers put back: the cut still shows
+        c.execute("CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'no'); END")
+        c.commit()
+    assert "a snapshot was taken at seq 6 and the log ends at seq 5: rows were removed from its end" in \
+        refused(books("audit verify"))
+
+
+def test_a_model_assigned_before_its_first_version_is_refused(books, db_path, tmp_path):
+    prices = write(tmp_path, "p.csv", "date,VTI,BND\n2024-01-02,100,50\n")
+    ok(books(f"prices import {prices}"))
+    ok(books("model set core --target VTI=0.6 --target BND=0.4 --date 2024-03-01"))
+    with unchanged(books, db_path):
+        refused(books("account assign A core --date 2024-02-01"), "cannot assign model core to A on 2024-02-01: its "
+                                                                  "first version is effective on 2024-03-01")
+    ok(books("account assign A core --date 2024-03-01"))
