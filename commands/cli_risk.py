@@ -118,6 +118,11 @@ def model_optimize(app: App, model_id, objective, target_vol, bounds, as_of, win
     elif objective == "min-cvar":
         result = targets.min_cvar(hist.returns, confidence, lo, hi, budget)
     else:
+        flat = [s for s, v in zip(symbols, np.diag(cov.matrix)) if v <= 0]
+        if flat:  # (found by review: refused with advice to lengthen the window, which cannot help)
+            raise risk.RiskError(f"{', '.join(flat)} did not move in the window: risk parity gives each asset an equal "
+                                 f"share of the risk, and {'it has' if len(flat) == 1 else 'they have'} none; leave "
+                                 f"{'it' if len(flat) == 1 else 'them'} out of the model, or use min-vol or min-cvar")
         result = targets.risk_parity(cov.matrix, lo, hi, budget)
     weights = to_decimal_weights(result.weights, Decimal(1) - current.cash, low, high)
     before = np.array([float(t.weight) for t in sorted(current.targets, key=lambda t: t.symbol)])

@@ -866,3 +866,18 @@ def test_a_split_in_the_window_is_no_return(folio, tmp_path):
     build(folio, tmp_path, "\n".join(raw) + "\n", TINY_STEPS + ["policy set A --fractional --date 2024-01-02",
                                                                 f"record split AAA 2:1 --date {split_day}"])
     assert js(folio(f"risk A --as-of {AS_OF} --json")) == TINY_RISK
+
+
+def test_an_asset_that_did_not_move_carries_no_risk_and_is_not_shrunk():
+    """Found by review: a constant (cash-like) asset made the sample covariance singular, shrinkage gave it a made-up
+    variance, and min-vol kept 2% of the risky asset. Its zero variance stands: min-vol holds it all."""
+    rng = np.random.default_rng(7)
+    r = np.column_stack([rng.normal(0, 0.01, 60), np.zeros(60)])
+    cov = risk.covariance(("AAA", "ZERO"), r)
+    assert (cov.method, cov.note) == ("sample", "ZERO did not move in the window: it carries no risk")
+    assert cov.matrix[1, 1] == 0.0
+    result = targets.min_vol(cov.matrix, np.zeros(2), np.ones(2), 0.9)
+    assert np.allclose(result.weights, [0.0, 0.9])
+    # two assets that moved together exactly are still singular: shrunk, and said
+    twin = risk.covariance(("AAA", "BBB"), np.column_stack([r[:, 0], 2 * r[:, 0]]))
+    assert twin.method == "ledoit-wolf" and "perfectly correlated" in twin.note

@@ -61,6 +61,18 @@ def covariance(symbols: tuple[str, ...], r: np.ndarray, *, shrink: bool = False)
     why = "" if shrink else singular_reason(symbols, r, sample)
     if not shrink and not why:
         return Covariance(symbols, sample, "sample", 0.0, t)
+    if not shrink and t > n:
+        # assets that did not move carry no risk: their zero variance is a fact, not an estimation error, so the sample
+        # covariance stands when the others' is invertible (found by review: shrinkage gave a constant asset a made-up
+        # variance, and min-vol then held 2% of the risky one)
+        sd = np.sqrt(np.maximum(np.diag(sample), 0.0))
+        flat = sd <= 1e-12 * max(sd.max(), 1e-300)
+        moving = np.nonzero(~flat)[0]
+        if flat.any() and (len(moving) == 0 or _invertible(sample[np.ix_(moving, moving)])):
+            names = ", ".join(symbols[i] for i in np.nonzero(flat)[0])
+            return Covariance(symbols, sample, "sample", 0.0, t,
+                              f"{names} did not move in the window: {'it carries' if flat.sum() == 1 else 'they carry'} "
+                              f"no risk")
     lw, intensity = ledoit_wolf(r)
     if not _invertible(lw):
         # with very few returns the estimated shrinkage can be zero (two returns always give zero)
