@@ -262,7 +262,8 @@ def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source
         if not before:
             first = min(series[s], default=None)
             raise SpecError(f"{source}: no close of {s} on or before the first day {days[0]}"
-                            + (f" (its first is on {first})" if first else " (none at all)"))
+                            + (f" (its first is on {first}: start the backtest then, key `start`, or leave {s} out of "
+                               f"`targets`)" if first else " (none at all: leave it out of `targets`)"))
         last[s] = series[s][max(before)]
     closes = []
     for d in days:
@@ -271,6 +272,12 @@ def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source
                 last[s] = series[s][d]
         closes.append(dict(last))
     warnings = []
+    # the run is the prices' span within [start, end]: say when it is shorter than asked (found by review: a 1980-2030
+    # spec ran 1990-2024 without a word)
+    if (days[0] - start).days > 10:
+        warnings.append(f"the first close on or after the start {start} is on {days[0]}: the backtest starts then")
+    if (end - days[-1]).days > 10:
+        warnings.append(f"the last close by the end {end} is on {days[-1]}: the backtest ends then")
     for s in symbols:
         final = max(series[s])
         if (days[-1] - final).days > 10:

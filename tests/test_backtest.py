@@ -96,7 +96,8 @@ def test_the_cli_prints_both_tables_and_json(folio, spec):
         "final_value": "1125.00", "rebalances": "2", "short_term_gain": "218.75", "tax": "65.62"}
     assert data["strategies"][1]["rebalanced"] == [{"date": "2024-01-03", "mode": "full"},
                                                    {"date": "2024-01-04", "mode": "full"}]
-    assert data["strategies"][0]["cagr"] is None and data["warnings"] == []
+    assert data["strategies"][0]["cagr"] is None  # and the spec's end is past the last close: said (found by review)
+    assert data["warnings"] == ["the last close by the end 2024-01-31 is on 2024-01-04: the backtest ends then"]
     assert all(isinstance(x, str) for r in data["strategies"] for k, x in r.items() if x is not None and k != "rebalanced")
 
 
@@ -105,7 +106,7 @@ def test_the_cli_prints_both_tables_and_json(folio, spec):
     (lambda s: s.replace('prices = "prices.csv"', 'prices = "nope.csv"'), "spec.toml: prices file nope.csv cannot be read"),
     (lambda s: s.replace('end = "2024-01-31"', 'end = "2023-01-31"'), "spec.toml: end 2023-01-31 is not after start 2024-01-02"),
     (lambda s: s.replace('"A=0.5:0.1", "B=0.5:0.1"', '"A=0.5:0.1", "C=0.5:0.1"'),
-     "prices.csv: no close of C on or before the first day 2024-01-02 (none at all)"),
+     "prices.csv: no close of C on or before the first day 2024-01-02 (none at all: leave it out of `targets`)"),
     (lambda s: s.replace('"A=0.5:0.1", "B=0.5:0.1"', '"A=0.6", "B=0.5"'), "weights add up to 1.1"),
     (lambda s: s.replace('triggers = ["drift"]', 'triggers = ["sometimes"]'),
      "spec.toml: strategy 'bands': trigger 'sometimes' must be one of drift"),
