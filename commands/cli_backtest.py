@@ -37,8 +37,13 @@ def backtest_command(spec, ledgers, as_json):
         except OSError as e:
             raise click.ClickException(f"--ledgers {ledgers}: cannot make that folder ({e.strerror})") from None
         paths = {strategy.name: os.path.join(ledgers, _file_name(strategy.name)) for strategy in s.strategies}
-        if len(set(paths.values())) != len(paths):
-            raise click.ClickException("two strategies' names make the same ledger file name: name them apart")
+        by_file: dict[str, list[str]] = {}
+        for name, path in paths.items():
+            by_file.setdefault(path, []).append(name)
+        clash = next((names for names in by_file.values() if len(names) > 1), None)
+        if clash:  # (found by review: the names were not said)
+            raise click.ClickException(f"strategies {' and '.join(repr(n) for n in clash)} make the same ledger file name "
+                                       f"({os.path.basename(paths[clash[0]])}): name them apart")
         taken = [p for p in paths.values() if os.path.exists(p)]
         if taken:
             raise click.ClickException(f"{', '.join(taken)} already exist(s): a backtest writes its ledgers to new files")

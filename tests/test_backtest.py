@@ -312,3 +312,12 @@ def test_each_strategy_can_be_written_as_a_ledger_that_folds_to_its_books(folio,
     (tmp_path / "a-file").write_text("")
     refused = folio(f"backtest {spec} --ledgers {tmp_path / 'a-file' / 'x'}")
     assert refused.exit_code == 1 and f"--ledgers {tmp_path / 'a-file' / 'x'}: cannot make that folder (" in refused.output
+
+
+def test_two_strategy_names_making_one_ledger_file_are_named(folio, tmp_path):
+    (tmp_path / "prices.csv").write_text(PRICES)
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC + '\n[[strategy]]\nname = "Bands"\ntriggers = ["drift"]\n')
+    result = folio(f"backtest {path} --ledgers {tmp_path / 'out'}")
+    assert result.exit_code == 1 and "strategies 'bands' and 'Bands' make the same ledger file name (bands.db)" in \
+        result.output, result.output
