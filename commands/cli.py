@@ -389,8 +389,9 @@ def _not_open(app: App, account_id: str, point: Point, as_of) -> None:
             raise DomainError(f"account {account_id} had no opening at seq {k}: its opening, seq {last.seq}, was voided "
                               f"by seq {voided[last.seq]} {how} as seq {after}; ask at seq {after} or later, or before "
                               f"seq {voided[last.seq]}")
+        first = openings[0]  # (the first recorded, though an amendment voided it since: found by review)
         raise DomainError(f"account {account_id} was not yet recorded at seq {point.known_seq}: its opening is seq "
-                          f"{opened.seq}, recorded {opened.recorded_at}")
+                          f"{first.seq}, recorded {first.recorded_at}")
     if point.as_of is not None and opened.effective > point.as_of.isoformat():
         raise DomainError(f"account {account_id} opens on {opened.effective}, after {point.as_of}")
 
