@@ -41,7 +41,8 @@ def risk_command(app: App, account_id, as_of, window, confidence, shrink, as_jso
     """Volatility, VaR/CVaR, tracking error to the model and each asset's contribution, from daily closes."""
     point = resolve_point(app.store, as_of or app.today())
     books = load_books(app.store, point, accounts=[account_id])
-    inputs = prb.build_inputs(app.store, books, account_id, point)
+    # (no policy needed to measure risk: found by review)
+    inputs = prb.build_inputs(app.store, books, account_id, point, policy_needed=False)
     r = account_risk(app.store, inputs, window, confidence, shrink=shrink)
     if as_json:
         click.echo(render.dumps({

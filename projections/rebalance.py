@@ -74,12 +74,16 @@ def last_rebalance(store: EventStore, account: str, known_seq: int, opened: dt.d
 
 
 def build_inputs(store: EventStore, books: Books, account: str, point: Point, *, prices_known_at: str | None = None,
-                 amount: Decimal | None = None, also: Sequence["PendingOrder"] = ()) -> Inputs:
+                 amount: Decimal | None = None, also: Sequence["PendingOrder"] = (), policy_needed: bool = True) -> Inputs:
     """Everything a proposal for `account` at `point` needs, from the log and the price table. `also`: orders of
-    proposals not recorded (the dry runs of `propose --all --dry-run` before this account's), as if they were."""
+    proposals not recorded (the dry runs of `propose --all --dry-run` before this account's), as if they were.
+    `policy_needed=False` (a risk report, which reads the model's targets only): an account without a policy gets the
+    default one."""
     acct = books.accounts.get(account)
     if acct is None:
         raise DomainError(f"account {account} is not open as of {point.as_of}")
+    if acct.model is not None and acct.policy is None and not policy_needed:
+        acct = attrs.evolve(acct, policy=ev.PolicySet(account=account, triggers=("drift", "cash")))
     if acct.model is None or acct.policy is None:
         missing = " and ".join(x for x, v in (("model", acct.model), ("policy", acct.policy)) if v is None)
         raise NoModel(f"account {account} has no {missing}: use `folio account assign` and `folio policy set`")

@@ -881,3 +881,17 @@ def test_an_asset_that_did_not_move_carries_no_risk_and_is_not_shrunk():
     # two assets that moved together exactly are still singular: shrunk, and said
     twin = risk.covariance(("AAA", "BBB"), np.column_stack([r[:, 0], 2 * r[:, 0]]))
     assert twin.method == "ledoit-wolf" and "perfectly correlated" in twin.note
+
+
+def test_risk_needs_a_model_but_no_policy(folio, tmp_path):
+    """Found by review: `risk` of an account with a model but no policy was refused asking for one."""
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(40)]
+    rows = ["date,AAA,BBB"] + [f"{d},{100 + (i % 5)},{50 + (i % 3)}" for i, d in enumerate(days)]
+    prices = tmp_path / "p.csv"
+    prices.write_text("\n".join(rows) + "\n")
+    for step in ["init", f"prices import {prices}", "account open T --date 2024-01-01",
+                 "record deposit T 1000 --date 2024-01-01", "record buy T AAA 5 --price 100 --date 2024-01-02",
+                 "model set m --target AAA=0.5 --target BBB=0.5 --date 2024-01-01", "account assign T m --date 2024-01-01"]:
+        out(folio(step))
+    report = js(folio("risk T --as-of 2024-02-09 --window 30 --json"))
+    assert [a["symbol"] for a in report["assets"]] == ["AAA", "BBB"] and float(report["volatility"]) > 0
