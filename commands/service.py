@@ -110,20 +110,20 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
                 raise Refused(_by_line(problems))
             return Outcome(AppendResult(rows=(), duplicates=tuple(duplicates)), Books())
         problems += _in_the_future(pending)
-        problems += action_repeats(store, pending)
+        # the voids as they will stand: those recorded, and those among the new events (a void and its correction
+        # recorded together are no repeat); read once for every check below
+        voided = set(store.voided(head)) | {p.new.event.seq for p in pending if isinstance(p.new.event, EventVoided)}
+        problems += action_repeats(store, pending, voided)
         if refuse_repeats:  # read under the write lock, as the check is: no writer can slip a row in between
-            problems += repeats(store, pending)
+            problems += repeats(store, pending, voided)
         accounts = accounts_touched(store, pending)
         earliest = min(p.new.effective for p in pending)
         day_before = earliest - dt.timedelta(days=1)
-        voided = set(store.voided(head))
         new_recs, labels = [], {}
         for i, p in enumerate(pending, start=1):
             rec = Recorded(seq=head + i, effective=p.new.effective, stream=p.new.stream, event=p.new.event)
             labels[rec.seq] = p.label
             new_recs.append(rec)
-            if isinstance(p.new.event, EventVoided):
-                voided.add(p.new.event.seq)
         new_recs.sort(key=Recorded.sort_key)
         # the check needs holdings, cash and wash-sale state, not the gain history: the lighter fold, unless
         # a snapshot with gains is due at the head (then this very fold makes it, for reports and the rebalancer)
@@ -320,14 +320,13 @@ def account_stream(account: str) -> str:
     return f"account:{account}"
 
 
-def repeats(store: EventStore, pending: Sequence[Pending]) -> list[tuple[str, str]]:
+def repeats(store: EventStore, pending: Sequence[Pending], voided: set[int]) -> list[tuple[str, str]]:
     """Rows without a reference that are events already recorded, and not voided: the same stream, date, type and
     content (found by review: a broker file without refs imported twice doubled every deposit, without a word). As
     many rows of one content as the log holds are repeats; more are new. Returns (label, problem) for each."""
     bare = [p for p in pending if p.new.idem_key is None]
     if not bare:
         return []
-    voided = store.voided()
     streams = sorted({p.new.stream for p in bare})
     first, last = min(p.new.effective for p in bare).isoformat(), max(p.new.effective for p in bare).isoformat()
     recorded: dict[tuple, list[int]] = {}
@@ -367,7 +366,7 @@ def _action_key(stream: str, effective: str, event) -> tuple | None:
     return None
 
 
-def action_repeats(store: EventStore, pending: Sequence[Pending]) -> list[tuple[str, str]]:
+def action_repeats(store: EventStore, pending: Sequence[Pending], voided: set[int]) -> list[tuple[str, str]]:
     """New corporate actions that are already recorded (and not voided), or given twice among the new events:
     a second split, merger, symbol change or spinoff (of the same child) of one security on one date, or a dividend
     of the amount and kind of one recorded (found by review: the same split recorded twice split every holding twice, with or
@@ -376,7 +375,6 @@ def action_repeats(store: EventStore, pending: Sequence[Pending]) -> list[tuple[
     actions = [(p, key) for p in pending if (key := _action_key(p.new.stream, p.new.effective.isoformat(), p.new.event))]
     if not actions:
         return []
-    voided = store.voided()
     days = [p.new.effective for p, _ in actions]
     streams = sorted({p.new.stream for p, _ in actions})
     recorded: dict[tuple, tuple[int, object]] = {}

@@ -309,7 +309,7 @@ def _half_of_the_owners(store: EventStore, known_seq: int) -> set[str]:
     only (empty: one owner, nothing to split)."""
     owner_of = store.account_owners_at(known_seq)
     spans: dict[str, list] = {}
-    streams: dict[str, list[str]] = {}
+    streams: dict[str, set[str]] = {}
     for stream, (size, first, last) in store.stream_spans(known_seq).items():
         kind, _, name = stream.partition(":")
         owner = owner_of.get(name) if kind == "account" else name if kind == "owner" else None
@@ -317,7 +317,7 @@ def _half_of_the_owners(store: EventStore, known_seq: int) -> set[str]:
             span = spans.setdefault(owner, [0, first, last])
             span[0] += size
             span[1], span[2] = min(span[1], first), max(span[2], last)
-            streams.setdefault(owner, []).append(stream)
+            streams.setdefault(owner, set()).add(stream)  # (a Python set of the owner's stream names)
     if len(spans) < 2:
         return set()
     day = dt.date.fromisoformat

@@ -12,7 +12,6 @@ holdings and the total after trading and costs, and sum to 1 exactly with cash.
 from __future__ import annotations
 
 import datetime as dt
-
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 import attrs
@@ -215,6 +214,21 @@ def tax_of(inputs: Inputs, order: Order) -> Decimal:
     return sum((l.gain * (inputs.rates[1] if l.term == "long" else inputs.rates[0]) for l in order.lots), ZERO)
 
 
+def _cash_ceiling(inputs: Inputs, total: Decimal) -> Decimal:
+    """The most cash a plan should leave: the policy's maximum buffer, else the model's cash (or the minimum buffer)."""
+    policy = inputs.policy
+    return total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
+
+
+def _refund_buys(inputs: Inputs, sells: list[Order], buys: list[Order], floor: Decimal, skipped: list) -> list[Order]:
+    """The buys scaled to what the sales leave above the floor, when they no longer fit (none topped up), and those then
+    under the minimum trade dropped."""
+    if _cash_after(inputs, sells + buys) >= floor:
+        return buys
+    return _drop_small(inputs, _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in buys},
+                                          _cash_after(inputs, sells) - floor, top_up=False), skipped)
+
+
 def _cash_after(inputs: Inputs, orders: list[Order]) -> Decimal:
     cash = inputs.cash
     for o in orders:
@@ -278,7 +292,7 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
                     _spread(inputs, wanted, spare, total, current)
             elif policy.rebalance_to != "target":
                 # edge or midpoint moves leave idle cash: what is above the cash target goes toward the targets too
-                ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
+                ceiling = _cash_ceiling(inputs, total)
                 idle = _cash_after(inputs, sells) - sum(wanted.values(), ZERO) * (1 + policy.cost_bps * BPS)
                 if idle > ceiling:
                     _spread(inputs, wanted, idle - total * max(inputs.model.cash, policy.min_cash), total, current)
@@ -301,21 +315,15 @@ def plan(inputs: Inputs, mode: str = "full") -> Plan:
         if orders is not uncapped:  # (a cap that trims nothing changes nothing: found by review)
             # trimming can undo what the tax budget and the minimum trade ensured, and shrink what funds the buys
             kept_sells = _budget_and_minimum(inputs, [o for o in orders if o.side == "sell"], notes, skipped)
-            kept_buys = [o for o in orders if o.side == "buy"]
-            if _cash_after(inputs, kept_sells + kept_buys) < floor:
-                kept_buys = _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
-                                       _cash_after(inputs, kept_sells) - floor, top_up=False)
-            kept_buys = _drop_small(inputs, kept_buys, skipped)
+            kept_buys = _drop_small(inputs, _refund_buys(inputs, kept_sells, [o for o in orders if o.side == "buy"],
+                                                         floor, skipped), skipped)
             if mode == "full":  # (a withdrawal's or a harvest's sales are for the cash, or the loss, not for the buys)
                 cut = {o.symbol: o.value for o in uncapped if o.side == "buy"}
                 kept_sells = _idle_sales(inputs, kept_sells, kept_buys, total, floor, notes, under=False)
                 kept_buys = _spend_idle(inputs, kept_sells, kept_buys, total, cut)
                 kept_sells = _budget_and_minimum(inputs, _idle_sales(inputs, kept_sells, kept_buys, total, floor, notes),
                                                  notes, skipped)  # (a loss sale shrunk offsets less gain)
-                if _cash_after(inputs, kept_sells + kept_buys) < floor:
-                    kept_buys = _drop_small(inputs, _fund_buys(inputs, {o.symbol: o.quantity * o.price for o in kept_buys},
-                                                               _cash_after(inputs, kept_sells) - floor, top_up=False),
-                                            skipped)
+                kept_buys = _refund_buys(inputs, kept_sells, kept_buys, floor, skipped)
         orders = kept_sells + kept_buys if orders is not uncapped else orders
     notes[:], skipped[:] = list(dict.fromkeys(notes)), list(dict.fromkeys(skipped))  # (each said once)
     if mode == "withdrawal" and inputs.amount and not any(n.startswith("holdings cannot raise") for n in notes):
@@ -903,7 +911,7 @@ def _cap_turnover(inputs: Inputs, orders: list[Order], total: Decimal, floor: De
     kept: list[Order | None] = list(orders)
     ranked = sorted(range(len(orders)), key=lambda i: (min(orders[i].value, abs(deltas.get(orders[i].symbol, orders[i].value))),
                                                        orders[i].symbol, orders[i].side))
-    ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
+    ceiling = _cash_ceiling(inputs, total)
 
     least = policy.min_trade
 
@@ -969,7 +977,7 @@ def _idle_sales(inputs: Inputs, sells: list[Order], buys: list[Order], total: De
     all of a holding the model does not want is left whole (no dust). `under`: to the
     ceiling or just below it; else cash may stay above it by less than a share (for `_spend_idle` to buy with)."""
     policy = inputs.policy
-    ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
+    ceiling = _cash_ceiling(inputs, total)
     idle = _cash_after(inputs, sells + buys) - ceiling
     if idle <= 0:
         return sells
@@ -1018,7 +1026,7 @@ def _spend_idle(inputs: Inputs, sells: list[Order], buys: list[Order], total: De
     largest first, within the turnover cap and within what the cap cut from each (`cut`: the buys' values before it;
     a sale's last share is worth more than the cash left over)."""
     policy = inputs.policy
-    ceiling = total * (policy.max_cash if policy.max_cash is not None else max(inputs.model.cash, policy.min_cash))
+    ceiling = _cash_ceiling(inputs, total)
     out = list(buys)
     for i in sorted(range(len(out)), key=lambda i: (-out[i].value, out[i].symbol)):
         o = out[i]
