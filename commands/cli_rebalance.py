@@ -174,13 +174,14 @@ def policy_show(app: App, account_id, as_json):
 
 
 # -- drift and triggers ---------------------------------------------------------------------------------
-def _assess(app: App, account_id: str, as_of, books=None):
+def _assess(app: App, account_id: str, as_of, books=None, policy_needed: bool = True):
     """Drift and triggers of one account; `books` folded for every account at the same point may be given
-    (`--all` folds the ledger once instead of once per account)."""
+    (`--all` folds the ledger once instead of once per account). Drift reads the model alone: with
+    `policy_needed=False` an account without a policy is measured too (its triggers are then the default's)."""
     point = resolve_point(app.store, as_of or app.today())
     if books is None:
         books = load_books(app.store, point, accounts=[account_id])
-    inputs = prb.build_inputs(app.store, books, account_id, point)
+    inputs = prb.build_inputs(app.store, books, account_id, point, policy_needed=policy_needed)
     d, fired = prb.assess(app.store, books, inputs)
     return point, inputs, d, fired
 
@@ -193,7 +194,7 @@ def _assess(app: App, account_id: str, as_of, books=None):
 @fail_on_errors
 def drift(app: App, account_id, as_of, as_json):
     """Current against target weights of ACCOUNT_ID, with bands and the price dates used."""
-    point, inputs, d, _ = _assess(app, account_id, as_of)
+    point, inputs, d, _ = _assess(app, account_id, as_of, policy_needed=False)  # bands are the model's
     if as_json:
         click.echo(render.dumps({
             "account": account_id, "as_of": point.as_of.isoformat(), "total": render.amount(d.total),

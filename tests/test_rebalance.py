@@ -243,6 +243,21 @@ def test_drift_relative_band_5_25_rule(folio, tmp_path, gld, bands, fires):
     assert check(folio) == expected
 
 
+def test_drift_needs_a_model_not_a_policy(folio, tmp_path):
+    """Bands are the model's: an account with a model and no policy has its drift measured (found by review: it
+    asked for a policy it does not use); `check`, which reads the policy's triggers, still asks for one."""
+    build(folio, tmp_path, REL_PRICES, REL[:-1] + [
+        "model set m --target VTI=0.60:0.05 --target GLD=0.10:0.05 --target BND=0.20:0.05 --cash 0.10 --date 2024-01-02",
+        "account assign A m --date 2024-01-02"])
+    d = js(folio("drift A --as-of 2024-06-28 --json"))
+    # 6000 + 1350 + 2000 + 1000 = 10350; GLD 1350/10350 = 0.130435, in its band 5%-15%
+    assert d["total"] == "10350.00"
+    assert {r["symbol"]: (r["weight"], r["status"]) for r in d["assets"]} == {
+        "BND": ("0.193237", "in"), "GLD": ("0.130435", "in"), "VTI": ("0.579710", "in")}
+    assert out(folio("drift A --as-of 2024-06-28")).startswith("Drift of A as of 2024-06-28 (model m v1), total 10350.00\n")
+    refused(folio("check A --as-of 2024-06-28"), "account A has no policy", "folio policy set")
+
+
 # The calendar: a model at target throughout (VTI 50%, BND 40%, cash 10%, prices never move), so only the
 # calendar can fire. The account opened on 2024-01-02, which counts as the last rebalance.
 CAL_PRICES = """\
