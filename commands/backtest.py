@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import attrs
+import numpy as np
 
 from commands.rebalance import parse_target
 from commands.imports import read_prices
@@ -41,12 +42,16 @@ from domain.rebalancing.trades import Order, cost_of, plan
 from domain.values import ZERO
 from ledger.prices import Price, add_prices
 from ledger.store import EventStore, NewEvent
+from projections import tax_views
 from projections.rebalance import inputs_of
 from projections.replay import Report
 
 ACCOUNT, OWNER = "BACKTEST", "backtest"
 #: a strategy's keys besides the policy's fields
-STRATEGY_KEYS = ("name", "lot_method")
+STRATEGY_KEYS = ("name", "lot_method", "planner")
+#: who makes a strategy's full rebalances: Folio's heuristic planner (`folio propose`) or the optimizer
+#: (`folio propose --mode optimal`); contributions and the first day's investment are the heuristic's either way
+PLANNERS = ("heuristic", "optimizer")
 POLICY_KEYS = tuple(f.name for f in attrs.fields(ev.PolicySet) if f.name != "account")
 
 
@@ -59,6 +64,7 @@ class Strategy:
     name: str
     policy: ev.PolicySet
     lot_method: str = "fifo"
+    planner: str = "heuristic"
 
 
 @attrs.frozen
@@ -77,6 +83,8 @@ class Spec:
     currency: str = "USD"
     #: what the reader should know of the closes (a symbol whose closes stop early, carried since)
     warnings: tuple[str, ...] = ()
+    #: (symbol, its declared substitutes): what a harvest may buy in a symbol's place (`folio security substitute`)
+    substitutes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @attrs.frozen
@@ -104,8 +112,14 @@ class Result:
     max_drift: float
     turnover: float  # one way: half the value bought and sold after the first day, a year, over the average value
     values: tuple[Decimal, ...] = attrs.field(repr=False, default=())
-    #: (day, mode) of each rebalance after the first day: "full", or "contribution" (idle cash put to work)
+    #: (day, mode) of each rebalance after the first day: "full", "contribution" (idle cash put to work) or
+    #: "harvest" (losses sold, substitutes bought)
     traded_on: tuple[tuple[dt.date, str], ...] = ()
+    #: losses realized by harvests (estimated at the sale, before any wash sale), and how many harvests traded
+    harvested: Decimal = ZERO
+    harvests: int = 0
+    #: what the reader should know of the run (a tracking-error cap not applied for want of closes)
+    notes: tuple[str, ...] = ()
 
 
 # -- the spec ------------------------------------------------------------------------------------------------
@@ -121,7 +135,7 @@ def load_spec(path: str) -> Spec:
         raise SpecError(f"{path}: no such file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SpecError(f"{path}: not a TOML file ({e})") from None
-    known = {"prices", "start", "end", "deposit", "targets", "cash", "tax_status", "rates", "strategy"}
+    known = {"prices", "start", "end", "deposit", "targets", "cash", "tax_status", "rates", "substitutes", "strategy"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SpecError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -149,6 +163,7 @@ def load_spec(path: str) -> Spec:
                                    'rates = { short_term = "0.37", long_term = "0.20" }')
             rates = (v.non_negative(_text(r["short_term"], "rates.short_term"), "rates.short_term"),
                      v.non_negative(_text(r["long_term"], "rates.long_term"), "rates.long_term"))
+        substitutes = _substitutes(raw.get("substitutes", {}), [t.symbol for t in targets])
     except DomainError as e:
         raise SpecError(f"{path}: {e}") from None
     if not isinstance(raw["strategy"], list) or not all(isinstance(x, dict) for x in raw["strategy"]):
@@ -156,6 +171,10 @@ def load_spec(path: str) -> Spec:
     strategies = tuple(_strategy(path, i, s, rates) for i, s in enumerate(raw["strategy"], 1))
     if not strategies:
         raise SpecError(f"{path}: no [[strategy]]")
+    for strategy in strategies:
+        if "harvest" in strategy.policy.triggers and tax_status != "taxable":
+            raise SpecError(f"{path}: strategy {strategy.name!r}: the harvest trigger needs a taxable account (tax_status "
+                            f"is {tax_status}: a loss there saves no tax)")
     names = [s.name for s in strategies]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -170,16 +189,36 @@ def load_spec(path: str) -> Spec:
     except Refused as e:
         raise SpecError(f"{path}: prices file {raw['prices']}: " + "; ".join(
             f"{where}: {why}" if where else why for where, why in e.problems)) from None
-    symbols = [t.symbol for t in targets]
+    symbols = [t.symbol for t in targets] + sorted({x for _, subs in substitutes for x in subs} - {t.symbol for t in targets})
     currencies = {(p.symbol, p.currency) for p in prices if p.symbol in symbols}
     if len({c for _, c in currencies}) > 1:
         raise SpecError(f"{path}: prices file {raw['prices']} has closes in " + ", ".join(
             f"{c} ({', '.join(sorted(sym for sym, cur in currencies if cur == c))})"
             for c in sorted({c for _, c in currencies})) + ": a backtest values everything in one currency")
-    days, closes, warnings = price_table(prices, symbols, start, end, str(raw["prices"]))
+    days, closes, warnings = price_table(prices, symbols, start, end, str(raw["prices"]), {t.symbol for t in targets})
     return Spec(days=days, closes=closes, model=model, deposit=deposit, strategies=strategies,
                 tax_status=tax_status, rates=rates, source=path, warnings=warnings,
-                currency=min((c for _, c in currencies), default="USD"))
+                currency=min((c for _, c in currencies), default="USD"), substitutes=substitutes)
+
+
+def _substitutes(raw, model: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`substitutes = { JPM = ["BAC"], XOM = ["CVX", "COP"] }`: what a harvest may buy in place of a model symbol."""
+    example = 'substitutes = { JPM = ["BAC"] }'
+    if not isinstance(raw, dict):
+        raise InvalidValue(f"substitutes must be a table of lists, e.g. {example}")
+    out = []
+    for key, subs in sorted(raw.items()):
+        sym = v.symbol(str(key).upper())
+        if sym not in model:
+            raise InvalidValue(f"substitutes: {sym} is not in the model's targets ({', '.join(model)})")
+        items = [subs] if isinstance(subs, str) else subs
+        if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items):
+            raise InvalidValue(f"substitutes.{key} must be a list of symbols, e.g. {example}")
+        names = tuple(dict.fromkeys(v.symbol(x.upper()) for x in items))
+        for x in names:
+            ev.SubstituteDeclared(symbol=sym, substitute=x)  # refuses a symbol as its own substitute
+        out.append((sym, names))
+    return tuple(out)
 
 
 def _text(value, key: str = "value") -> str:
@@ -189,9 +228,9 @@ def _text(value, key: str = "value") -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-#: what a backtest cannot simulate: the harvest and risk triggers (a harvest plan, a window of closes for risk), and
-#: the optimizer's tracking-error cap (a backtest runs the planner, not the optimizer)
-UNSIMULATED_TRIGGERS = ("harvest", "risk")
+#: what a backtest cannot simulate: the risk trigger (it measures the account's risk over a window of closes against
+#: the model's, which no backtest strategy re-targets)
+UNSIMULATED_TRIGGERS = ("risk",)
 
 
 def _strategy(path: str, i: int, raw: dict, rates: tuple[Decimal, Decimal] | None) -> Strategy:
@@ -230,9 +269,12 @@ def _strategy(path: str, i: int, raw: dict, rates: tuple[Decimal, Decimal] | Non
         for t in policy.triggers:
             if t in UNSIMULATED_TRIGGERS:
                 raise InvalidValue(f"the {t} trigger is not simulated by a backtest (use drift, calendar, "
-                                   f"calendar-and-threshold, cash)")
-        if policy.tracking_error_cap is not None:
-            raise InvalidValue("tracking_error_cap applies to the optimizer, which a backtest does not run")
+                                   f"calendar-and-threshold, cash, harvest, corporate-action)")
+        planner = str(raw.get("planner", "heuristic"))
+        if planner not in PLANNERS:
+            raise InvalidValue(f"planner {planner!r} must be one of {', '.join(PLANNERS)}")
+        if policy.tracking_error_cap is not None and planner != "optimizer":
+            raise InvalidValue('tracking_error_cap applies to the optimizer: add planner = "optimizer"')
         if policy.tax_budget is not None and rates is None:
             raise InvalidValue("tax_budget needs the owner's `rates` to estimate a trade's tax")
         lot_method = str(raw.get("lot_method", "fifo"))
@@ -240,10 +282,10 @@ def _strategy(path: str, i: int, raw: dict, rates: tuple[Decimal, Decimal] | Non
             raise InvalidValue(f"lot_method {lot_method!r} must be one of {', '.join(ev.LOT_METHODS)}")
     except (DomainError, ValueError, TypeError) as e:
         raise SpecError(f"{where}: {str(e).removeprefix('PolicySet: ')}") from None
-    return Strategy(name=name, policy=policy, lot_method=lot_method)
+    return Strategy(name=name, policy=policy, lot_method=lot_method, planner=planner)
 
 
-def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source: str
+def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source: str, model: set[str] | None = None
                 ) -> tuple[tuple[dt.date, ...], tuple[dict[str, Decimal], ...], tuple[str, ...]]:
     """The days in [start, end] with a close of any model symbol, from the first on or after `start`, each day with
     the close of every model symbol (one without a close that day keeps its last one); and warnings of closes
@@ -261,9 +303,10 @@ def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source
         before = [d for d in series[s] if d <= days[0]]
         if not before:
             first = min(series[s], default=None)
+            key = "targets" if model is None or s in model else "substitutes"
             raise SpecError(f"{source}: no close of {s} on or before the first day {days[0]}"
                             + (f" (its first is on {first}: start the backtest then, key `start`, or leave {s} out of "
-                               f"`targets`)" if first else " (none at all: leave it out of `targets`)"))
+                               f"`{key}`)" if first else f" (none at all: leave it out of `{key}`)"))
         last[s] = series[s][max(before)]
     closes = []
     for d in days:
@@ -312,16 +355,21 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
         book(ev.TaxRatesSet(owner=OWNER, short_term=spec.rates[0], long_term=spec.rates[1]), f"owner:{OWNER}")
     book(spec.model, f"model:{spec.model.model}")
     book(ev.ModelAssigned(account=ACCOUNT, model=spec.model.model))
+    for symbol, subs in spec.substitutes:
+        for sub in subs:
+            book(ev.SubstituteDeclared(symbol=symbol, substitute=sub), f"security:{symbol}")
     book(strategy.policy)
     acct = books.accounts[ACCOUNT]
     policy = strategy.policy
     # the first day's investment: at the targets, whatever limits the policy puts on a rebalance
     opening = attrs.evolve(policy, turnover_cap=None, min_trade=ZERO, tax_budget=None)
     target = {t.symbol: t.weight for t in spec.model.targets}
-    values, drifts, benchmark, traded_on = [], [], [], []
-    rebalances = trades = 0
-    traded = costs = ZERO
+    values, drifts, benchmark, traded_on, notes = [], [], [], [], []
+    rebalances = trades = harvests = 0
+    traded = costs = harvested = ZERO
     last_check = day
+    in_model = {t.symbol for t in spec.model.targets}
+    harvesting = "harvest" in policy.triggers
     for i, (day, closes) in enumerate(zip(spec.days, spec.closes)):
         quotes = {s: Quote(price=p, date=day) for s, p in closes.items()}
         mode = None
@@ -329,29 +377,53 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
             mode = "full"
         elif policy.triggers:
             # triggers read quantities and cash, not lots: the lots are gathered only for a plan
+            restricted = {}  # what a recent loss sale restricts: a substitute held then stands in for its symbol
+            if spec.substitutes:
+                for r in tax_views.restrictions(books, OWNER, day):
+                    for s in r.symbols:
+                        restricted[s] = max(restricted.get(s, r.restricted_until), r.restricted_until)
             light = Inputs(account=ACCOUNT, as_of=day, as_of_seq=books.last_seq, cash=acct.cash,
                            holdings=tuple(Holding(s, sum((l.quantity for l in lots), ZERO), ())
                                           for s, lots in sorted(acct.lots.items())),
                            prices=quotes, model=spec.model, model_version=1, policy=policy, policy_seq=0,
-                           lot_method=acct.lot_method)
-            fired = triggers(light, drift(light), last_rebalance=last_check, corporate_actions=[], harvestable=[])
+                           lot_method=acct.lot_method, restricted=restricted, substitutes=dict(spec.substitutes))
+            # as `folio check` sees them: a holding outside the model (a substitute whose restriction has ended),
+            # and lots at a loss worth harvesting
+            stand_ins = light.stand_ins()
+            outside = [f"holds {h.symbol}, which is not in the model" for h in light.holdings
+                       if h.symbol not in in_model and h.symbol not in stand_ins]
+            found = tax_views.harvest(books, [ACCOUNT], day, lambda s: _price(s, day, closes, spec.currency),
+                                      min_loss=max(policy.harvest_min_loss, Decimal("0.01")))[0] if harvesting else []
+            fired = triggers(light, drift(light), last_rebalance=last_check, corporate_actions=outside,
+                             harvestable=[c.lot_id for c in found])
             if calendar_dates(policy, last_check, day):
                 last_check = day  # a scheduled date is used up by its check
             if fired:
-                only_cash = all(t.kind == "cash" for t in fired)
-                mode = "contribution" if only_cash and all("above" in t.reason for t in fired) else "full"
+                kinds = {t.kind for t in fired}
+                if kinds <= {"cash", "harvest"} and "harvest" in kinds:
+                    mode = "harvest"  # (idle cash waits for the next rebalance: a harvest buys substitutes only)
+                elif kinds == {"cash"} and all("above" in t.reason for t in fired):
+                    mode = "contribution"
+                else:
+                    mode = "full"
         if mode is not None:
             inputs = inputs_of(books, ACCOUNT, day, books.last_seq, quotes, spec.model, 1,
                                opening if i == 0 else policy, 0)
-            orders = plan(inputs, mode).orders
+            if mode == "full" and i > 0 and strategy.planner == "optimizer":
+                orders = _optimized(spec, strategy, books, inputs, i, notes).orders
+            else:
+                orders = plan(inputs, mode).orders
             for o in orders:
                 fee = cost_of(inputs, o.quantity, o.price)
+                if mode == "harvest" and o.side == "sell":
+                    harvested -= sum((l.gain for l in o.lots if l.gain < 0), ZERO)
                 book(_trade(o, fee))
                 costs += fee
                 if i > 0:
                     traded += o.value
             if orders and i > 0:
-                rebalances += 1
+                rebalances += mode != "harvest"
+                harvests += mode == "harvest"
                 trades += len(orders)
                 traded_on.append((day, mode))
         held = {s: sum((l.quantity for l in lots), ZERO) for s, lots in acct.lots.items()}
@@ -368,7 +440,36 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
             report(f"backtesting {strategy.name}", i + 1, len(spec.days))
     books.settle()
     result = _result(spec, strategy, books, values, drifts, benchmark, rebalances, trades, traded, costs)
-    return attrs.evolve(result, traded_on=tuple(traded_on))
+    return attrs.evolve(result, traded_on=tuple(traded_on), harvested=harvested, harvests=harvests,
+                        notes=tuple(dict.fromkeys(notes)))
+
+
+def _price(symbol: str, day: dt.date, closes: dict[str, Decimal], currency: str) -> Price | None:
+    close = closes.get(symbol)
+    return None if close is None else Price(symbol, day, close, currency, "backtest")
+
+
+def _optimized(spec: Spec, strategy: Strategy, books: Books, inputs: Inputs, i: int, notes: list[str]):
+    """The optimizer's full rebalance on day `i` (as `folio propose --mode optimal`): its tracking-error cap measured
+    on the closes of the year up to that day (none before there are enough of them: said in `notes`)."""
+    from commands.optimal import RISK_WINDOW, wash_risk_symbols
+    from domain.rebalancing import optimal, risk
+    from projections.risk import MIN_OBSERVATIONS
+
+    cov = None
+    if strategy.policy.tracking_error_cap is not None:
+        if i < MIN_OBSERVATIONS + 1:
+            notes.append(f"the tracking-error cap needs {MIN_OBSERVATIONS + 1} closes: not applied before "
+                         f"{spec.days[MIN_OBSERVATIONS + 1]}")
+        else:
+            assets = optimal.build(inputs).assets
+            window = spec.closes[max(0, i - RISK_WINDOW):i + 1]
+            closes = np.array([[float(day[s]) for s in assets] for day in window])
+            cov = risk.covariance(tuple(assets), risk.returns(closes)).matrix
+    try:
+        return optimal.optimize(inputs, cov=cov, wash_risk=wash_risk_symbols(books, inputs))[0]
+    except DomainError as e:
+        raise SpecError(f"{spec.source}: strategy {strategy.name!r} on {inputs.as_of}: the optimizer: {e}") from None
 
 
 def write_ledger(path: str, spec: Spec, kept: list[NewEvent]) -> int:

@@ -99,7 +99,10 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      counts in proportion to the shares replaced (`wash_risks` record the shares), its note says how many; the
 #:      optimizer may buy a restricted model symbol's declared substitute in its place; a sale whose buys fall under
 #:      the minimum trade shrinks back to the cash ceiling (with or without a cap)
-PLANNER_VERSION = 6
+#:   7  the optimizer's buys never spend more cash than its solve kept (rounding whole shares to the nearest and costs
+#:      to the cent took it a cent under zero); in whole shares its solve stops within one share of the priciest asset
+#:      of the best bound (`optimal.abs_gap`), not $10 per $1M
+PLANNER_VERSION = 7
 
 
 def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:
