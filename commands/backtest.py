@@ -120,6 +120,7 @@ class Result:
     harvests: int = 0
     #: what the reader should know of the run (a tracking-error cap not applied for want of closes)
     notes: tuple[str, ...] = ()
+    planner: str = "heuristic"
 
 
 # -- the spec ------------------------------------------------------------------------------------------------
@@ -377,16 +378,7 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
             mode = "full"
         elif policy.triggers:
             # triggers read quantities and cash, not lots: the lots are gathered only for a plan
-            restricted = {}  # what a recent loss sale restricts: a substitute held then stands in for its symbol
-            if spec.substitutes:
-                for r in tax_views.restrictions(books, OWNER, day):
-                    for s in r.symbols:
-                        restricted[s] = max(restricted.get(s, r.restricted_until), r.restricted_until)
-            light = Inputs(account=ACCOUNT, as_of=day, as_of_seq=books.last_seq, cash=acct.cash,
-                           holdings=tuple(Holding(s, sum((l.quantity for l in lots), ZERO), ())
-                                          for s, lots in sorted(acct.lots.items())),
-                           prices=quotes, model=spec.model, model_version=1, policy=policy, policy_seq=0,
-                           lot_method=acct.lot_method, restricted=restricted, substitutes=dict(spec.substitutes))
+            light = _light(spec, books, day, quotes, policy)
             # as `folio check` sees them: a holding outside the model (a substitute whose restriction has ended),
             # and lots at a loss worth harvesting
             stand_ins = light.stand_ins()
@@ -430,7 +422,13 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
         value = acct.cash + sum((q * closes[s] for s, q in held.items()), ZERO)
         values.append(value)
         if value > 0:
-            weights = {s: held.get(s, ZERO) * closes[s] / value for s in target}
+            # a substitute standing in for a model symbol (bought by a harvest, while the symbol may not be bought
+            # back) counts as that symbol, as `folio drift` counts it
+            stand_ins = _light(spec, books, day, quotes, policy).stand_ins() if spec.substitutes else {}
+            worth = {s: held.get(s, ZERO) * closes[s] for s in target}
+            for x, of in stand_ins.items():
+                worth[of] += held[x] * closes[x]
+            weights = {s: worth[s] / value for s in target}
             off = sum((abs(weights[s] - w) for s, w in target.items()), ZERO) + abs(acct.cash / value - spec.model.cash)
             drifts.append(float(off) / 2)
         if i > 0:
@@ -441,7 +439,23 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
     books.settle()
     result = _result(spec, strategy, books, values, drifts, benchmark, rebalances, trades, traded, costs)
     return attrs.evolve(result, traded_on=tuple(traded_on), harvested=harvested, harvests=harvests,
-                        notes=tuple(dict.fromkeys(notes)))
+                        notes=tuple(dict.fromkeys(notes)), planner=strategy.planner)
+
+
+def _light(spec: Spec, books: Books, day: dt.date, quotes: dict[str, Quote], policy: ev.PolicySet) -> Inputs:
+    """What the triggers read: quantities, cash, and the restrictions of recent loss sales (a substitute held then
+    stands in for its symbol), not the lots, which are gathered only for a plan."""
+    acct = books.accounts[ACCOUNT]
+    restricted: dict[str, dt.date] = {}
+    if spec.substitutes:
+        for r in tax_views.restrictions(books, OWNER, day):
+            for s in r.symbols:
+                restricted[s] = max(restricted.get(s, r.restricted_until), r.restricted_until)
+    return Inputs(account=ACCOUNT, as_of=day, as_of_seq=books.last_seq, cash=acct.cash,
+                  holdings=tuple(Holding(s, sum((l.quantity for l in lots), ZERO), ())
+                                 for s, lots in sorted(acct.lots.items())),
+                  prices=quotes, model=spec.model, model_version=1, policy=policy, policy_seq=0,
+                  lot_method=acct.lot_method, restricted=restricted, substitutes=dict(spec.substitutes))
 
 
 def _price(symbol: str, day: dt.date, closes: dict[str, Decimal], currency: str) -> Price | None:

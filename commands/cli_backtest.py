@@ -84,8 +84,15 @@ def backtest_command(spec, ledgers, as_json):
           "-" if r.tax is None else render.amount(r.tax), render.amount(r.unrealized)] for r in results],
         right=("rebalances", "trades", "turnover/yr", "costs", "short-term gains", "long-term gains", "wash sales",
                "est. tax", "unrealized")))
+    for r in results:
+        if r.harvests:
+            click.echo(f"{r.name}: {r.harvests} harvest(s) sold lots at a loss of {render.amount(r.harvested)} in all "
+                       f"(estimated at the sales, before wash sales)")
     for w in s.warnings:
         click.echo(f"note: {w}")
+    for r in results:
+        for n in r.notes:
+            click.echo(f"note: {r.name}: {n}")
     for name, path in paths.items():
         click.echo(f"ledger of {name}: {path} (folio --db {path} gains {bt.ACCOUNT})")
     click.echo("Return, CAGR (runs of a year or more) and drawdown from the deposit; volatility and tracking error (to "
@@ -109,5 +116,6 @@ def _json(r: bt.Result) -> dict:
             "costs": render.amount(r.costs), "short_term_gain": render.amount(r.short_term_gain),
             "long_term_gain": render.amount(r.long_term_gain), "wash_sales": str(r.wash_sales),
             "tax": None if r.tax is None else render.amount(r.tax), "unrealized": render.amount(r.unrealized),
-            "cash": render.amount(r.cash),
+            "cash": render.amount(r.cash), "planner": r.planner, "harvests": str(r.harvests),
+            "harvested": render.amount(r.harvested), "notes": list(r.notes),
             "rebalanced": [{"date": d.isoformat(), "mode": m} for d, m in r.traded_on]}
