@@ -218,6 +218,8 @@ def _substitutes(raw, model: list[str]) -> tuple[tuple[str, tuple[str, ...]], ..
         names = tuple(dict.fromkeys(v.symbol(x.upper()) for x in items))
         for x in names:
             ev.SubstituteDeclared(symbol=sym, substitute=x)  # refuses a symbol as its own substitute
+            if x in model:  # (found by review: a harvest bought JPM for AAPL and overweighted it, then sold it back)
+                raise InvalidValue(f"substitutes: {x} is a target of the model: a substitute of {sym} must be outside it")
         out.append((sym, names))
     return tuple(out)
 
@@ -300,11 +302,15 @@ def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source
         raise SpecError(f"{source}: no close of {', '.join(symbols)} after the start {start} and by the end {end}: a "
                         f"backtest needs two days or more")
     last: dict[str, Decimal] = {}
+    warnings = []
     for s in symbols:
         before = [d for d in series[s] if d <= days[0]]
         if not before:
             first = min(series[s], default=None)
             key = "targets" if model is None or s in model else "substitutes"
+            if key == "substitutes" and first is not None:
+                warnings.append(f"substitute {s} has no close before {first}: no harvest buys it before then")
+                continue  # (found by review: a substitute listed later refused the spec)
             raise SpecError(f"{source}: no close of {s} on or before the first day {days[0]}"
                             + (f" (its first is on {first}: start the backtest then, key `start`, or leave {s} out of "
                                f"`{key}`)" if first else f" (none at all: leave it out of `{key}`)"))
@@ -315,7 +321,6 @@ def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source
             if d in series[s]:
                 last[s] = series[s][d]
         closes.append(dict(last))
-    warnings = []
     # the run is the prices' span within [start, end]: say when it is shorter than asked (found by review: a 1980-2030
     # spec ran 1990-2024 without a word)
     if (days[0] - start).days > 10:
@@ -402,7 +407,8 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
             inputs = inputs_of(books, ACCOUNT, day, books.last_seq, quotes, spec.model, 1,
                                opening if i == 0 else policy, 0)
             if mode == "full" and i > 0 and strategy.planner == "optimizer":
-                orders = _optimized(spec, strategy, books, inputs, i, notes).orders
+                optimized = _optimized(spec, strategy, books, inputs, i, notes)
+                orders = optimized.orders if optimized is not None else ()
             else:
                 orders = plan(inputs, mode).orders
             for o in orders:
@@ -472,9 +478,10 @@ def _optimized(spec: Spec, strategy: Strategy, books: Books, inputs: Inputs, i: 
 
     cov = None
     if strategy.policy.tracking_error_cap is not None:
-        if i < MIN_OBSERVATIONS + 1:
+        if i < MIN_OBSERVATIONS:  # (as `folio propose`: MIN_OBSERVATIONS returns at least, from one more close)
             notes.append(f"the tracking-error cap needs {MIN_OBSERVATIONS + 1} closes: not applied before "
-                         f"{spec.days[MIN_OBSERVATIONS + 1]}")
+                         + (f"{spec.days[MIN_OBSERVATIONS]}" if len(spec.days) > MIN_OBSERVATIONS else
+                            f"the end (the run has {len(spec.days)})"))
         else:
             assets = optimal.build(inputs).assets
             window = spec.closes[max(0, i - RISK_WINDOW):i + 1]
@@ -482,6 +489,9 @@ def _optimized(spec: Spec, strategy: Strategy, books: Books, inputs: Inputs, i: 
             cov = risk.covariance(tuple(assets), risk.returns(closes)).matrix
     try:
         return optimal.optimize(inputs, cov=cov, wash_risk=wash_risk_symbols(books, inputs))[0]
+    except optimal.Infeasible as e:  # as a reviewer would reject a proposal that cannot be made: no trade that day
+        notes.append(f"on {inputs.as_of} the optimizer found no plan within every constraint ({e}): no trade")
+        return None
     except DomainError as e:
         raise SpecError(f"{spec.source}: strategy {strategy.name!r} on {inputs.as_of}: the optimizer: {e}") from None
 

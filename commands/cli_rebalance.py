@@ -16,7 +16,7 @@ from commands.cli import DATE, DECIMAL, App, account, cli, fail_on_errors, pass_
 from domain import events as ev
 from domain import values as v
 from domain.errors import DomainError, InvalidValue
-from domain.rebalancing.drift import pct
+from domain.rebalancing.drift import pct, waiting
 from ledger.codec import converter
 from projections import rebalance as prb
 from projections.replay import load_books, resolve_point
@@ -237,8 +237,9 @@ def _check_one(app: App, acct: str, as_of, shared, all_accounts: bool) -> dict:
     """One account's triggers, as `check` reports them (under --all, an error is the account's result)."""
     try:
         point, inputs, d, fired = _assess(app, acct, as_of, shared)
+        wait = [why for why, _ in waiting(inputs, d).values()]  # (said only when there is any)
         return {"account": acct, "as_of": point.as_of.isoformat(), "actionable": bool(fired),
-                "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired]}
+                "triggers": [{"kind": t.kind, "reason": t.reason} for t in fired], **({"waiting": wait} if wait else {})}
     except DomainError as e:
         if not all_accounts:
             raise
@@ -275,6 +276,8 @@ def check(app: App, account_id, all_accounts, as_of, as_json):
                 click.echo(f"{r['account']}: needs attention as of {r['as_of']}")
                 for t in r["triggers"]:
                     click.echo(f"  [{t['kind']}] {t['reason']}")
+            for why in r.get("waiting", ()):
+                click.echo(f"  [waiting] {why}")
     _unchecked([r["account"] for r in results if "error" in r], len(results))
 
 

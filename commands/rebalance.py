@@ -101,7 +101,9 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      the minimum trade shrinks back to the cash ceiling (with or without a cap)
 #:   7  the optimizer's buys never spend more cash than its solve kept (rounding whole shares to the nearest and costs
 #:      to the cent took it a cent under zero); in whole shares its solve stops within one share of the priciest asset
-#:      of the best bound (`optimal.abs_gap`), not $10 per $1M
+#:      of the best bound (`optimal.abs_gap`), not $10 per $1M; its orders under the minimum trade are dropped; a model
+#:      symbol that may not be bought back and has no substitute that may be is `waiting` (`drift.waiting`): no drift
+#:      fires for it, and the cash its target keeps is not idle
 PLANNER_VERSION = 7
 
 

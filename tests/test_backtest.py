@@ -148,6 +148,8 @@ def test_the_cli_prints_both_tables_and_json(folio, spec):
      "spec.toml: substitutes.A must be a list of symbols"),
     (lambda s: s.replace('cash = "0"', 'cash = "0"\nsubstitutes = { A = ["C"] }'),
      "no close of C on or before the first day 2024-01-02 (none at all: leave it out of `substitutes`)"),
+    (lambda s: s.replace('cash = "0"', 'cash = "0"\nsubstitutes = { A = ["B"] }'),
+     "spec.toml: substitutes: B is a target of the model: a substitute of A must be outside it"),
     (lambda s: s.replace('rates = { short_term = "0.30", long_term = "0.15" }', '').replace(
         'name = "bands"', 'name = "bands"\ntax_budget = "0"'), "strategy 'bands': tax_budget needs the owner's `rates`"),
 ])
@@ -414,3 +416,83 @@ def test_the_harvest_fixture_runs_every_strategy(folio):
         assert any(r["mode"] == "harvest" for r in by_name[name]["rebalanced"])
     for name in ("5% bands", "bands, optimizer"):
         assert by_name[name]["harvests"] == "0" and not any(r["mode"] == "harvest" for r in by_name[name]["rebalanced"])
+
+
+def test_review_cases_short_runs_late_substitutes_and_an_unreachable_tracking_error_cap(tmp_path):
+    """Found by review: a tracking-error cap on a run of fewer than 22 days crashed (IndexError); a substitute whose
+    closes start after the first day refused the spec. Now the cap waits for 21 closes (said), and a late substitute
+    is bought only from its first close (said)."""
+    (tmp_path / "prices.csv").write_text("date,A,B,S\n2024-01-02,10,10,\n2024-01-03,5,10,\n2024-01-04,5,10,10\n")
+    (tmp_path / "spec.toml").write_text(HARVEST_SPEC.replace('harvest_min_loss = "100"', 'harvest_min_loss = "100"\n'
+                                                             'planner = "optimizer"\ntracking_error_cap = "0.05"'))
+    s = bt.load_spec(str(tmp_path / "spec.toml"))
+    assert s.warnings[0] == "substitute S has no close before 2024-01-04: no harvest buys it before then"
+    assert s.closes[0] == {"A": D(10), "B": D(10)} and s.closes[2]["S"] == D(10)
+    r = bt.run(s, s.strategies[0])
+    # 2024-01-03: A's loss is harvested, but S has no close yet: the proceeds wait in cash (A is restricted and no
+    # substitute may be bought: nothing fires for it); 2024-01-04: S has a close, the cash kept for A is idle now
+    # and goes to S in A's place (the cash trigger: a contribution)
+    assert r.traded_on == ((dt.date(2024, 1, 3), "harvest"), (dt.date(2024, 1, 4), "contribution"))
+    kept = []
+    bt.run(s, s.strategies[0], kept=kept)
+    assert [(e.event.side, e.event.symbol, e.event.quantity) for e in kept if isinstance(e.event, ev.TradeExecuted)
+            and e.effective > dt.date(2024, 1, 2)] == [("sell", "A", D(50)), ("buy", "S", D(25))]
+
+    # the golden case by the optimizer with a cap: its two rebalances (days 2 and 3) come before there are 21 closes
+    text = open(spec_path(tmp_path)).read().replace('name = "bands"', 'name = "bands"\nplanner = "optimizer"\n'
+                                                     'tracking_error_cap = "0.05"')
+    open(spec_path(tmp_path), "w").write(text)
+    s = bt.load_spec(spec_path(tmp_path))
+    r = bt.run(s, s.strategies[1])
+    assert r.rebalances == 2
+    assert r.notes == ("the tracking-error cap needs 21 closes: not applied before the end (the run has 3)",)
+
+
+def spec_path(tmp_path) -> str:
+    """The golden spec (A and B, three days) in a folder of its own."""
+    folder = tmp_path / "golden"
+    if not folder.exists():
+        folder.mkdir()
+        (folder / "prices.csv").write_text(PRICES)
+        (folder / "spec.toml").write_text(SPEC)
+    return str(folder / "spec.toml")
+
+
+def test_a_day_the_optimizer_finds_no_plan_trades_nothing_and_says_so(tmp_path, monkeypatch):
+    from domain.rebalancing import optimal
+
+    def infeasible(*args, **kwargs):
+        raise optimal.Infeasible("the tracking-error cap cannot be met together with the others")
+    monkeypatch.setattr(optimal, "optimize", infeasible)
+    text = open(spec_path(tmp_path)).read().replace('name = "bands"', 'name = "bands"\nplanner = "optimizer"')
+    open(spec_path(tmp_path), "w").write(text)
+    s = bt.load_spec(spec_path(tmp_path))
+    r = bt.run(s, s.strategies[1])
+    assert (r.rebalances, r.trades) == (0, 0)
+    assert r.notes == tuple(f"on 2024-01-0{d} the optimizer found no plan within every constraint (the tracking-error "
+                            f"cap cannot be met together with the others): no trade" for d in (3, 4))
+
+
+def test_a_symbol_waiting_to_be_bought_back_fires_nothing_and_check_says_so(folio, tmp_path):
+    """A harvest sold VTI at a loss and its substitute may not be bought either: VTI is under its band, but nothing
+    can be done until the 30 days are over; the cash kept for it is not idle."""
+    prices = "date,symbol,close\n2024-01-02,VTI,100\n2024-01-02,BND,50\n2024-06-03,VTI,80\n2024-06-03,BND,50\n"
+    (tmp_path / "p.csv").write_text(prices)
+    for step in ["init", f"prices import {tmp_path / 'p.csv'}", "account open A --date 2024-01-02 --owner al",
+                 "record deposit A 10000 --date 2024-01-02", "record buy A VTI 50 --price 100 --date 2024-01-02",
+                 "record buy A BND 100 --price 50 --date 2024-01-02",
+                 "model set m --target VTI=0.5:0.05 --target BND=0.5:0.1 --cash 0 --date 2024-01-02",
+                 "account assign A m --date 2024-01-02",
+                 "policy set A --triggers drift,cash --max-cash 0.01 --fractional --date 2024-01-02",
+                 "record sell A VTI 50 --price 80 --date 2024-06-03"]:
+        out(folio(step))
+    # VTI sold at a loss of 1000 on 2024-06-03: restricted through 2024-07-03; cash 4000 of 9000 (44%), all of it kept
+    # for VTI (its target 4500 less nothing held); BND 5000 of 9000 (55.56%) is within its band of 40%-60%
+    text = out(folio("check A --as-of 2024-06-03"))
+    assert text == ("A: nothing to do as of 2024-06-03\n"
+                    "  [waiting] VTI at 0.00% is below its band 45.00%-55.00% but may not be bought through 2024-07-03 "
+                    "(a loss sale restricts it) and no declared substitute may be bought in its place: waiting\n")
+    every = json.loads(out(folio("check A --as-of 2024-06-03 --json")))
+    assert every[0]["actionable"] is False and every[0]["triggers"] == [] and len(every[0]["waiting"]) == 1
+    # once the restriction is over, the drift fires again
+    assert "[drift] VTI at 0.00% is outside its band" in out(folio("check A --as-of 2024-07-05"))

@@ -286,3 +286,17 @@ def test_the_whole_share_gap_is_a_share_of_the_priciest_asset_at_most_a_tenth_of
     assert optimal.abs_gap(optimal.build(small)) == pytest.approx(1.0)  # 0.1% of 1,000, less than a share
     fractional = inputs_for(prices={"A": "126", "B": "20"}, lots={}, cash="1000000", weights=("0.5", "0.4"), whole=False)
     assert optimal.abs_gap(optimal.build(fractional)) == pytest.approx(10.0)  # 1e-5 of 1,000,000
+
+
+def test_the_optimizers_orders_under_the_minimum_trade_are_dropped():
+    """Found by review: the solve knows no minimum trade, and proposed buys of 37.98 under a minimum of 500. A 50 (500.00)
+    and B 47 (470.00), cash 30.00, targets 50/50, no costs: the optimum buys 3 B (30.00); with a minimum trade of
+    100 the buy is dropped, and said so."""
+    inputs = inputs_for(prices={"A": "10", "B": "10"}, lots={"A": [(50, "500", dt.date(2020, 1, 2))],
+                                                             "B": [(47, "470", dt.date(2020, 1, 2))]},
+                        cash="30", weights=("0.5", "0.5"), bps="0")
+    result, _ = optimal.optimize(inputs)
+    assert [(o.side, o.symbol, o.quantity) for o in result.orders] == [("buy", "B", D(3))]
+    small = attrs.evolve(inputs, policy=attrs.evolve(inputs.policy, min_trade=D(100)))
+    result, _ = optimal.optimize(small)
+    assert result.orders == () and result.skipped == (("B", "buy of 30.00 is below the minimum trade of 100"),)
