@@ -297,7 +297,8 @@ def price_table(prices, symbols: list[str], start: dt.date, end: dt.date, source
     for p in prices:
         if p.symbol in series:
             series[p.symbol][p.date] = p.close
-    days = sorted({d for s in symbols for d in series[s] if start <= d <= end})
+    # the days of the model's closes (a substitute's own dates add none: declaring one changes no other strategy)
+    days = sorted({d for s in symbols if model is None or s in model for d in series[s] if start <= d <= end})
     if len(days) < 2:
         raise SpecError(f"{source}: no close of {', '.join(symbols)} after the start {start} and by the end {end}: a "
                         f"backtest needs two days or more")
@@ -452,11 +453,10 @@ def _light(spec: Spec, books: Books, day: dt.date, quotes: dict[str, Quote], pol
     """What the triggers read: quantities, cash, and the restrictions of recent loss sales (a substitute held then
     stands in for its symbol), not the lots, which are gathered only for a plan."""
     acct = books.accounts[ACCOUNT]
-    restricted: dict[str, dt.date] = {}
-    if spec.substitutes:
-        for r in tax_views.restrictions(books, OWNER, day):
-            for s in r.symbols:
-                restricted[s] = max(restricted.get(s, r.restricted_until), r.restricted_until)
+    restricted: dict[str, dt.date] = {}  # (with substitutes or not: a symbol waiting to be bought back fires nothing)
+    for r in tax_views.restrictions(books, OWNER, day):
+        for s in r.symbols:
+            restricted[s] = max(restricted.get(s, r.restricted_until), r.restricted_until)
     return Inputs(account=ACCOUNT, as_of=day, as_of_seq=books.last_seq, cash=acct.cash,
                   holdings=tuple(Holding(s, sum((l.quantity for l in lots), ZERO), ())
                                  for s, lots in sorted(acct.lots.items())),

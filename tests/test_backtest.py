@@ -496,3 +496,19 @@ def test_a_symbol_waiting_to_be_bought_back_fires_nothing_and_check_says_so(foli
     assert every[0]["actionable"] is False and every[0]["triggers"] == [] and len(every[0]["waiting"]) == 1
     # once the restriction is over, the drift fires again
     assert "[drift] VTI at 0.00% is outside its band" in out(folio("check A --as-of 2024-07-05"))
+
+
+def test_a_harvest_without_a_substitute_waits_in_cash_without_trading_daily(tmp_path):
+    """Found by review: a harvest with no substitute left its proceeds in cash, and a full rebalance followed every
+    day, trading the rest while the symbol could not be bought back. 2024-01-03: A at 8 is in its band (400/900 =
+    44%) but its lot's loss (100) is harvested: 400.00 in cash. 2024-01-04 and 2024-01-31: A is below its band and
+    restricted through 2024-02-02 with nothing to buy in its place: waiting (the 400 of cash is kept for it, its
+    target being 450): nothing fires. 2024-02-05: the restriction is over, the drift fires, A is bought back."""
+    prices = "date,A,B\n2024-01-02,10,10\n2024-01-03,8,10\n2024-01-04,8,10\n2024-01-31,8,10\n2024-02-05,8,10\n"
+    (tmp_path / "prices.csv").write_text(prices)
+    (tmp_path / "spec.toml").write_text(HARVEST_SPEC.replace('substitutes = { A = ["S"] }\n', '').replace(
+        'triggers = ["harvest", "corporate-action"]', 'triggers = ["harvest", "drift"]'))
+    s = bt.load_spec(str(tmp_path / "spec.toml"))
+    r = bt.run(s, s.strategies[0])
+    assert r.traded_on == ((dt.date(2024, 1, 3), "harvest"), (dt.date(2024, 2, 5), "full"))
+    assert r.harvested == D("100.00") and r.wash_sales == 0
