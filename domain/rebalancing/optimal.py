@@ -512,9 +512,10 @@ def optimize(inputs: Inputs, *, cov: np.ndarray | None = None, wash_risk: set[st
     if np.isnan(sol.objective):
         raise DomainError(f"the optimizer stopped without a solution ({sol.status}) within {TIME_LIMIT} s")
     # the minimum trade is the policy's, not the solve's: orders under it are dropped as the heuristic drops them (found
-    # by review: buys of 37.98 under a minimum of 500), and what a dropped sale no longer funds is trimmed
+    # by review: buys of 37.98 under a minimum of 500), what a dropped sale no longer funds is trimmed, and a buy
+    # trimmed under the minimum is dropped too (which only leaves more cash)
     skipped: list[tuple[str, str]] = []
-    orders = within_cash(inputs, _drop_small(inputs, to_orders(inputs, p, sol), skipped))
+    orders = _drop_small(inputs, within_cash(inputs, _drop_small(inputs, to_orders(inputs, p, sol), skipped)), skipped)
     bought = {o.symbol for o in orders if o.side == "buy"}
     notes = tuple(f"buy of {of} redirected to {s}: {of} is restricted through {inputs.restricted[of]} by "
                   f"{inputs.restricted_by.get(of, 'a loss sale')}" for s, of in sorted(stand_ins(inputs).items())
