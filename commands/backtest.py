@@ -43,7 +43,7 @@ from domain.values import ZERO
 from ledger.prices import Price, add_prices
 from ledger.store import EventStore, NewEvent
 from projections import tax_views
-from projections.rebalance import inputs_of
+from projections.rebalance import inputs_of, quote_price
 from projections.replay import Report
 
 ACCOUNT, OWNER = "BACKTEST", "backtest"
@@ -379,7 +379,7 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
     harvesting = "harvest" in policy.triggers
     for i, (day, closes) in enumerate(zip(spec.days, spec.closes)):
         quotes = {s: Quote(price=p, date=day) for s, p in closes.items()}
-        mode = None
+        mode = light = None
         if i == 0:
             mode = "full"
         elif policy.triggers:
@@ -390,7 +390,7 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
             stand_ins = light.stand_ins()
             outside = [f"holds {h.symbol}, which is not in the model" for h in light.holdings
                        if h.symbol not in in_model and h.symbol not in stand_ins]
-            found = tax_views.harvest(books, [ACCOUNT], day, lambda s: _price(s, day, closes, spec.currency),
+            found = tax_views.harvest(books, [ACCOUNT], day, lambda s: quote_price(light, s, spec.currency),
                                       min_loss=max(policy.harvest_min_loss, Decimal("0.01")))[0] if harvesting else []
             fired = triggers(light, drift(light), last_rebalance=last_check, corporate_actions=outside,
                              harvestable=[c.lot_id for c in found])
@@ -431,7 +431,10 @@ def run(spec: Spec, strategy: Strategy, report: Report | None = None,
         if value > 0:
             # a substitute standing in for a model symbol (bought by a harvest, while the symbol may not be bought
             # back) counts as that symbol, as `folio drift` counts it
-            stand_ins = _light(spec, books, day, quotes, policy).stand_ins() if spec.substitutes else {}
+            stand_ins = {}
+            if spec.substitutes:  # (the triggers' view serves when the day traded nothing)
+                stand_ins = (light if light is not None and mode is None else
+                             _light(spec, books, day, quotes, policy)).stand_ins()
             worth = {s: held.get(s, ZERO) * closes[s] for s in target}
             for x, of in stand_ins.items():
                 worth[of] += held[x] * closes[x]
@@ -462,11 +465,6 @@ def _light(spec: Spec, books: Books, day: dt.date, quotes: dict[str, Quote], pol
                                  for s, lots in sorted(acct.lots.items())),
                   prices=quotes, model=spec.model, model_version=1, policy=policy, policy_seq=0,
                   lot_method=acct.lot_method, restricted=restricted, substitutes=dict(spec.substitutes))
-
-
-def _price(symbol: str, day: dt.date, closes: dict[str, Decimal], currency: str) -> Price | None:
-    close = closes.get(symbol)
-    return None if close is None else Price(symbol, day, close, currency, "backtest")
 
 
 def _optimized(spec: Spec, strategy: Strategy, books: Books, inputs: Inputs, i: int, notes: list[str]):

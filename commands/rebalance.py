@@ -103,7 +103,8 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      to the cent took it a cent under zero); in whole shares its solve stops within one share of the priciest asset
 #:      of the best bound (`optimal.abs_gap`), not $10 per $1M; its orders under the minimum trade are dropped; a model
 #:      symbol that may not be bought back and has no substitute that may be is `waiting` (`drift.waiting`): no drift
-#:      fires for it, and the cash its target keeps is not idle
+#:      fires for it, and the cash its target keeps is not idle; the harvest trigger fires in an account of another
+#:      currency than USD (its quotes were read as USD prices, all unpriced)
 PLANNER_VERSION = 7
 
 

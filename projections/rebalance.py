@@ -423,7 +423,7 @@ def assess(store: EventStore, books: Books, inputs: Inputs):
                + _came_from(h, acct) for h in inputs.holdings if h.symbol not in in_model]
     actions += [f"{g.reason} of {g.symbol} on {g.sold} (seq {g.seq}) raised {g.proceeds} cash"
                 for g in acct.gains if g.reason in ("cash-in-lieu", "merger-cash", "merger") and since < g.sold <= inputs.as_of]
-    quotes = {s: _price(inputs, s) for s in inputs.prices}
+    quotes = {s: quote_price(inputs, s, acct.currency) for s in inputs.prices}
     found, _ = tax_views.harvest(books, [inputs.account], inputs.as_of,
                                  quotes.get, min_loss=max(inputs.policy.harvest_min_loss, Decimal("0.01")))
     harvestable = [f"lot {c.lot_id} of {c.symbol} has a {c.value.term}-term loss of {c.loss}" for c in found]
@@ -460,11 +460,14 @@ def risk_trigger(store: EventStore, inputs: Inputs):
     return []
 
 
-def _price(inputs: Inputs, symbol: str):
+def quote_price(inputs: Inputs, symbol: str, currency: str):
+    """The planner's quote of `symbol` as a price in `currency` (the account's: its quotes were read in it), for the
+    harvest scan (found by review: made without a currency, every quote was USD, and a EUR account's lots were all
+    unpriced: its harvest trigger never fired)."""
     from ledger.prices import Price
 
     q = inputs.prices.get(symbol)
-    return None if q is None else Price(symbol=symbol, date=q.date, close=q.price)
+    return None if q is None else Price(symbol=symbol, date=q.date, close=q.price, currency=currency)
 
 
 def _came_from(holding: Holding, acct) -> str:

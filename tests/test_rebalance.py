@@ -2128,3 +2128,16 @@ def test_a_sale_whose_buy_falls_under_the_minimum_trade_shrinks_to_the_cash_ceil
     # with a maximum of 25% the sale stays: 2000 in cash is within it
     pl = plan(inputs(0, holdings, prices, m, policy(max_cash="0.25", min_trade=1500)))
     assert trades(pl) == [("sell", "B", D("20.000000"), D("2000.00"))]
+
+
+def test_the_harvest_trigger_fires_in_an_account_of_another_currency(folio, tmp_path):
+    """Found by review: the harvest scan was handed the account's quotes as USD prices, so a EUR account's lots were
+    all unpriced and its harvest trigger never fired. SAP bought at 100, at 80 on 2024-06-28: a loss of 2000."""
+    prices = tmp_path / "p.csv"
+    prices.write_text("date,symbol,close,currency\n2024-01-02,SAP,100,EUR\n2024-06-28,SAP,80,EUR\n")
+    for step in ["init", f"prices import {prices}", "account open E --date 2024-01-02 --owner eve --currency EUR",
+                 "record deposit E 10000 --date 2024-01-02", "record buy E SAP 100 --price 100 --date 2024-01-02",
+                 "model set eu --target SAP=0.9:0.5 --cash 0.1 --date 2024-01-02", "account assign E eu --date 2024-01-02",
+                 "policy set E --triggers harvest --harvest-min-loss 1000 --date 2024-01-02"]:
+        out(folio(step))
+    assert check(folio, "E") == [("harvest", "lot 3 of SAP has a short-term loss of 2000.00")]
