@@ -105,7 +105,9 @@ def compute(store: EventStore, account: str, point: Point, mode: str, amount: De
 #:      symbol that may not be bought back and has no substitute that may be is `waiting` (`drift.waiting`): no drift
 #:      fires for it, and the cash its target keeps is not idle; the harvest trigger fires in an account of another
 #:      currency than USD (its quotes were read as USD prices, all unpriced)
-PLANNER_VERSION = 7
+#:   8  the optimizer rebalances to where the policy says (`rebalance_to` band-edge or midpoint: the heuristic's goals,
+#:      `optimal.goals`), not always to the targets
+PLANNER_VERSION = 8
 
 
 def content_of(inputs: Inputs, p: Plan, fired, mode: str, extra: dict) -> dict:

@@ -22,7 +22,8 @@ AS_OF = dt.date(2024, 6, 28)
 
 
 def inputs_for(prices, lots, cash, weights, *, rates=("0.37", "0.20"), turnover=None, min_cash="0", bps="10",
-               per_share="0", avoid_short=False, restricted=(), band="0.5", budget=None, whole=True) -> Inputs:
+               per_share="0", avoid_short=False, restricted=(), band="0.5", budget=None, whole=True, rebalance_to="target",
+               max_cash=None) -> Inputs:
     symbols = sorted(prices)
     holdings = []
     for s in symbols:
@@ -33,7 +34,8 @@ def inputs_for(prices, lots, cash, weights, *, rates=("0.37", "0.20"), turnover=
     model = ev.ModelSet(model="m", targets=targets, cash=D(1) - sum((D(w) for w in weights), D(0)))
     policy = ev.PolicySet(account="a", triggers=("drift",), min_cash=D(min_cash), turnover_cap=None if turnover is None else D(turnover),
                           cost_bps=D(bps), cost_per_share=D(per_share), avoid_short_term=avoid_short, whole_shares=whole,
-                          tax_budget=None if budget is None else D(budget))
+                          tax_budget=None if budget is None else D(budget), rebalance_to=rebalance_to,
+                          max_cash=None if max_cash is None else D(max_cash))
     return Inputs(account="a", as_of=AS_OF, as_of_seq=1, cash=D(cash), holdings=tuple(holdings),
                   prices={s: Quote(D(p), AS_OF) for s, p in prices.items()}, model=model, model_version=1, policy=policy,
                   policy_seq=1, lot_method="fifo", rates=(D(rates[0]), D(rates[1])) if rates else None,
@@ -62,8 +64,8 @@ def evaluate(p: optimal.Problem, inputs: Inputs, sells: np.ndarray, buys: np.nda
         return None
     if np.any(buys > p.buy_ub + tol) or np.any(sells > p.sell_ub + tol):
         return None
-    cash_drift = abs(cash - float(inputs.model.cash) * p.total)
-    return float((np.abs(post - p.target_value) * p.drift_weight).sum() + cash_drift + (p.sell_cost * sells).sum()
+    cash_drift = abs(cash - p.goal_cash)
+    return float((np.abs(post - p.goal_value) * p.drift_weight).sum() + cash_drift + (p.sell_cost * sells).sum()
                  + (p.buy_cost * buys).sum() + (p.tax * sells).sum())
 
 
@@ -133,8 +135,9 @@ def test_optimizer_matches_brute_force_on_small_problems(name):
     cash=st.integers(0, 120),
     weights=st.tuples(*[st.integers(0, 4)] * 3),
     turnover=st.sampled_from([None, "0.3", "0.6"]),
+    rebalance_to=st.sampled_from(["target", "band-edge", "midpoint"]),
 )
-def test_optimizer_equals_brute_force_on_random_small_problems(prices, lots, cash, weights, turnover):
+def test_optimizer_equals_brute_force_on_random_small_problems(prices, lots, cash, weights, turnover, rebalance_to):
     total_w = sum(weights) or 1
     ws = tuple(str((D(w) / D(total_w) * D("0.9")).quantize(D("0.01"))) for w in weights)
     syms = ("A", "B", "C")
@@ -142,7 +145,7 @@ def test_optimizer_equals_brute_force_on_random_small_problems(prices, lots, cas
     for a, q, unit, old in lots:
         lot_map.setdefault(syms[a], []).append((q, str(q * unit), dt.date(2020, 1, 2) if old else dt.date(2024, 5, 2)))
     inputs = inputs_for(prices={s: str(x) for s, x in zip(syms, prices)}, lots=lot_map, cash=str(cash), weights=ws,
-                        turnover=turnover, band="1")
+                        turnover=turnover, band="1" if rebalance_to == "target" else "0.1", rebalance_to=rebalance_to)
     p, sol = solved(inputs)
     best = brute_force(p, inputs, max_buy=int((cash + sum(q * prices[a] for a, q, _, _ in lots)) / min(prices)) + 1)
     if best is None:
@@ -188,6 +191,46 @@ def test_results_are_identical_on_repeated_runs():
         again = optimal.optimize(inputs)
         assert again[0] == first[0]
         assert {k: v for k, v in again[1].items()} == first[1]
+
+
+def orders_of(result) -> dict[str, str]:
+    return {o.symbol: f"{o.side} {o.quantity.normalize():f}" for o in result.orders}
+
+
+# A 39 shares at 100 (39%, band 25-35%), B 30 (30%, in its band), C 30 (30%, band 35-45%), cash 100 (1%); no costs,
+# no gains: to the target, sell 9 A and buy 10 C; to the band edge, A to 35% and C to 35% (sell 4, buy 5), B kept;
+# halfway, A to 32.5% and C to 37.5% (sell 6.5, buy 7.5, fractional shares)
+EDGES = dict(prices={"A": "100", "B": "100", "C": "100"}, cash="100", weights=("0.3", "0.3", "0.4"), band="0.05",
+             bps="0", lots={"A": [(39, "3900", dt.date(2024, 1, 2))], "B": [(30, "3000", dt.date(2024, 1, 2))],
+                            "C": [(30, "3000", dt.date(2024, 1, 2))]})
+
+
+@pytest.mark.parametrize("rebalance_to, whole, expected", [
+    ("target", True, {"A": "sell 9", "C": "buy 10"}),
+    ("band-edge", True, {"A": "sell 4", "C": "buy 5"}),
+    ("midpoint", False, {"A": "sell 6.5", "C": "buy 7.5"}),
+])
+def test_the_optimizer_rebalances_to_where_the_policy_says(rebalance_to, whole, expected):
+    inputs = inputs_for(**EDGES, rebalance_to=rebalance_to, whole=whole)
+    result, report = optimal.optimize(inputs)
+    assert orders_of(result) == expected
+    assert orders_of(plan(inputs, "full")) == expected  # the heuristic's moves, by hand above
+    assert report["drift"] == "0.00" and result.cash_after == 0
+
+
+def test_to_the_band_edge_idle_cash_goes_toward_the_targets_without_selling_what_is_in_band():
+    # A 31% (target 30%), B 28%, C 36% (target 40%), cash 5% above the 1% maximum; every asset inside its band (6%).
+    # The 500 of idle cash goes where assets are below target, in proportion to how far (B 200, C 400 short): goals
+    # B 2,966.67 and C 3,933.33, met best in whole shares by 2 B and 3 C. To the target, A (above it) is sold too.
+    case = dict(EDGES, band="0.06", cash="500", lots={"A": [(31, "3100", dt.date(2024, 1, 2))],
+                                                      "B": [(28, "2800", dt.date(2024, 1, 2))],
+                                                      "C": [(36, "3600", dt.date(2024, 1, 2))]}, max_cash="0.01")
+    edge = inputs_for(**case, rebalance_to="band-edge")
+    goal, cash = optimal.goals(edge)
+    assert {s: round(v, 2) for s, v in goal.items()} == {"A": D("3100.00"), "B": D("2966.67"), "C": D("3933.33")}
+    assert round(cash, 2) == 0
+    assert orders_of(optimal.optimize(edge)[0]) == {"B": "buy 2", "C": "buy 3"}
+    assert orders_of(optimal.optimize(inputs_for(**case))[0]) == {"A": "sell 1", "B": "buy 2", "C": "buy 4"}
 
 
 def test_an_infeasible_problem_names_the_constraint_that_cannot_be_met():

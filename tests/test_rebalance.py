@@ -1034,7 +1034,7 @@ def test_propose_records_rebalance_proposed_on_its_stream(proposed, db_path):
     assert [(o["side"], o["symbol"]) for o in c["orders"]] == [("sell", "VTI"), ("buy", "BND")]
     # ... and by which version of the fold and planner (what `proposals verify` recomputes with)
     from commands.rebalance import PLANNER_VERSION
-    assert c["planner"] == PLANNER_VERSION == 7
+    assert c["planner"] == PLANNER_VERSION == 8
     import hashlib
     from ledger.codec import canonical
     assert payload["digest"] == hashlib.sha256(canonical(c).encode()).hexdigest()

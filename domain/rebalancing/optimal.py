@@ -35,7 +35,8 @@ from scipy import sparse
 from domain.errors import DomainError
 from domain.rebalancing.drift import band_of
 from domain.rebalancing.model import Inputs, LotInfo
-from domain.rebalancing.trades import BPS, FRACTION, LotSale, Order, Plan, _cash_after, _drop_small, _finish, _quantum
+from domain.rebalancing.trades import (BPS, FRACTION, LotSale, Order, Plan, _cash_after, _cash_ceiling, _drop_small, _finish,
+                                       _quantum, _spread, desired_values)
 from domain.values import ZERO, is_long_term, round_cents
 
 TIME_LIMIT = 20.0
@@ -70,6 +71,8 @@ class Problem:
     lots: tuple[tuple[int, LotInfo], ...]  # (asset index, lot)
     price: np.ndarray
     held: np.ndarray
+    #: the model's value of each asset (a held stand-in takes the part of its symbol's target the symbol does not
+    #: hold): what tracking error is measured against
     target_value: np.ndarray
     total: float
     cash: float
@@ -82,6 +85,10 @@ class Problem:
     sell_ub: np.ndarray
     buy_ub: np.ndarray
     integer: bool
+    #: the value each asset should end at, and cash: the targets, or (`rebalance_to` band-edge or midpoint) the
+    #: heuristic's goals (`goals`): drift is measured from these
+    goal_value: np.ndarray
+    goal_cash: float
 
     @property
     def n_lots(self) -> int:
@@ -154,14 +161,20 @@ def build(inputs: Inputs, wash_risk: set[str] | None = None) -> Problem:
     budget = float(inputs.cash) + float(sum(qty * price))
     buy_ub = np.array([0.0 if (s in restricted or s not in targets) else budget / price[i] for i, s in enumerate(assets)])
     target_value = np.array([float(targets[s].weight) * total if s in targets else 0.0 for s in assets])
+    if pol.rebalance_to == "target":
+        goal_value, goal_cash = target_value.copy(), float(inputs.model.cash) * total
+    else:
+        goal, cash_goal = goals(inputs)
+        goal_value, goal_cash = np.array([float(goal.get(s, ZERO)) for s in assets]), float(cash_goal)
     # a held substitute standing in for a restricted model symbol takes the part of its target the symbol does not
     # hold, may be bought in its place and may grow to the symbol's band (see `Inputs.stand_ins`)
     for s, of in stand.items():
         if s in idx and of in idx and total:
             i, o = idx[s], idx[of]
             own = float(qty[o] * price[o])
-            target_value[i] = max(0.0, target_value[o] - own)
-            target_value[o] = min(own, target_value[o])
+            for value in (target_value, goal_value):
+                value[i] = max(0.0, value[o] - own)
+                value[o] = min(own, value[o])
             hi[i] = max(hi[i], float(band_of(targets[of]).high) - own / total)
             buy_ub[i] = budget / price[i]
     lot_price = np.array([price[a] for a, _ in lots])
@@ -170,7 +183,33 @@ def build(inputs: Inputs, wash_risk: set[str] | None = None) -> Problem:
         target_value=target_value,
         total=total, cash=float(inputs.cash), sell_cost=lot_price * k + ps, buy_cost=price * k + ps,
         tax=np.array(tax), drift_weight=np.ones(len(assets)), bounds_lo=np.array(lo), bounds_hi=np.array(hi),
-        sell_ub=np.array(sell_ub), buy_ub=buy_ub, integer=pol.whole_shares)
+        sell_ub=np.array(sell_ub), buy_ub=buy_ub, integer=pol.whole_shares, goal_value=goal_value, goal_cash=goal_cash)
+
+
+def goals(inputs: Inputs) -> tuple[dict[str, Decimal], Decimal]:
+    """What the heuristic moves toward when the policy rebalances to the band edge or halfway, as values (a model
+    symbol's with its held stand-ins'), and the cash left: an asset inside its band keeps its value, one outside ends
+    at its band's edge or halfway to its target (`trades.desired_values`), one outside the model at nothing; and
+    what those moves leave above the cash ceiling goes toward the targets, as the heuristic spreads it. The drift
+    the optimizer minimizes is measured from these, so it trades the same assets, and weighs that against costs and
+    tax (found by review: the optimizer rebalanced every asset to its target whatever the policy said)."""
+    total = inputs.total_value()
+    goal = desired_values(inputs)
+    stand = inputs.stand_ins()
+    for s, of in stand.items():
+        goal[of] = goal.get(of, ZERO) + goal.pop(s, ZERO)
+    current = {s: h.quantity * inputs.price(s) for s, h in inputs.held().items()}
+    combined = dict(current)
+    for s, of in stand.items():
+        combined[of] = combined.get(of, ZERO) + combined.pop(s, ZERO)
+    cash = inputs.cash + sum(current.values(), ZERO) - sum(goal.values(), ZERO)
+    if cash > _cash_ceiling(inputs, total):
+        wanted = {s: g - combined.get(s, ZERO) for s, g in goal.items() if g > combined.get(s, ZERO)}
+        _spread(inputs, wanted, cash - total * max(inputs.model.cash, inputs.policy.min_cash), total, current)
+        for s, w in wanted.items():
+            goal[s] = combined.get(s, ZERO) + w
+        cash = inputs.cash + sum(current.values(), ZERO) - sum(goal.values(), ZERO)
+    return goal, cash
 
 
 @attrs.frozen
@@ -254,12 +293,12 @@ def _solve(p: Problem, inputs: Inputs, cov: np.ndarray | None, te_cap: float | N
     base_value = p.price * p.held
     # post value of asset a = base + price * (b - t);  d >= post - T  and  d >= T - post
     cols = np.stack([b_ + A_, t_ + A_, d_ + A_], axis=1)
-    rows.each(cols, np.stack([p.price, -p.price, -np.ones(A)], axis=1), np.full(A, -np.inf), p.target_value - base_value)
-    rows.each(cols, np.stack([-p.price, p.price, -np.ones(A)], axis=1), np.full(A, -np.inf), base_value - p.target_value)
+    rows.each(cols, np.stack([p.price, -p.price, -np.ones(A)], axis=1), np.full(A, -np.inf), p.goal_value - base_value)
+    rows.each(cols, np.stack([-p.price, p.price, -np.ones(A)], axis=1), np.full(A, -np.inf), base_value - p.goal_value)
     floor = float(inputs.policy.min_cash) * p.total
     cash_cols = np.concatenate([t_ + A_, b_ + A_])
     cash_vals = np.concatenate([p.price - asset_sell_cost, -(p.price + p.buy_cost)])
-    target_cash = float(inputs.model.cash) * p.total
+    target_cash = p.goal_cash
     # dc >= cash_after - target and dc >= target - cash_after, with cash_after = cash + entries
     rows.add(np.append(cash_cols, dc), np.append(cash_vals, -1.0), -np.inf, target_cash - p.cash)
     rows.add(np.append(cash_cols, dc), np.append(-cash_vals, -1.0), -np.inf, p.cash - target_cash)
@@ -460,12 +499,12 @@ def _complete(p: Problem, inputs: Inputs, v: _Vars, sells: np.ndarray, buys: np.
     sold = np.bincount(v.lot_asset, weights=sells, minlength=v.A) if v.L else np.zeros(v.A)
     x[v.s:v.b], x[v.b:v.d], x[v.t:] = sells, buys, sold
     post = p.price * (p.held - sold + buys)
-    x[v.d:v.z] = np.abs(post - p.target_value)
+    x[v.d:v.z] = np.abs(post - p.goal_value)
     x[v.z:v.dc] = np.where(v.may_pay & (buys > 0), 1.0, 0.0)
     sell_cost = np.zeros(v.A)
     sell_cost[v.lot_asset] = p.sell_cost
     cash = p.cash + float(((p.price - sell_cost) * sold).sum()) - float(((p.price + p.buy_cost) * buys).sum())
-    x[v.dc] = abs(cash - float(inputs.model.cash) * p.total)
+    x[v.dc] = abs(cash - p.goal_cash)
     return x
 
 
@@ -607,6 +646,6 @@ def objective_parts(inputs: Inputs, p: Problem, plan: Plan) -> dict[str, float]:
         qty[o.symbol] = qty.get(o.symbol, 0.0) + float(o.quantity) * (1 if o.side == "buy" else -1)
         for l in o.lots:
             tax += lot_tax.get(l.lot_id, 0.0) * float(l.quantity)
-    drift = sum(p.drift_weight[i] * abs(p.price[i] * qty.get(s, 0.0) - p.target_value[i]) for i, s in enumerate(p.assets))
-    drift += abs(float(plan.cash_after) - float(inputs.model.cash) * p.total)
+    drift = sum(p.drift_weight[i] * abs(p.price[i] * qty.get(s, 0.0) - p.goal_value[i]) for i, s in enumerate(p.assets))
+    drift += abs(float(plan.cash_after) - p.goal_cash)
     return {"drift": float(drift), "cost": float(plan.costs), "tax": float(tax)}
