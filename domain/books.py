@@ -127,6 +127,9 @@ class Account:
     #: running totals for conservation checks: basis that came in, basis that went out
     basis_in: Decimal = ZERO
     basis_out: Decimal = ZERO
+    #: the splits this account held shares through, by symbol (the security's current one): (date, seq, new, old).
+    #: Shares sold after a split count in the shares of a qualified dividend's ex-date (`tax_views.not_qualified`)
+    splits: dict[str, list[tuple[dt.date, int, Decimal, Decimal]]] = attrs.Factory(dict)
 
     def held(self, symbol: str) -> Decimal:
         return sum((lot.quantity for lot in self.lots.get(symbol, ())), ZERO)

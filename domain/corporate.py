@@ -146,6 +146,7 @@ def _split(books: Books, rec: ev.Recorded) -> None:
                               f"Folio takes (below 10^{DIGITS})")
     _scale_losses(books, e.symbol, e.new, e.old)
     for acct, lots in _holders(books, e.symbol):
+        acct.splits.setdefault(e.symbol, []).append((rec.effective, rec.seq, e.new, e.old))
         before = sum((l.quantity for l in lots), ZERO)
         for lot in lots:
             lot.quantity = lot.quantity * e.new / e.old
@@ -306,6 +307,8 @@ def _symbol_change(books: Books, rec: ev.Recorded) -> None:
         if old in acct.reinvest:
             acct.reinvest.discard(old)
             acct.reinvest.add(new)
+        if old in acct.splits:
+            acct.splits[new] = sorted(acct.splits.get(new, []) + acct.splits.pop(old))
     if any(p.symbol == old for p in books.due):
         books.due = [attrs.evolve(p, symbol=new) if p.symbol == old else p for p in books.due]
         heapq.heapify(books.due)

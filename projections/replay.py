@@ -39,7 +39,7 @@ try:
 except ImportError:  # not on Windows
     fcntl = None
 
-SNAPSHOT_FORMAT = 12  # 12: a qualified dividend keeps its entitled lots' holding periods; 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
+SNAPSHOT_FORMAT = 13  # 13: an account's splits (a qualified dividend's shares sold after one); 12: a qualified dividend keeps its entitled lots' holding periods; 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
 #: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
 PARALLEL_FROM = 5_000
 #: the forked process's share of the owners' events: more than half, as this process also reads every row and
@@ -546,6 +546,8 @@ def freeze(books: Books, gains: bool = True) -> bytes:
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
                         i.reinvested, i.seq, _pack_held(i.held)] for i in a.income] if gains else [],
             "reinvest": sorted(a.reinvest),
+            "splits": {s: [[d.isoformat(), seq, str(new), str(old)] for d, seq, new, old in rows]
+                       for s, rows in a.splits.items()},
             "model": a.model,
             "policy": None if a.policy is None else [a.policy_seq, converter.unstructure(a.policy)],
         }
@@ -603,6 +605,7 @@ def thaw(blob: bytes, keep_gains: bool = True) -> Books:
                               withheld=d(i[5]), reinvested=i[6], seq=i[7], held=_unpack_held(i[8]))
                        for i in a["income"]] if keep_gains else []
         acct.reinvest = set(a["reinvest"])
+        acct.splits = {s: [(day(x[0]), x[1], d(x[2]), d(x[3])) for x in rows] for s, rows in a["splits"].items()}
         acct.model = a["model"]
         if a["policy"] is not None:
             acct.policy_seq, acct.policy = a["policy"][0], converter.structure(a["policy"][1], PolicySet)

@@ -68,8 +68,8 @@ def income_summary(acct: Account, year: int | None) -> tuple[list[Income], list[
 def not_qualified(acct: Account, payments: Sequence[Income]) -> dict[int, Decimal]:
     """By the dividend's seq, the part of each qualified dividend that is an ordinary dividend, as far as the books
     know: the part of each entitled lot sold before it had been held more than 60 days of the 121 around the ex-date
-    (a lot's later parts, split off by a wash sale, count with it). A split within those days is not followed: the
-    shares sold count against the lot's shares at the ex-date, at most all of them."""
+    (a lot's later parts, split off by a wash sale, count with it). Shares sold after a split count in the shares of
+    the ex-date (100 sold after a 2:1 split are 50 of the lot's shares at the ex-date), at most all of them."""
     wanted = [i for i in payments if i.kind == "qualified" and any(h.held_until for h in i.held)]
     if not wanted:
         return {}
@@ -86,11 +86,22 @@ def not_qualified(acct: Account, payments: Sequence[Income]) -> dict[int, Decima
                 continue
             for g in by_purchase.get(tax.purchase_of(h.lot_id), ()):
                 if i.ex_date <= g.sold < h.held_until and _part_of(g.lot_id, ids) == h.lot_id:
-                    sold[h.lot_id] = sold.get(h.lot_id, ZERO) + g.quantity
+                    sold[h.lot_id] = sold.get(h.lot_id, ZERO) + _at_ex(acct, g, i)
         part = sum((h.amount * min(sold[h.lot_id] / h.quantity, Decimal(1)) for h in i.held if h.lot_id in sold), ZERO)
         if part:
             out[i.seq] = round_cents(part)
     return out
+
+
+def _at_ex(acct: Account, g: RealizedGain, i: Income) -> Decimal:
+    """A sale's shares in the shares of a dividend's ex-date: undone, every split the account held the shares through
+    after the dividend (on its ex-date, those recorded after it) up to the sale (a split on the sale's day comes
+    first: security events are folded before an account's)."""
+    new = old = Decimal(1)
+    for day, seq, n, o in acct.splits.get(g.symbol, ()):
+        if (day, seq) > (i.ex_date, i.seq) and day <= g.sold:
+            new, old = new * n, old * o
+    return g.quantity if new == old else g.quantity * old / new
 
 
 def _part_of(lot_id: str, ids: list[str]) -> str | None:
