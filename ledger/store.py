@@ -467,9 +467,21 @@ class EventStore:
         after: dt.date | None = None,
         as_of: dt.date | None = None,
         accounts: Sequence[str] | None = None,
+        only_streams: Sequence[str] | None = None,
+        except_streams: Sequence[str] | None = None,
     ) -> Iterator[tuple]:
-        """`fold_records`'s rows as read, (seq, effective, stream, type, schema, payload, ...), not decoded."""
+        """`fold_records`'s rows as read, (seq, effective, stream, type, schema, payload, ...), not decoded.
+
+        Without `accounts`, `only_streams` keeps the rows of those streams and of every security; `except_streams`
+        the rows of every stream but those (the two halves of a fold split by owner). Both filter a walk of the
+        fold order's index (`+stream`: not the stream index, which would need a sort)."""
         where, args = ["type <> 'EventVoided'"], []
+        if only_streams is not None:
+            where.append("(+stream IN (SELECT value FROM json_each(?)) OR +stream >= 'security:' AND +stream < 'security;')")
+            args.append(json.dumps(list(only_streams)))
+        if except_streams is not None:
+            where.append("+stream NOT IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(list(except_streams)))
         if known_seq is not None:
             # scoped, `+seq`: never walk the log by seq, use the stream index
             where.append("seq <= ?" if accounts is None else "+seq <= ?")

@@ -638,16 +638,22 @@ def test_an_account_not_holding_the_security_is_as_if_the_action_never_happened(
         everything = fold_without(None)
         owners = store.account_owners()
         traded: dict[str, set[str]] = {}  # owner -> symbols any of their accounts ever traded
+        reinvests: dict[str, set[str]] = {}  # account -> symbols it ever set to reinvest
         for r in records:
             if isinstance(r.event, ev.TradeExecuted):
                 traded.setdefault(owners[r.event.account], set()).add(r.event.symbol)
+            elif isinstance(r.event, ev.ReinvestmentSet):
+                reinvests.setdefault(r.event.account, set()).add(r.event.symbol)
         for rec, before, _ in walk(store):
             outsiders = set(before) - holders(rec, before)
             if isinstance(rec.event, ev.SymbolChanged):
                 # a rename also makes the old ticker one with the new in wash sales (the same security): a loss
                 # in one and a purchase of the other within 30 days is a wash sale for any owner, holder or not
+                # and an account's reinvestment of the old symbol follows it to the new one, held or not (found when
+                # the examples changed: an account that only set reinvestment of the renamed symbol)
                 outsiders = {a for a in outsiders
-                             if not traded.get(owners[a], set()) & {rec.event.symbol, rec.event.new_symbol}}
+                             if not (traded.get(owners[a], set()) | reinvests.get(a, set()))
+                             & {rec.event.symbol, rec.event.new_symbol}}
             if not outsiders:
                 continue
             without = fold_without(rec.seq)

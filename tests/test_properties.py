@@ -455,17 +455,16 @@ def test_folding_from_snapshots_equals_the_full_fold_at_every_point(data, steps,
 def test_the_fold_split_over_two_processes_equals_the_one_process_fold(data, steps):
     """A long fold of the whole ledger is split by owner over two processes (ann's accounts in one, bob's in
     the other, every security event in both): the merged books equal the one-process fold, accounts in the
-    same order, at random points, with and without gains, whatever the message size and read-ahead; a refused
-    or corrupt history falls back to one."""
+    same order, at random points, with and without gains, whatever the window; a refused or corrupt history
+    falls back to one."""
     from projections import replay
 
     with S.temp_store() as store, pytest.MonkeyPatch.context() as monkeypatch:
         run(data, store, steps=steps, corporate=True, renames=True)
         head = store.head()[0]
         monkeypatch.setattr(replay, "PARALLEL_FROM", 1)
-        # small messages and a short read-ahead, so a short history crosses their edges
-        monkeypatch.setattr(replay, "ROWS_PER_MESSAGE", data.draw(st.integers(1, 4), label="rows per message"))
-        monkeypatch.setattr(replay, "LOOKAHEAD", data.draw(st.integers(0, 6), label="read-ahead"))
+        # a small window, so a short history crosses its edges
+        monkeypatch.setattr(replay, "WINDOW", data.draw(st.integers(1, 5), label="window"))
         split = []
         monkeypatch.setattr(replay, "_merge", lambda *args: split.append(1) or _MERGE(*args))
         for as_of, known in [(None, head)] + _points(data, store, 3):
@@ -485,8 +484,38 @@ def test_the_fold_split_over_two_processes_equals_the_one_process_fold(data, ste
         assert bool(split) is (len(owners) > 1), "two owners' ledgers are folded in two processes"
 
 
+@HISTORY
+@given(data=st.data(), steps=st.integers(5, 30))
+def test_the_fold_by_owner_groups_equals_the_one_fold(data, steps):
+    """`fold_grouped` folds each group of owners (ann's, bob's) with every security event into books of its own, a
+    window of rows at a time, and combines them: the one fold's books, at random points, with and without gains,
+    whatever the window, the number of groups and the voids."""
+    from projections import replay
+
+    with S.temp_store() as store, pytest.MonkeyPatch.context() as monkeypatch:
+        run(data, store, steps=steps, corporate=True, renames=True)
+        head = store.head()[0]
+        monkeypatch.setattr(replay, "WINDOW", data.draw(st.integers(1, 7), label="window"))
+        monkeypatch.setattr(replay, "GROUPS", data.draw(st.integers(1, 3), label="groups"))
+        monkeypatch.setattr(replay, "PARALLEL_FROM", 10**12)
+        for as_of, known in [(None, head)] + _points(data, store, 3):
+            voided = set(store.voided(known))
+            groups = replay._owner_groups(store, known)
+            for gains in (True, False):
+                point = Point(as_of, known)
+                grouped, shared = replay.fold_grouped(store.fold_rows(known_seq=known, as_of=as_of), groups, gains,
+                                                      voided, as_of)
+                one = load_books(store, point, use_snapshots=False, keep_gains=gains)
+                assert S.books_state(grouped) == S.books_state(one), f"at {point}, keep_gains={gains}"
+                assert (grouped.last_seq, grouped.as_of, sorted(grouped.due), grouped.effects, grouped.folded) == \
+                    (one.last_seq, one.as_of, sorted(one.due), one.effects, one.folded)
+                assert {o: S.owner_state(t) for o, t in grouped.owners.items()} == \
+                    {o: S.owner_state(t) for o, t in one.owners.items()}
+                assert shared == sum(1 for row in store.fold_rows(known_seq=known, as_of=as_of)
+                                     if row[2].startswith("security:"))
+
+
 # ======================================================================================
-# 4. Export, then import into an empty ledger: the same ledger# ======================================================================================
 # 4. Export, then import into an empty ledger: the same ledger
 # ======================================================================================
 @HISTORY
