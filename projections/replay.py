@@ -369,6 +369,8 @@ def _fold_half(path: str, answer, point: Point, voided: set[int], keep_gains: bo
     """In the forked process: read and fold this half's rows on a connection of its own, send the books back."""
     try:
         store = EventStore(EventStore._connect(path), path)
+        if store.head()[0] < point.known_seq:  # rows the parent appended and has not committed: they are its alone
+            raise LookupError(f"seq {point.known_seq} is not committed")
         rows = [0]
 
         def counted_rows():

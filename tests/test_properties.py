@@ -675,6 +675,28 @@ def test_a_corrupt_row_in_either_half_of_a_split_fold_gives_the_one_process_erro
         assert str(split.value) == str(one.value) and str(one.value).startswith(f"seq {bad}: ")
 
 
+def test_a_split_fold_inside_a_transaction_that_appended_folds_in_one_process():
+    """The forked process reads the ledger on a connection of its own, which does not see what this one appended and
+    has not committed: it says so, and the fold runs in one process, with those rows."""
+    from projections import replay
+
+    day = dt.date(2024, 1, 2)
+    with S.temp_store() as store, pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(replay, "PARALLEL_FROM", 1)
+        store.append([NewEvent(f"account:{a}", ev.AccountOpened(account=a, owner=a.lower(), tax_status="taxable",
+                                                                currency="USD", lot_method="fifo"), day, {})
+                      for a in ("A", "B")])
+        tried = []
+        real = replay._fold_in_two
+        monkeypatch.setattr(replay, "_fold_in_two", lambda *args: tried.append(real(*args)) or tried[-1])
+        assert load_books(store, resolve_point(store), use_snapshots=False).accounts.keys() == {"A", "B"}
+        assert tried[-1] is not None  # committed: split
+        with store.transaction():
+            store.append([NewEvent("account:B", ev.CashDeposited(account="B", amount=Decimal("7.00")), day, {})])
+            books = load_books(store, resolve_point(store), use_snapshots=False)
+            assert tried[-1] is None and books.accounts["B"].cash == Decimal("7.00")
+
+
 def test_output_written_before_a_split_fold_is_not_written_twice(tmp_path):
     """The fork copies the parent's unwritten output (stdout to a pipe is block-buffered), which the forked
     process would flush again on its way out: it must be flushed before the fork (multiprocessing does)."""
