@@ -560,10 +560,25 @@ class EventStore:
 
     def stream_spans(self, known_seq: int) -> dict[str, tuple[int, str, str]]:
         """Stream -> (how many of its events are recorded at or before `known_seq`, the first and last effective
-        date among them). Read from the (stream, effective) index alone."""
+        date among them). At the head, a few index probes a stream, not a walk of the log: the streams one after
+        another (each the least above the last), a stream's count its last version (versions count from 1,
+        gapless), its dates the ends of its (stream, effective) range (a GROUP BY walks the whole index: 0.25-0.5 s
+        at 10^6 events, before a split fold can start; 0.02 s so). Known earlier, the probes would walk back over
+        every later event of a stream: the GROUP BY then."""
+        if known_seq < self.head()[0]:
+            return {stream: (n, first, last) for stream, n, first, last in self.conn.execute(
+                "SELECT stream, COUNT(*), MIN(effective), MAX(effective) FROM events WHERE seq <= ? GROUP BY stream",
+                (known_seq,))}
         return {stream: (n, first, last) for stream, n, first, last in self.conn.execute(
-            "SELECT stream, COUNT(*), MIN(effective), MAX(effective) FROM events WHERE seq <= ? GROUP BY stream",
-            (known_seq,))}
+            """WITH RECURSIVE s(stream) AS (
+                   SELECT MIN(stream) FROM events
+                   UNION ALL SELECT (SELECT MIN(stream) FROM events WHERE stream > s.stream) FROM s
+                   WHERE s.stream IS NOT NULL)
+               SELECT stream,
+                   (SELECT MAX(version) FROM events e WHERE e.stream = s.stream AND e.seq <= :k),
+                   (SELECT MIN(effective) FROM events e WHERE e.stream = s.stream AND e.seq <= :k),
+                   (SELECT MAX(effective) FROM events e WHERE e.stream = s.stream AND e.seq <= :k)
+               FROM s WHERE stream IS NOT NULL""", {"k": known_seq}) if n is not None}
 
     def account_openings(self, known_seq: int) -> list[tuple[int, str, str]]:
         """(seq, effective, stream) of every account opening recorded at or before `known_seq`."""

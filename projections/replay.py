@@ -198,10 +198,11 @@ def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: 
         ctx = multiprocessing.get_context("fork")
     except ValueError:
         return None
-    theirs = _half_of_the_owners(store, point.known_seq)
+    weights = _owner_weights(store, point.known_seq)
+    theirs = _half_of_the_owners(store, point.known_seq, weights)
     if not theirs:
         return None
-    groups = _owner_groups(store, point.known_seq)
+    groups = _owner_groups(store, point.known_seq, weights)
     # (multiprocessing flushes stdout and stderr before it forks: the child never writes the parent's output again)
     from_child = None
     try:
@@ -283,10 +284,10 @@ def _owner_weights(store: EventStore, known_seq: int) -> tuple[dict[str, float],
     return {o: fold_weight(n, (day(last) - day(first)).days + 1) for o, (n, first, last) in spans.items()}, streams
 
 
-def _half_of_the_owners(store: EventStore, known_seq: int) -> set[str]:
+def _half_of_the_owners(store: EventStore, known_seq: int, weights=None) -> set[str]:
     """The account and owner streams of about CHILD_SHARE of the ledger's fold cost (`fold_weight`), whole owners
-    only (empty: one owner, nothing to split)."""
-    weight, streams = _owner_weights(store, known_seq)
+    only (empty: one owner, nothing to split). `weights`: `_owner_weights`, when already read."""
+    weight, streams = weights or _owner_weights(store, known_seq)
     if len(weight) < 2:
         return set()
     halves: tuple[list[str], list[str]] = ([], [])
@@ -298,10 +299,10 @@ def _half_of_the_owners(store: EventStore, known_seq: int) -> set[str]:
     return {stream for owner in halves[1] for stream in streams[owner]}
 
 
-def _owner_groups(store: EventStore, known_seq: int) -> dict[str, int]:
+def _owner_groups(store: EventStore, known_seq: int, weights=None) -> dict[str, int]:
     """Each account and owner stream's group (`fold_grouped`): owners dealt to GROUPS groups in turn, heaviest first,
     so that the groups of either half weigh about the same."""
-    weight, streams = _owner_weights(store, known_seq)
+    weight, streams = weights or _owner_weights(store, known_seq)
     ranked = sorted(weight, key=lambda o: (-weight[o], o))
     return {stream: i % GROUPS for i, owner in enumerate(ranked) for stream in streams[owner]}
 
