@@ -254,6 +254,12 @@ class EventStore:
                 conn.execute("ROLLBACK")
         return cls(conn, path, clock)
 
+    @classmethod
+    def reader(cls, path: str) -> "EventStore":
+        """A ledger someone has opened already, for reading on a connection of its own (a forked process's: it must
+        not use the connection it inherits), without `open`'s checks and upgrades."""
+        return cls(cls._connect(path), path)
+
     def close(self) -> None:
         self.conn.close()
 

@@ -36,8 +36,8 @@ from ledger.store import EventStore, decode_rows
 SNAPSHOT_FORMAT = 13  # 13: an account's splits (a qualified dividend's shares sold after one); 12: a qualified dividend keeps its entitled lots' holding periods; 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
 #: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
 PARALLEL_FROM = 5_000
-#: the forked process's share of the owners' events: more than half, as this process also reads every row and
-#: sends the forked one its own (measured best at 0.6 of 0.5-0.6 on 10^4 and 10^5 events)
+#: the forked process's share of the owners' estimated fold cost (`fold_weight`; measured at 10^6 events, with each
+#: process reading its own rows: 0.6 best of 0.55-0.65)
 CHILD_SHARE = 0.6
 #: a snapshot is worth writing once a fold has passed this many events since the last one
 SNAPSHOT_EVERY = 5_000
@@ -216,19 +216,12 @@ def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: 
             from_child.close()
         return None
     child_end.close()
-    read = [0]
-
-    def mine():
-        every = 2_000
-        for read[0], row in enumerate(store.fold_rows(known_seq=point.known_seq, as_of=point.as_of,
-                                                      except_streams=sorted(theirs)), 1):
-            if progress is not None and read[0] % every == 0:
-                progress("replaying events", read[0], point.known_seq)
-            yield row
-
+    mine = store.fold_rows(known_seq=point.known_seq, as_of=point.as_of, except_streams=sorted(theirs))
+    if progress is not None:  # this process's rows as it reads them, of the log's (the whole is said at the end)
+        mine = _telling(mine, progress, point.known_seq)
     try:
         try:
-            books, shared = fold_grouped(mine(), {s: g for s, g in groups.items() if s not in theirs}, keep_gains,
+            books, shared = fold_grouped(mine, {s: g for s, g in groups.items() if s not in theirs}, keep_gains,
                                          voided, point.as_of)
             status, other = _answer(from_child, child)
         except Exception:  # noqa: BLE001  (the one-process fold raises it; a broken pipe: the child is gone)
@@ -240,12 +233,20 @@ def _fold_in_two(store: EventStore, point: Point, voided: set[int], keep_gains: 
         child.join()
     if status != "ok":
         return None
-    frozen, effects, folded, their_rows = other
+    frozen, effects, folded = other
     other = thaw(frozen, keep_gains)
     other.effects, other.folded = effects, folded - shared  # (the security rows: both halves folded them)
+    books = _merge(store, point, voided, books, other)
     if progress is not None:
-        progress("replaying events", read[0] + their_rows - shared, read[0] + their_rows - shared)
-    return _merge(store, point, voided, books, other)
+        progress("replaying events", books.folded, books.folded)
+    return books
+
+
+def _telling(rows: Iterable[tuple], progress: Report, total: int, every: int = 2_000) -> Iterator[tuple]:
+    for n, row in enumerate(rows, 1):
+        if n % every == 0:
+            progress("replaying events", n, total)
+        yield row
 
 
 def _answer(pipe, child) -> tuple[str, object]:
@@ -322,7 +323,7 @@ def fold_grouped(rows: Iterable[tuple], group_of: dict[str, int], keep_gains: bo
     account and owner rows, with every security row, into books of their own, WINDOW rows at a time; then the
     groups' books as one. Owners never meet in the fold (see `_fold_in_two`), so these are the one fold's books.
     A row of another stream (a model's, a proposal's: nothing the books hold) goes to the first group.
-    Returns the books and how many security rows were read (`folded` counts each once)."""
+    Returns the books (`folded`: the rows read, each once) and how many of them were security rows."""
     groups = sorted(set(group_of.values())) or [0]
     parts = {g: Books(keep_gains=keep_gains) for g in groups}
     buckets = {g: [] for g in groups}
@@ -370,21 +371,14 @@ def _fold_half(path: str, answer, point: Point, voided: set[int], keep_gains: bo
                groups: dict[str, int]) -> None:
     """In the forked process: read and fold this half's rows on a connection of its own, send the books back."""
     try:
-        store = EventStore(EventStore._connect(path), path)
+        store = EventStore.reader(path)
         if store.head()[0] < point.known_seq:  # rows the parent appended and has not committed: they are its alone
             raise LookupError(f"seq {point.known_seq} is not committed")
-        rows = [0]
-
-        def counted_rows():
-            for rows[0], row in enumerate(store.fold_rows(known_seq=point.known_seq, as_of=point.as_of,
-                                                          only_streams=theirs), 1):
-                yield row
-
-        books, _ = fold_grouped(counted_rows(), groups, keep_gains, voided, point.as_of)
+        rows = store.fold_rows(known_seq=point.known_seq, as_of=point.as_of, only_streams=theirs)
+        books, _ = fold_grouped(rows, groups, keep_gains, voided, point.as_of)
         # the books as a snapshot freezes them (what can still act: `thaw` makes the same books of it), which
         # travels 3-5x faster than the pickled objects (attrs classes pickle in Python), and what no snapshot keeps
-        message = pickle.dumps(("ok", (freeze(books), books.effects, books.folded, rows[0])),
-                               protocol=pickle.HIGHEST_PROTOCOL)
+        message = pickle.dumps(("ok", (freeze(books), books.effects, books.folded)), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException:  # noqa: BLE001  (the parent folds in one process and raises the error itself)
         message = pickle.dumps(("failed", None))
     try:
