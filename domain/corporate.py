@@ -307,8 +307,9 @@ def _symbol_change(books: Books, rec: ev.Recorded) -> None:
         if old in acct.reinvest:
             acct.reinvest.discard(old)
             acct.reinvest.add(new)
-        if old in acct.splits:
-            acct.splits[new] = sorted(acct.splits.get(new, []) + acct.splits.pop(old))
+        if old in acct.splits:  # copied, not moved: sales before the rename keep the old symbol (found by review);
+            # a later security under the old one is split only after the rename, after any sale of this one then
+            acct.splits[new] = sorted(acct.splits.get(new, []) + acct.splits[old])
     if any(p.symbol == old for p in books.due):
         books.due = [attrs.evolve(p, symbol=new) if p.symbol == old else p for p in books.due]
         heapq.heapify(books.due)

@@ -233,6 +233,21 @@ def test_to_the_band_edge_idle_cash_goes_toward_the_targets_without_selling_what
     assert orders_of(optimal.optimize(inputs_for(**case))[0]) == {"A": "sell 1", "B": "buy 2", "C": "buy 4"}
 
 
+def test_to_the_band_edge_sales_and_a_holding_outside_the_model_fund_the_assets_below_their_band():
+    # 10,000: A 60% (band 25-35%) is sold to 35% (2,500), X (outside the model) whole (2,000); B 10% and C 10% go to
+    # their edges, 25% and 35% (1,500 and 2,500 bought); the 500 left, above the 1% maximum, goes where assets stay
+    # below target, in proportion (B 500 short, C 500: 250 each). A sale to the edge is never bought back.
+    case = dict(EDGES, band="0.05", cash="0", max_cash="0.01", prices={"A": "100", "B": "100", "C": "100", "X": "100"},
+                weights=("0.3", "0.3", "0.4"),  # (X: no target)
+                lots={"A": [(60, "6000", dt.date(2024, 1, 2))], "B": [(10, "1000", dt.date(2024, 1, 2))],
+                      "C": [(10, "1000", dt.date(2024, 1, 2))], "X": [(20, "2000", dt.date(2024, 1, 2))]})
+    edge = inputs_for(**case, rebalance_to="band-edge")
+    goal, cash = optimal.goals(edge)
+    assert goal == {"A": D("3500.00"), "B": D("2750.00"), "C": D("3750.00"), "X": 0} and cash == 0
+    for planned in (plan(edge, "full"), optimal.optimize(edge)[0]):
+        assert {s: o for s, o in orders_of(planned).items() if s in ("A", "X")} == {"A": "sell 25", "X": "sell 20"}
+
+
 def test_an_infeasible_problem_names_the_constraint_that_cannot_be_met():
     # the whole account is one overweight lot with a short-term gain; avoiding short-term gains makes the band unreachable
     inputs = inputs_for(prices={"A": "40", "B": "20"}, lots={"A": [(10, "100", dt.date(2024, 5, 1))]}, cash="0",

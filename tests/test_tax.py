@@ -937,23 +937,27 @@ def test_a_qualified_dividend_on_shares_sold_within_61_days_is_ordinary(folio):
     assert js(folio("income T --known-at-seq 5 --json"))["payments"][0]["not_qualified"] == "0.00"
 
 
-@pytest.mark.parametrize("rename", [False, True])
+@pytest.mark.parametrize("rename", [None, "before the sale", "after the sale"])
 def test_shares_sold_after_a_split_count_in_the_shares_of_the_ex_date(folio, rename):
     """Found by reading: a split within the 61 days was not followed, so 40 shares sold after a 2:1 split counted as 40
     of the lot's 50 at the ex-date (40.00 ordinary), not 20. XQ ex 2024-03-01, 1.00 a share on 150: lot 4 (50, bought
     2024-02-20) must be held until 2024-04-21; 10 of it sold on 2024-03-04 (before the split: 10 at the ex-date),
     2:1 on 2024-03-05, 20 sold on 2024-03-15 (10 at the ex-date): 20 of its 50 shares, 20.00 ordinary. Renamed
-    between the split and the sale, the split still counts: it is the same security."""
+    between the split and the sale, or after the sale (found by review: 30.00), the split still counts: it is the
+    same security."""
     steps = ["init", "account open T --date 2023-12-01", "record deposit T 20000 --date 2023-12-01",
              "record buy T XQ 100 --price 100 --date 2023-12-01", "record buy T XQ 50 --price 100 --date 2024-02-20",
              "record dividend XQ 1.00 --kind qualified --ex-date 2024-03-01 --pay-date 2024-03-10",
              "record sell T XQ 10 --price 100 --date 2024-03-04 --lot 4:10",
              "record split XQ 2:1 --date 2024-03-05"]
     symbol = "XQ"
-    if rename:
+    if rename == "before the sale":
         steps.append("record symbol-change XQ XR --date 2024-03-08")
         symbol = "XR"
     steps.append(f"record sell T {symbol} 20 --price 50 --date 2024-03-15 --lot 4:20")
+    if rename == "after the sale":
+        steps.append("record symbol-change XQ XR --date 2024-03-20")
+        symbol = "XR"
     for step in steps:
         out(folio(step))
     assert js(folio("income T --json"))["payments"][0]["not_qualified"] == "20.00"

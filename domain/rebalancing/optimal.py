@@ -190,7 +190,8 @@ def goals(inputs: Inputs) -> tuple[dict[str, Decimal], Decimal]:
     """What the heuristic moves toward when the policy rebalances to the band edge or halfway, as values (a model
     symbol's with its held stand-ins'), and the cash left: an asset inside its band keeps its value, one outside ends
     at its band's edge or halfway to its target (`trades.desired_values`), one outside the model at nothing; and
-    what those moves leave above the cash ceiling goes toward the targets, as the heuristic spreads it. The drift
+    what those moves leave above the cash ceiling goes toward the targets, as the heuristic spreads it (not to an
+    asset sold to its edge: the heuristic does not buy back what it sells, and that share stays cash). The drift
     the optimizer minimizes is measured from these, so it trades the same assets, and weighs that against costs and
     tax (found by review: the optimizer rebalanced every asset to its target whatever the policy said)."""
     total = inputs.total_value()
@@ -207,7 +208,8 @@ def goals(inputs: Inputs) -> tuple[dict[str, Decimal], Decimal]:
         wanted = {s: g - combined.get(s, ZERO) for s, g in goal.items() if g > combined.get(s, ZERO)}
         _spread(inputs, wanted, cash - total * max(inputs.model.cash, inputs.policy.min_cash), total, current)
         for s, w in wanted.items():
-            goal[s] = combined.get(s, ZERO) + w
+            if goal.get(s, ZERO) >= combined.get(s, ZERO):  # a sale to the edge stays one: the heuristic never buys
+                goal[s] = combined.get(s, ZERO) + w           # back what it sells
         cash = inputs.cash + sum(current.values(), ZERO) - sum(goal.values(), ZERO)
     return goal, cash
 
