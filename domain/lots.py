@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from typing import Callable
 
@@ -176,7 +176,7 @@ def allocate(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
     times, leaving -0.01): then every share is rounded toward zero and the cents left go, one each, to the
     largest remainders (the earlier share first on a tie). Either way the shares add up to the total."""
     whole = sum(weights, ZERO)
-    parts = [round_cents(total * w / whole) for w in weights[:-1]]
+    parts = [(total * w / whole).quantize(CENT, ROUND_HALF_EVEN) for w in weights[:-1]]  # round_cents, inlined
     if total < 0:
         parts = [p + ZERO for p in parts]  # a share rounded to -0.00 reads 0.00
     last = total - sum(parts, ZERO)
