@@ -728,6 +728,43 @@ print(" after", sorted(books.accounts), len(split))
     assert run.stdout == "before after ['A', 'B'] 1\n"
 
 
+def test_holdings_snapshots_are_spaced_by_the_state_the_last_one_held(monkeypatch):
+    """A holdings snapshot of a large state costs a lot to write and to store: the next is due STATE_PER_LOT events
+    per lot and account of the state the last one held (STATE_EVERY at least), so a scope whose every event adds a
+    lot gets snapshots ever further apart, never none; and each is the full fold at its date."""
+    from projections import replay
+
+    monkeypatch.setattr(replay, "STATE_EVERY", 4)
+    monkeypatch.setattr(replay, "STATE_PER_LOT", 2)
+    start = dt.date(2024, 1, 1)
+    with S.temp_store() as store:
+        store.append([NewEvent("account:A", ev.AccountOpened(account="A", owner="o", tax_status="taxable",
+                                                             currency="USD", lot_method="fifo"), start, {}),
+                      NewEvent("account:A", ev.CashDeposited(account="A", amount=Decimal("1000.00")),
+                               start + dt.timedelta(days=1), {})])
+        store.append([NewEvent("account:A", ev.TradeExecuted(account="A", symbol="XYZ", side="buy", quantity=Decimal(1),
+                                                             price=Decimal("10.01")), start + dt.timedelta(days=i), {})
+                      for i in range(2, 40)])  # one event a day; from the third, each a new lot
+        assert build_snapshots(store, keep_gains=False) == 4
+        days = [d for (d,) in store.conn.execute(
+            "SELECT as_of FROM snapshots WHERE scope = '*|holdings' ORDER BY as_of")]
+        folded = [(dt.date.fromisoformat(d) - start).days + 1 for d in days]
+        # 4 events (STATE_EVERY): 1 account and 2 lots, so the next is due 2 x 3 = 6 events on, at 10 (1 + 8: 18 on),
+        # at 28 (1 + 26: 54 on, past the end); and one at the end, 40
+        assert folded == [4, 10, 28, 40]
+        head = store.head()[0]
+        for day in (start + dt.timedelta(days=i) for i in (3, 9, 12, 27, 30, 39)):
+            point = Point(as_of=day, known_seq=head)
+            snap, _ = _from_snapshot(store, point, None, False)
+            assert snap is not None
+            with_snapshots = load_books(store, point, keep_gains=False)
+            full = load_books(store, point, keep_gains=False, use_snapshots=False)
+            lots = lambda books: [(l.lot_id, l.quantity, l.basis) for l in books.accounts["A"].open_lots()]  # noqa: E731
+            assert lots(with_snapshots) == lots(full) and len(lots(full)) == (day - start).days - 1
+            assert with_snapshots.accounts["A"].cash == full.accounts["A"].cash == Decimal("1000.00") - Decimal(
+                "10.01") * ((day - start).days - 1)
+
+
 def test_snapshots_with_gains_grow_apart_as_the_history_grows_and_holdings_snapshots_keep_no_history(monkeypatch):
     """A snapshot with gains holds every gain record so far: past the first few they are taken each time the
     scope has grown by a quarter, so together they hold a few copies of the history (not one per SNAPSHOT_EVERY
