@@ -130,9 +130,24 @@ class Account:
     #: the splits this account held shares through, by symbol (the security's current one): (date, seq, new, old).
     #: Shares sold after a split count in the shares of a qualified dividend's ex-date (`tax_views.not_qualified`)
     splits: dict[str, list[tuple[dt.date, int, Decimal, Decimal]]] = attrs.Factory(dict)
+    #: by purchase (`tax.purchase_of` a lot id), the shares a tax-free stock merger converted: by the symbol they
+    #: became (and any it was renamed to since: sales before a rename keep the old one), every split and merger
+    #: (date, seq, new, old) they went through up to that merger
+    conversions: dict[str, dict[str, list[tuple[dt.date, int, Decimal, Decimal]]]] = attrs.Factory(dict)
 
     def held(self, symbol: str) -> Decimal:
         return sum((lot.quantity for lot in self.lots.get(symbol, ())), ZERO)
+
+    def share_history(self, purchase: str, symbol: str) -> list[tuple[dt.date, int, Decimal, Decimal]]:
+        """The splits and tax-free stock mergers (date, seq, new, old: `new` shares for `old`) that a purchase's
+        shares, held under `symbol`, went through, oldest first: those up to the last merger that converted them
+        into `symbol`, then `symbol`'s splits after it; or, for shares no merger converted, `symbol`'s splits."""
+        splits = self.splits.get(symbol, [])
+        converted = self.conversions.get(purchase, {}).get(symbol)
+        if converted is None:
+            return splits
+        last = converted[-1][:2]
+        return converted + [s for s in splits if s[:2] > last]
 
     def open_lots(self) -> list[Lot]:
         return [lot for lots in self.lots.values() for lot in lots]

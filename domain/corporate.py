@@ -245,6 +245,11 @@ def _merger(books: Books, rec: ev.Recorded) -> None:
                     acct.basis_out += relieved
                     record_gain(books, acct, lot, ZERO, cash, relieved, rec, "merger-cash")
                     basis = basis - relieved
+                # the shares are the lot's under another symbol: a qualified dividend's shares sold after this
+                # count in the target's shares of its ex-date (`tax_views.not_qualified`)
+                purchase = tax.purchase_of(lot.lot_id)
+                acct.conversions.setdefault(purchase, {})[e.acquirer] = (
+                    acct.share_history(purchase, e.symbol) + [(rec.effective, rec.seq, e.shares, e.per)])
                 new = Lot(lot_id=lot.lot_id, symbol=e.acquirer, quantity=shares, basis=basis, acquired=lot.acquired,
                           order=lot.order, hp_start=lot.hp_start, origin=lot.origin + ((rec.seq, f"merger of {e.symbol} into {e.acquirer}, "
                                                                           f"{normalize(e.shares)}:{normalize(e.per)} + {e.cash} cash a share"),))
@@ -310,6 +315,9 @@ def _symbol_change(books: Books, rec: ev.Recorded) -> None:
         if old in acct.splits:  # copied, not moved: sales before the rename keep the old symbol (found by review);
             # a later security under the old one is split only after the rename, after any sale of this one then
             acct.splits[new] = sorted(acct.splits.get(new, []) + acct.splits[old])
+        for converted in acct.conversions.values():  # a merger's shares, renamed: followed (copied, as the splits)
+            if old in converted:
+                converted[new] = converted[old]
     if any(p.symbol == old for p in books.due):
         books.due = [attrs.evolve(p, symbol=new) if p.symbol == old else p for p in books.due]
         heapq.heapify(books.due)

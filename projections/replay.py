@@ -33,7 +33,7 @@ from domain.events import PolicySet
 from ledger.codec import converter
 from ledger.store import EventStore, decode_rows
 
-SNAPSHOT_FORMAT = 13  # 13: an account's splits (a qualified dividend's shares sold after one); 12: a qualified dividend keeps its entitled lots' holding periods; 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
+SNAPSHOT_FORMAT = 14  # 14: an account's shares converted by tax-free stock mergers; 13: an account's splits (a qualified dividend's shares sold after one); 12: a qualified dividend keeps its entitled lots' holding periods; 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
 #: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
 PARALLEL_FROM = 5_000
 #: the forked process's share of the owners' estimated fold cost (`fold_weight`; measured at 10^6 events, with each
@@ -612,6 +612,8 @@ def freeze(books: Books, gains: bool = True) -> bytes:
             "reinvest": sorted(a.reinvest),
             "splits": {s: [[d.isoformat(), seq, str(new), str(old)] for d, seq, new, old in rows]
                        for s, rows in a.splits.items()},
+            "conversions": {p: {sym: [[d.isoformat(), seq, str(new), str(old)] for d, seq, new, old in rows]
+                                for sym, rows in by_symbol.items()} for p, by_symbol in a.conversions.items()},
             "model": a.model,
             "policy": None if a.policy is None else [a.policy_seq, converter.unstructure(a.policy)],
         }
@@ -670,6 +672,8 @@ def thaw(blob: bytes, keep_gains: bool = True) -> Books:
                        for i in a["income"]] if keep_gains else []
         acct.reinvest = set(a["reinvest"])
         acct.splits = {s: [(day(x[0]), x[1], d(x[2]), d(x[3])) for x in rows] for s, rows in a["splits"].items()}
+        acct.conversions = {p: {sym: [(day(x[0]), x[1], d(x[2]), d(x[3])) for x in rows] for sym, rows in by_symbol.items()}
+                            for p, by_symbol in a["conversions"].items()}
         acct.model = a["model"]
         if a["policy"] is not None:
             acct.policy_seq, acct.policy = a["policy"][0], converter.structure(a["policy"][1], PolicySet)

@@ -94,11 +94,11 @@ def not_qualified(acct: Account, payments: Sequence[Income]) -> dict[int, Decima
 
 
 def _at_ex(acct: Account, g: RealizedGain, i: Income) -> Decimal:
-    """A sale's shares in the shares of a dividend's ex-date: undone, every split the account held the shares through
-    after the dividend (on its ex-date, those recorded after it) up to the sale (a split on the sale's day comes
-    first: security events are folded before an account's)."""
+    """A sale's shares in the shares of a dividend's ex-date: undone, every split and tax-free stock merger the
+    account held the shares through after the dividend (on its ex-date, those recorded after it) up to the sale (one
+    on the sale's day comes first: security events are folded before an account's)."""
     new = old = Decimal(1)
-    for day, seq, n, o in acct.splits.get(g.symbol, ()):
+    for day, seq, n, o in acct.share_history(tax.purchase_of(g.lot_id), g.symbol):
         if (day, seq) > (i.ex_date, i.seq) and day <= g.sold:
             new, old = new * n, old * o
     return g.quantity if new == old else g.quantity * old / new

@@ -967,3 +967,36 @@ def test_shares_sold_after_a_split_count_in_the_shares_of_the_ex_date(folio, ren
     # and a snapshot keeps the splits: the same answer from one
     out(folio("snapshot"))
     assert js(folio("income T --json"))["payments"][0]["not_qualified"] == "50.00"
+
+
+def test_shares_sold_after_a_tax_free_stock_merger_count_in_the_targets_shares_of_the_ex_date(folio):
+    """Found by reading (left by session 10): a tax-free stock merger within the 61 days was not followed, so acquirer
+    shares sold counted as they were. XQ ex 2024-03-01, 1.00 a share on 150: lot 4 (50, bought 2024-02-20) must be
+    held until 2024-04-21. XQ merges into AQ 0.5:1 on 2024-03-05 (lot 4: 25 AQ); 10 AQ of it sold on 2024-03-15 are
+    20 XQ at the ex-date (20.00 ordinary, not 10.00); AQ splits 2:1 on 2024-03-20 (lot 4: 30); 20 AQ sold on
+    2024-04-01 are 10 before the split, 20 XQ: 40.00 in all. Lot 5, bought as AQ (40 on 2024-02-25, held until
+    2024-04-26), took AQ's own dividend ex 2024-03-04 (0.50 on 40: 20.00): 20 of it sold after the split are 10 at
+    that ex-date, 5.00 ordinary; the merger is no part of its shares' history. (Every sale is at a gain: no wash sale splits a lot.)"""
+    for step in ["init", "account open T --date 2023-12-01", "record deposit T 20000 --date 2023-12-01",
+                 "record buy T XQ 100 --price 100 --date 2023-12-01", "record buy T XQ 50 --price 100 --date 2024-02-20",
+                 "record buy T AQ 40 --price 50 --date 2024-02-25",
+                 "record dividend XQ 1.00 --kind qualified --ex-date 2024-03-01 --pay-date 2024-03-10",
+                 "record dividend AQ 0.50 --kind qualified --ex-date 2024-03-04 --pay-date 2024-03-12",
+                 "record merger XQ --acquirer AQ --shares 0.5 --acquirer-fmv 50 --date 2024-03-05",
+                 "record sell T AQ 10 --price 210 --date 2024-03-15 --lot 4:10"]:
+        out(folio(step))
+
+    def not_qualified() -> dict[str, str]:
+        return {p["symbol"]: p["not_qualified"] for p in js(folio("income T --json"))["payments"]}
+    assert not_qualified() == {"XQ": "20.00", "AQ": "0.00"}
+    for step in ["record split AQ 2:1 --date 2024-03-20", "record sell T AQ 20 --price 110 --date 2024-03-25 --lot 5:20",
+                 "record sell T AQ 20 --price 110 --date 2024-04-01 --lot 4:20"]:
+        out(folio(step))
+    assert [(l["lot_id"], l["quantity"]) for l in js(folio("lots T --json"))] == [("3", "100"), ("4", "10"), ("5", "60")]
+    assert not_qualified() == {"XQ": "40.00", "AQ": "5.00"}
+    out(folio("snapshot"))  # a snapshot keeps what the merger converted: the same answer from one
+    assert not_qualified() == {"XQ": "40.00", "AQ": "5.00"}
+    # renamed after all this, the merger's shares are still followed
+    out(folio("record symbol-change AQ AR --date 2024-04-05"))
+    out(folio("record sell T AR 10 --price 110 --date 2024-04-08 --lot 4:10"))  # 5 before the split, 10 XQ: 50.00
+    assert not_qualified() == {"XQ": "50.00", "AQ": "5.00"}
