@@ -127,21 +127,21 @@ class Account:
     #: running totals for conservation checks: basis that came in, basis that went out
     basis_in: Decimal = ZERO
     basis_out: Decimal = ZERO
-    #: the splits this account held shares through, by symbol (the security's current one): (date, seq, new, old).
+    #: the splits this account held shares through, by the symbol of the day: (date, seq, new, old).
     #: Shares sold after a split count in the shares of a qualified dividend's ex-date (`tax_views.not_qualified`)
     splits: dict[str, list[tuple[dt.date, int, Decimal, Decimal]]] = attrs.Factory(dict)
-    #: by purchase (`tax.purchase_of` a lot id), the shares a tax-free stock merger converted: by the symbol they
-    #: became (and any it was renamed to since: sales before a rename keep the old one), every split and merger
-    #: (date, seq, new, old) they went through up to that merger
+    #: by purchase (`tax.purchase_of` a lot id), the shares a tax-free stock merger or a symbol change converted: by
+    #: the symbol they became (sales before keep the old one), every split and merger (date, seq, new, old; a
+    #: symbol change 1:1) they went through up to that change
     conversions: dict[str, dict[str, list[tuple[dt.date, int, Decimal, Decimal]]]] = attrs.Factory(dict)
 
     def held(self, symbol: str) -> Decimal:
         return sum((lot.quantity for lot in self.lots.get(symbol, ())), ZERO)
 
     def share_history(self, purchase: str, symbol: str) -> list[tuple[dt.date, int, Decimal, Decimal]]:
-        """The splits and tax-free stock mergers (date, seq, new, old: `new` shares for `old`) that a purchase's
-        shares, held under `symbol`, went through, oldest first: those up to the last merger that converted them
-        into `symbol`, then `symbol`'s splits after it; or, for shares no merger converted, `symbol`'s splits."""
+        """The splits, tax-free stock mergers and symbol changes (date, seq, new, old: `new` shares for `old`) that a
+        purchase's shares, held under `symbol`, went through, oldest first: those up to the last change that made
+        them `symbol`'s, then `symbol`'s splits after it; or, for shares bought as `symbol`, its splits."""
         splits = self.splits.get(symbol, [])
         converted = self.conversions.get(purchase, {}).get(symbol)
         if converted is None:

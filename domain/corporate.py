@@ -199,10 +199,13 @@ def _dividend(books: Books, rec: ev.Recorded) -> None:
         at_ex = ()
         if e.kind == "qualified" and acct.tax_status == "taxable":
             # qualified only for shares held more than 60 days of the 121 around the ex-date: a lot held since 61 days
-            # before it has; a later one must not be sold before its start + 61 days (whether it is, later sales say)
+            # before it has; a later one must not be sold before its start + 61 days (whether it is, later sales say).
+            # Held since it was acquired: a wash sale's earlier start does not count here (IRC 246(c)(3)(B), which
+            # 1(h)(11)(B)(iii) applies; found by review), a tax-free merger's or spinoff's does (the lot keeps the
+            # acquisition date of the shares it came from)
             soon = rec.effective - QUALIFYING
-            if any(l.hp_start > soon for l in lots):
-                at_ex = tuple(HeldAtEx(l.lot_id, l.quantity, part, l.hp_start + QUALIFYING if l.hp_start > soon else None)
+            if any(l.acquired > soon for l in lots):
+                at_ex = tuple(HeldAtEx(l.lot_id, l.quantity, part, l.acquired + QUALIFYING if l.acquired > soon else None)
                              for l, part in zip(lots, allocate(gross, [l.quantity for l in lots])))
         heapq.heappush(books.due, Payment(pay_date=e.pay_date, seq=rec.seq, account=acct.account, symbol=e.symbol,
                                           kind=e.kind, ex_date=rec.effective, gross=gross, withheld=withheld,
@@ -312,12 +315,6 @@ def _symbol_change(books: Books, rec: ev.Recorded) -> None:
         if old in acct.reinvest:
             acct.reinvest.discard(old)
             acct.reinvest.add(new)
-        if old in acct.splits:  # copied, not moved: sales before the rename keep the old symbol (found by review);
-            # a later security under the old one is split only after the rename, after any sale of this one then
-            acct.splits[new] = sorted(acct.splits.get(new, []) + acct.splits[old])
-        for converted in acct.conversions.values():  # a merger's shares, renamed: followed (copied, as the splits)
-            if old in converted:
-                converted[new] = converted[old]
     if any(p.symbol == old for p in books.due):
         books.due = [attrs.evolve(p, symbol=new) if p.symbol == old else p for p in books.due]
         heapq.heapify(books.due)
@@ -328,6 +325,12 @@ def _symbol_change(books: Books, rec: ev.Recorded) -> None:
             subs.discard(old)
             subs.add(new)
     for acct, lots in list(_holders(books, e.symbol)):
+        # the held shares' splits follow them, by purchase, as a merger's do (a 1:1 one): the new symbol's own list
+        # is not theirs (found by review: copied into it, a reused ticker's earlier splits were undone for them), and
+        # the old symbol keeps its list for the sales made under it
+        for purchase in {tax.purchase_of(lot.lot_id) for lot in lots}:
+            acct.conversions.setdefault(purchase, {})[new] = (
+                acct.share_history(purchase, old) + [(rec.effective, rec.seq, Decimal(1), Decimal(1))])
         for lot in lots:
             lot.symbol = e.new_symbol
             lot.origin += ((rec.seq, f"renamed {e.symbol} -> {e.new_symbol}"),)

@@ -105,8 +105,10 @@ def _at_ex(acct: Account, g: RealizedGain, i: Income) -> Decimal:
 
 
 def _part_of(lot_id: str, ids: list[str]) -> str | None:
-    """The entry of `ids` (longest first) that `lot_id` is, or is a later part of (`<id>w...`)."""
-    return next((e for e in ids if lot_id == e or lot_id.startswith(e + "w")), None)
+    """The entry of `ids` (longest first) that `lot_id` is, or is a later wash-sale part of (`<id>w<seq>`, `-<n>`):
+    not a lot made from one (`<id>w<seq>.<seq>`: a spinoff's child, a taxable merger's new shares; found by review:
+    a spinoff child of a part was counted as the dividend lot's shares sold)."""
+    return next((e for e in ids if lot_id == e or lot_id.startswith(e + "w") and "." not in lot_id[len(e):]), None)
 
 
 # -- Form 8949 ---------------------------------------------------------------------------

@@ -1000,3 +1000,54 @@ def test_shares_sold_after_a_tax_free_stock_merger_count_in_the_targets_shares_o
     out(folio("record symbol-change AQ AR --date 2024-04-05"))
     out(folio("record sell T AR 10 --price 110 --date 2024-04-08 --lot 4:10"))  # 5 before the split, 10 XQ: 50.00
     assert not_qualified() == {"XQ": "50.00", "AQ": "5.00"}
+
+
+QUALIFIED_BASE = ["init", "account open T --date 2023-12-01", "record deposit T 50000 --date 2023-12-01",
+                  "record buy T XQ 100 --price 100 --date 2023-12-01",  # lot 3: held long enough by the ex-date
+                  "record buy T XQ 50 --price 100 --date 2024-02-20",  # lot 4: must be held until 2024-04-21
+                  "record dividend XQ 1.00 --kind qualified --ex-date 2024-03-01 --pay-date 2024-03-10"]
+
+
+def test_a_spinoff_child_of_a_wash_sale_part_is_not_the_dividend_lots_shares(folio):
+    """Found by review: 20 of lot 3 sold at a loss on 2024-03-03 (seq 6) are replaced by 20 of lot 4 (part 4w6); XQ
+    spins off CQ on 2024-03-05 (seq 7): the part's child is 4w6.7, a lot of CQ. Selling it sells no XQ share: none
+    of the dividend is ordinary (it was read as 20 of lot 4's shares: 20.00)."""
+    for step in QUALIFIED_BASE + ["record sell T XQ 20 --price 80 --date 2024-03-03 --lot 3:20",
+                                  "record spinoff XQ CQ --shares 1:1 --allocation 0.1 --fraction keep --date 2024-03-05",
+                                  "record sell T CQ 20 --price 500 --date 2024-03-15 --lot 4w6.7:20"]:
+        out(folio(step))
+    assert [p["not_qualified"] for p in js(folio("income T --json"))["payments"]] == ["0.00"]
+    out(folio("record sell T XQ 20 --price 500 --date 2024-03-15 --lot 4w6:20"))  # the part itself: 20.00
+    assert [p["not_qualified"] for p in js(folio("income T --json"))["payments"]] == ["20.00"]
+
+
+def test_a_reused_ticker_s_splits_are_not_the_renamed_shares(folio):
+    """Found by review: YQ splits 2:1 on 2024-03-03 and becomes ZQ; then XQ becomes YQ (2024-03-06). 20 of lot 4 sold
+    as YQ are 20 XQ shares at the ex-date (20.00; the old YQ's split was undone for them: 10.00). The payment, due
+    after the rename, is told under YQ."""
+    for step in QUALIFIED_BASE + ["record buy T YQ 10 --price 10 --date 2024-01-05",
+                                  "record split YQ 2:1 --date 2024-03-03",
+                                  "record symbol-change YQ ZQ --date 2024-03-04",
+                                  "record symbol-change XQ YQ --date 2024-03-06",
+                                  "record sell T YQ 20 --price 500 --date 2024-03-15 --lot 4:20"]:
+        out(folio(step))
+    assert {p["symbol"]: p["not_qualified"] for p in js(folio("income T --json"))["payments"]} == {"YQ": "20.00"}
+    out(folio("snapshot"))
+    assert {p["symbol"]: p["not_qualified"] for p in js(folio("income T --json"))["payments"]} == {"YQ": "20.00"}
+
+
+def test_a_wash_sale_s_holding_period_does_not_count_for_a_qualified_dividend(folio):
+    """Found by review: IRC 246(c)(3)(B), which 1(h)(11)(B)(iii) applies, leaves the wash-sale holding period out
+    of the 61 days. Lot 3 (100, 2023-11-01): 50 sold at a loss on 2024-02-15; lot 5 (50, 2024-02-20) replaces them
+    and is held, for its term, from 2023-11-06 (106 days earlier); for XQ's dividend ex 2024-03-01 it is held from
+    2024-02-20, so until 2024-04-21: sold on 2024-03-15, its 50.00 is ordinary (it was all qualified)."""
+    for step in ["init", "account open T --date 2023-10-01", "record deposit T 50000 --date 2023-10-01",
+                 "record buy T XQ 100 --price 100 --date 2023-11-01",
+                 "record sell T XQ 50 --price 80 --date 2024-02-15 --lot 3:50",
+                 "record buy T XQ 50 --price 80 --date 2024-02-20",
+                 "record dividend XQ 1.00 --kind qualified --ex-date 2024-03-01 --pay-date 2024-03-10",
+                 "record sell T XQ 50 --price 120 --date 2024-03-15 --lot 5:50"]:
+        out(folio(step))
+    [gain] = [g for g in js(folio("gains T --json")) if g["lot_id"] == "5"]
+    assert (gain["acquired"], gain["term"]) == ("2024-02-20", "short")
+    assert [p["not_qualified"] for p in js(folio("income T --json"))["payments"]] == ["50.00"]
