@@ -149,8 +149,10 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
 
         books, refusals = check(new_recs, save_base=True)
         if refusals:  # checked again with the events as given, for messages in their numbers ("5.00", not "5")
-            new_recs = _new_records(head, pending, lambda event: event)
-            _, refusals = check(new_recs, save_base=False)
+            given = _new_records(head, pending, lambda event: event)
+            _, told = check(given, save_base=False)
+            if told:  # (equal numbers decide alike: the same refusals; else the first check's stand)
+                refusals, new_recs = told, given
         if refusals or problems:
             raise Refused(_by_line(problems + _explain(refusals, labels, new_recs)))
         if progress is not None:
