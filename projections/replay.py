@@ -33,7 +33,7 @@ from domain.events import PolicySet
 from ledger.codec import converter
 from ledger.store import EventStore, decode_rows
 
-SNAPSHOT_FORMAT = 15  # 15: and by renames (no more copied splits); 14: an account's shares converted by tax-free stock mergers; 13: an account's splits (a qualified dividend's shares sold after one); 12: a qualified dividend keeps its entitled lots' holding periods; 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
+SNAPSHOT_FORMAT = 16  # 16: gain records a text a field (`gain_columns`); 15: and by renames (no more copied splits); 14: an account's shares converted by tax-free stock mergers; 13: an account's splits (a qualified dividend's shares sold after one); 12: a qualified dividend keeps its entitled lots' holding periods; 11: a symbol change moves loss sales, reinvestment and payments due, and leaves no alias; merger cash per position; 10: min-tax ranks washed losses as no saving; 9: loss sales scale with a split
 #: a fold of the whole ledger from its start, of this many events or more, is split by owner over two processes
 PARALLEL_FROM = 5_000
 #: the forked process's share of the owners' estimated fold cost (`fold_weight`; measured at 10^6 events, with each
@@ -444,28 +444,15 @@ def _unpack_held(rows: list[list]) -> tuple[HeldAtEx, ...]:
     return tuple(HeldAtEx(r[0], Decimal(r[1]), Decimal(r[2]), r[3] and dt.date.fromisoformat(r[3])) for r in rows)
 
 
-def _pack_gains(gains: list[RealizedGain]) -> list[list]:
-    """Gain records as lists of strings and numbers: what a snapshot stores, and what pickles at C speed (attrs
-    objects and Decimals do not)."""
-    return [[g.lot_id, g.symbol, str(g.quantity), g.acquired.isoformat(), g.sold.isoformat(), str(g.proceeds),
-             str(g.cost_basis), g.term, g.reason, g.seq, str(g.adjustment), g.code,
-             g.held_from and g.held_from.isoformat()] for g in gains]
-
-
-def _unpack_gains(rows: list[list]) -> list[RealizedGain]:
-    d, day = Decimal, dt.date.fromisoformat
-    return [RealizedGain(r[0], r[1], d(r[2]), day(r[3]), day(r[4]), d(r[5]), d(r[6]), r[7], r[8], r[9], d(r[10]), r[11],
-                         r[12] and day(r[12])) for r in rows]
-
-
-#: what separates the values of a field in `gain_columns` (no symbol, lot id, term, reason or code holds it)
-_SEP = "\x1f"
+#: what separates the values of a field in `gain_columns`: no symbol, lot id, term, reason or code holds it (a
+#: symbol is letters, digits and . - /), and JSON spells it as itself (a control character takes six bytes)
+_SEP = "|"
 
 
 def gain_columns(gains: list[RealizedGain]) -> list[str]:
-    """Gain records as one text a field, the field's values joined by _SEP: how the forked half of a split fold
-    sends its gain history (at 10^6 events, the busiest account's 1,036,408 records: frozen as JSON and thawed
-    4.1 + ~3 s, pickled as objects 10.9 + 2.4 s, a text a field ~0.7 + ~1.5 s)."""
+    """Gain records as one text a field, the field's values joined by _SEP: how a snapshot holds the gain history,
+    and how the forked half of a split fold sends it (at 10^6 events, the busiest account's 1,036,408 records:
+    2.2 s, and 3.0-4.1 s back; as JSON rows 3.1 and 5.1 s, pickled as objects 10.9 and 2.4 s)."""
     if not gains:
         return []
     fields = list(zip(*gains))
@@ -479,8 +466,10 @@ def gains_of_columns(texts: list[str]) -> list[RealizedGain]:
     """`gain_columns` read back: the same records."""
     if not texts:
         return []
-    (lot_id, symbol, quantity, acquired, sold, proceeds, basis, term, reason, seq, adjustment, code,
-     held_from) = (t.split(_SEP) for t in texts)
+    fields = [t.split(_SEP) for t in texts]
+    if len(fields) != 13 or len({len(f) for f in fields}) != 1:
+        raise ValueError("gain records: 13 fields of as many values each expected")
+    lot_id, symbol, quantity, acquired, sold, proceeds, basis, term, reason, seq, adjustment, code, held_from = fields
     dates: dict[str, dt.date | None] = {"None": None}
     for text in {*acquired, *sold, *held_from} - dates.keys():
         dates[text] = dt.date.fromisoformat(text)
@@ -649,7 +638,7 @@ def freeze(books: Books, gains: bool = True) -> bytes:
             "sums": [str(a.cash), str(a.basis_in), str(a.basis_out)],
             "lots": [[l.lot_id, l.symbol, str(l.quantity), str(l.basis), l.acquired.isoformat(), l.order,
                       [[seq, what] for seq, what in l.origin_lines()], l.hp_start.isoformat(), str(l.repl)] for l in a.open_lots()],
-            "gains": _pack_gains(a.gains) if gains else [],
+            "gains": gain_columns(a.gains) if gains else [],
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
                         i.reinvested, i.seq, _pack_held(i.held)] for i in a.income] if gains else [],
             "reinvest": sorted(a.reinvest),
@@ -709,7 +698,7 @@ def thaw(blob: bytes, keep_gains: bool = True) -> Books:
             acct.lots.setdefault(sym, []).append(
                 Lot(lot_id, sym, d(qty), d(basis), day(acquired), order, tuple(tuple(o) for o in origin), day(hp_start),
                     d(repl)))
-        acct.gains = _unpack_gains(a["gains"]) if keep_gains else []
+        acct.gains = gains_of_columns(a["gains"]) if keep_gains else []
         acct.income = [Income(symbol=i[0], kind=i[1], ex_date=day(i[2]), pay_date=day(i[3]), gross=d(i[4]),
                               withheld=d(i[5]), reinvested=i[6], seq=i[7], held=_unpack_held(i[8]))
                        for i in a["income"]] if keep_gains else []

@@ -485,8 +485,8 @@ def test_the_fold_split_over_two_processes_equals_the_one_process_fold(data, ste
 
 
 def test_gain_records_sent_a_field_at_a_time_come_back_the_same_to_the_text():
-    """The forked half of a split fold sends its gain history a field at a time: every record comes back equal, each
-    number spelled as it was (1E+2 stays 1E+2, 0.10 stays 0.10), dates and a missing held-from date as they were."""
+    """A snapshot holds, and the forked half of a split fold sends, the gain history a field at a time: every record
+    comes back equal, each number spelled as it was (1E+2 stays 1E+2, 0.10 stays 0.10), dates and a missing held-from date as they were."""
     from domain.books import RealizedGain
     from projections.replay import gain_columns, gains_of_columns
 
@@ -498,6 +498,10 @@ def test_gain_records_sent_a_field_at_a_time_come_back_the_same_to_the_text():
     back = gains_of_columns(gain_columns(gains))
     assert back == gains and [[str(x) for x in g] for g in back] == [[str(x) for x in g] for g in gains]
     assert all(type(g) is RealizedGain for g in back) and gains_of_columns(gain_columns([])) == []
+    texts = gain_columns(gains)
+    texts[0] += "|3w9"  # a value too many in one field (as a separator inside a value would make): refused, not cut
+    with pytest.raises(ValueError, match="13 fields of as many values each"):
+        gains_of_columns(texts)
 
 
 @HISTORY
