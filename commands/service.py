@@ -16,8 +16,8 @@ from typing import Mapping, Sequence
 import attrs
 
 from domain.books import Books, check_timeline
-from domain.errors import (AccountExists, DomainError, InsufficientCash, InsufficientShares, InvalidVoid, UnknownAccount,
-                           UnknownLot)
+from domain.errors import (AccountExists, DomainError, InsufficientCash, InsufficientShares, InvalidValue, InvalidVoid,
+                           UnknownAccount, UnknownLot)
 from domain.events import (HOLDINGS_AND_CASH, AccountOpened, CashWithdrawn, DividendDeclared, Event, EventVoided,
                            FeeCharged, MergerCompleted, Recorded, SpinoffCompleted, SplitApplied, SymbolChanged, TradeExecuted)
 from ledger.store import AppendResult, EventStore, NewEvent, idem_conflict_message, voided_reference_message
@@ -169,8 +169,21 @@ def record(store: EventStore, pending: Sequence[Pending], *, expected: Mapping[s
 
 
 def as_stored(event: Event) -> Event:
-    """The event as the log gives it back: through its canonical JSON (numbers normalized: 10.00 reads 10)."""
-    return codec.decode(*codec.encode(event))
+    """The event as the log gives it back: through its canonical JSON (numbers normalized: 10.00 reads 10). Text
+    that cannot be stored (bytes no UTF-8 character is, as a command line can carry them) is refused by name."""
+    type_, schema, payload = codec.encode(event)
+    try:
+        payload.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidValue(f"{type_}: its text holds {_bytes_named(payload[e.start:e.end])}, which no UTF-8 "
+                           f"character is; give the text in UTF-8") from None
+    return codec.decode(type_, schema, payload)
+
+
+def _bytes_named(text: str) -> str:
+    """Undecodable bytes as Python carries them (U+DC80..U+DCFF for 0x80..0xFF), named: "byte 0xff"."""
+    codes = [ord(ch) - 0xDC00 if 0xDC80 <= ord(ch) <= 0xDCFF else ord(ch) for ch in text]
+    return ("byte " if len(codes) == 1 else "bytes ") + " ".join(f"0x{c:02x}" for c in codes)
 
 
 def _new_records(head: int, pending: Sequence[Pending], event_of) -> list[Recorded]:

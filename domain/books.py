@@ -77,8 +77,8 @@ class Income:
 
 class HeldAtEx(NamedTuple):
     """A lot entitled to a qualified dividend: its part of the gross, and the day before which a sale of it leaves
-    that part an ordinary dividend (more than 60 days held of the 121 around the ex-date: its holding period's start
-    + 61 days), None when it had held long enough by the ex-date."""
+    that part an ordinary dividend (more than 60 days held of the 121 around the ex-date: its acquisition + 61 days,
+    a wash sale's earlier start not counted), None when it had held long enough by the ex-date."""
 
     lot_id: str
     quantity: Decimal

@@ -1008,6 +1008,15 @@ def test_an_export_is_told_from_a_csv_by_what_it_holds_and_its_errors_name_the_f
         message = refused(books(f"import {bad}"), "bad.jsonl line 1: not an exported event", "bad.jsonl line 2: not valid JSON")
 
 
+def test_text_that_is_not_utf8_is_refused_naming_the_byte(books, db_path):
+    """Found by review: a command line can carry bytes that no UTF-8 character is (Python holds them as U+DC80 to
+    U+DCFF); the write path, reading its events back as stored, called such text a payload that "is not valid JSON".
+    Refused, naming the byte, and nothing is written."""
+    with unchanged(books, db_path):
+        assert refused(books("void 6 --reason bad\udcff")) == (
+            "Error: EventVoided: its text holds byte 0xff, which no UTF-8 character is; give the text in UTF-8\n")
+
+
 def test_a_void_needs_a_reason_that_says_something(books, db_path):
     with unchanged(books, db_path):
         for reason in ('""', '"   "'):
