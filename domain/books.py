@@ -149,6 +149,11 @@ class Account:
         last = converted[-1][:2]
         return converted + [s for s in splits if s[:2] > last]
 
+    def convert(self, purchase: str, old: str, new: str, day: dt.date, seq: int, n: Decimal, o: Decimal) -> None:
+        """A purchase's shares held under `old` became `new` (n for o) on `day`, by event `seq`: their history goes
+        with them (`share_history`)."""
+        self.conversions.setdefault(purchase, {})[new] = self.share_history(purchase, old) + [(day, seq, n, o)]
+
     def open_lots(self) -> list[Lot]:
         return [lot for lots in self.lots.values() for lot in lots]
 

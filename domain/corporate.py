@@ -250,9 +250,7 @@ def _merger(books: Books, rec: ev.Recorded) -> None:
                     basis = basis - relieved
                 # the shares are the lot's under another symbol: a qualified dividend's shares sold after this
                 # count in the target's shares of its ex-date (`tax_views.not_qualified`)
-                purchase = tax.purchase_of(lot.lot_id)
-                acct.conversions.setdefault(purchase, {})[e.acquirer] = (
-                    acct.share_history(purchase, e.symbol) + [(rec.effective, rec.seq, e.shares, e.per)])
+                acct.convert(tax.purchase_of(lot.lot_id), e.symbol, e.acquirer, rec.effective, rec.seq, e.shares, e.per)
                 new = Lot(lot_id=lot.lot_id, symbol=e.acquirer, quantity=shares, basis=basis, acquired=lot.acquired,
                           order=lot.order, hp_start=lot.hp_start, origin=lot.origin + ((rec.seq, f"merger of {e.symbol} into {e.acquirer}, "
                                                                           f"{normalize(e.shares)}:{normalize(e.per)} + {e.cash} cash a share"),))
@@ -329,8 +327,7 @@ def _symbol_change(books: Books, rec: ev.Recorded) -> None:
         # is not theirs (found by review: copied into it, a reused ticker's earlier splits were undone for them), and
         # the old symbol keeps its list for the sales made under it
         for purchase in {tax.purchase_of(lot.lot_id) for lot in lots}:
-            acct.conversions.setdefault(purchase, {})[new] = (
-                acct.share_history(purchase, old) + [(rec.effective, rec.seq, Decimal(1), Decimal(1))])
+            acct.convert(purchase, old, new, rec.effective, rec.seq, Decimal(1), Decimal(1))
         for lot in lots:
             lot.symbol = e.new_symbol
             lot.origin += ((rec.seq, f"renamed {e.symbol} -> {e.new_symbol}"),)

@@ -444,19 +444,30 @@ def _unpack_held(rows: list[list]) -> tuple[HeldAtEx, ...]:
     return tuple(HeldAtEx(r[0], Decimal(r[1]), Decimal(r[2]), r[3] and dt.date.fromisoformat(r[3])) for r in rows)
 
 
+def _pack_ratios(rows: list[tuple[dt.date, int, Decimal, Decimal]]) -> list[list]:
+    """An account's splits or conversions, (date, seq, new, old), as a snapshot holds them."""
+    return [[day.isoformat(), seq, str(new), str(old)] for day, seq, new, old in rows]
+
+
+def _unpack_ratios(rows: list[list]) -> list[tuple[dt.date, int, Decimal, Decimal]]:
+    return [(dt.date.fromisoformat(day), seq, Decimal(new), Decimal(old)) for day, seq, new, old in rows]
+
+
 #: what separates the values of a field in `gain_columns`: no symbol, lot id, term, reason or code holds it (a
 #: symbol is letters, digits and . - /), and JSON spells it as itself (a control character takes six bytes)
 _SEP = "|"
+_DATE_FIELDS = [RealizedGain._fields.index(name) for name in ("acquired", "sold", "held_from")]
 
 
 def gain_columns(gains: list[RealizedGain]) -> list[str]:
     """Gain records as one text a field, the field's values joined by _SEP: how a snapshot holds the gain history,
-    and how the forked half of a split fold sends it (at 10^6 events, the busiest account's 1,036,408 records:
-    2.2 s, and 3.0-4.1 s back; as JSON rows 3.1 and 5.1 s, pickled as objects 10.9 and 2.4 s)."""
+    and how the forked half of a split fold sends it (at 10^6 events, the busiest account's 1,036,408 records, three
+    paired runs: 98 MB, written in 2.2-3.0 s, read in 2.9-4.3 s; as JSON rows 125 MB, 2.3-3.5 s, 3.6-5.1 s; pickled
+    as objects 10.9 s and 2.4 s)."""
     if not gains:
         return []
     fields = list(zip(*gains))
-    for i in (3, 4, 12):  # the dates (and None), each of a few thousand spelled once
+    for i in _DATE_FIELDS:  # the dates (and None), each of a few thousand spelled once
         spelled = {day: str(day) for day in set(fields[i])}
         fields[i] = map(spelled.__getitem__, fields[i])
     return [_SEP.join(map(str, field)) for field in fields]
@@ -467,8 +478,8 @@ def gains_of_columns(texts: list[str]) -> list[RealizedGain]:
     if not texts:
         return []
     fields = [t.split(_SEP) for t in texts]
-    if len(fields) != 13 or len({len(f) for f in fields}) != 1:
-        raise ValueError("gain records: 13 fields of as many values each expected")
+    if len(fields) != len(RealizedGain._fields) or len({len(f) for f in fields}) != 1:
+        raise ValueError(f"gain records: {len(RealizedGain._fields)} fields of as many values each expected")
     lot_id, symbol, quantity, acquired, sold, proceeds, basis, term, reason, seq, adjustment, code, held_from = fields
     dates: dict[str, dt.date | None] = {"None": None}
     for text in {*acquired, *sold, *held_from} - dates.keys():
@@ -642,10 +653,9 @@ def freeze(books: Books, gains: bool = True) -> bytes:
             "income": [[i.symbol, i.kind, i.ex_date.isoformat(), i.pay_date.isoformat(), str(i.gross), str(i.withheld),
                         i.reinvested, i.seq, _pack_held(i.held)] for i in a.income] if gains else [],
             "reinvest": sorted(a.reinvest),
-            "splits": {s: [[d.isoformat(), seq, str(new), str(old)] for d, seq, new, old in rows]
-                       for s, rows in a.splits.items()},
-            "conversions": {p: {sym: [[d.isoformat(), seq, str(new), str(old)] for d, seq, new, old in rows]
-                                for sym, rows in by_symbol.items()} for p, by_symbol in a.conversions.items()},
+            "splits": {s: _pack_ratios(rows) for s, rows in a.splits.items()},
+            "conversions": {p: {s: _pack_ratios(rows) for s, rows in by_symbol.items()}
+                            for p, by_symbol in a.conversions.items()},
             "model": a.model,
             "policy": None if a.policy is None else [a.policy_seq, converter.unstructure(a.policy)],
         }
@@ -703,8 +713,8 @@ def thaw(blob: bytes, keep_gains: bool = True) -> Books:
                               withheld=d(i[5]), reinvested=i[6], seq=i[7], held=_unpack_held(i[8]))
                        for i in a["income"]] if keep_gains else []
         acct.reinvest = set(a["reinvest"])
-        acct.splits = {s: [(day(x[0]), x[1], d(x[2]), d(x[3])) for x in rows] for s, rows in a["splits"].items()}
-        acct.conversions = {p: {sym: [(day(x[0]), x[1], d(x[2]), d(x[3])) for x in rows] for sym, rows in by_symbol.items()}
+        acct.splits = {s: _unpack_ratios(rows) for s, rows in a["splits"].items()}
+        acct.conversions = {p: {s: _unpack_ratios(rows) for s, rows in by_symbol.items()}
                             for p, by_symbol in a["conversions"].items()}
         acct.model = a["model"]
         if a["policy"] is not None:
